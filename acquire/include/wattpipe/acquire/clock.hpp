@@ -1,0 +1,38 @@
+// Clock helpers: steady time for pacing and latency, UTC for timestamps.
+//
+// Threading: free functions, callable from any thread.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+
+namespace wattpipe::acquire {
+
+inline std::int64_t steady_now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline std::int64_t utc_now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Sleeps until an absolute CLOCK_MONOTONIC time (no drift from relative sleeps).
+inline void sleep_until_steady_ns(std::int64_t t_ns) noexcept {
+  timespec ts{static_cast<time_t>(t_ns / 1'000'000'000), static_cast<long>(t_ns % 1'000'000'000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+// Spin-wait hint for busy loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace wattpipe::acquire

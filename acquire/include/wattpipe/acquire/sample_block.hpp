@@ -1,0 +1,74 @@
+// A block of interleaved sample frames, the unit that moves through the rings.
+//
+// Threading: a plain value type; ownership passes through SpscRing.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace wattpipe::acquire {
+
+// Channel layouts of WPRB v1 (DESIGN.md): values are the on-wire codes.
+enum class Layout : std::uint16_t { ac1 = 1, ac3 = 2, ac3n = 3, dc = 4 };
+
+inline constexpr std::size_t kMaxChannels = 8;
+inline constexpr std::size_t kMaxPhases = 3;
+
+// Where each quantity sits in a frame for a layout.
+struct LayoutInfo {
+  std::uint32_t channels;
+  std::uint32_t phases;              // 1 for AC1 and DC
+  std::array<std::uint8_t, 3> u;     // voltage channel of phase k
+  std::array<std::uint8_t, 3> i;     // current channel of phase k
+  bool neutral;                      // UN and IN present (AC3N)
+  std::uint8_t un, in;               // neutral channels when present
+  bool dc;
+};
+
+constexpr LayoutInfo layout_info(Layout l) noexcept {
+  switch (l) {
+    case Layout::ac1: return {2, 1, {0, 0, 0}, {1, 0, 0}, false, 0, 0, false};
+    case Layout::ac3: return {6, 3, {0, 1, 2}, {3, 4, 5}, false, 0, 0, false};
+    case Layout::ac3n: return {8, 3, {0, 1, 2}, {4, 5, 6}, true, 3, 7, false};
+    case Layout::dc: return {2, 1, {0, 0, 0}, {1, 0, 0}, false, 0, 0, true};
+  }
+  return {0, 0, {0, 0, 0}, {0, 0, 0}, false, 0, 0, false};
+}
+
+constexpr bool layout_valid(std::uint16_t code) noexcept { return code >= 1 && code <= 4; }
+
+constexpr std::string_view layout_name(Layout l) noexcept {
+  switch (l) {
+    case Layout::ac1: return "AC1";
+    case Layout::ac3: return "AC3";
+    case Layout::ac3n: return "AC3N";
+    case Layout::dc: return "DC";
+  }
+  return "?";
+}
+
+// Frames per block. 1024 AC3N frames = 32 KiB: big enough to amortise the
+// ring's one release store, small enough to stay in L1/L2 while processed.
+inline constexpr std::size_t kBlockFrames = 1024;
+
+struct SampleBlock {
+  Layout layout = Layout::ac3n;
+  std::uint32_t channels = 8;
+  std::uint32_t frames = 0;           // valid frames in data
+  std::uint64_t sequence = 0;         // source block counter
+  std::uint64_t first_frame = 0;      // stream index of frame 0
+  std::int64_t t0_ns = 0;             // UTC ns of frame 0
+  double sample_rate_hz = 0;          // per channel
+  std::uint64_t lost_frames = 0;      // frames lost (gaps, ring drops) just before this block
+  std::int64_t acquired_ns = 0;       // steady-clock stamp when acquisition published it
+  bool clock_synced = false;
+  // One spare frame so vector loads of the last frame never leave the array.
+  alignas(64) std::array<float, (kBlockFrames + 1) * kMaxChannels> data{};
+
+  float* frame(std::size_t f) noexcept { return data.data() + f * channels; }
+  const float* frame(std::size_t f) const noexcept { return data.data() + f * channels; }
+};
+
+}  // namespace wattpipe::acquire

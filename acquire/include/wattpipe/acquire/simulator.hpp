@@ -1,0 +1,121 @@
+// Closed-form signal simulator: sample values known exactly so tests know the
+// truth. Rotating phasors (no sin() per sample), re-seeded exactly from the
+// frame index at every block, so the phase never drifts however long it runs.
+//
+// Threading: Simulator and SimSource belong to one thread (the acquisition
+// thread in the daemon).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/acquire/source.hpp"
+
+namespace wattpipe::acquire {
+
+struct Harmonic {
+  int order = 3;
+  double percent = 0;    // amplitude relative to the fundamental, %
+  double phase_deg = 0;  // phase of the harmonic relative to h x fundamental angle
+};
+
+struct SimPhase {
+  double urms_v = 230;
+  double irms_a = 16;
+  double phi_deg = 18.19;  // current lags voltage (inductive) by phi; cos(18.19 deg) = 0.95
+};
+
+// Piecewise-linear function of time, for DC profiles: exact integrals in tests.
+struct Ramp {
+  std::vector<std::pair<double, double>> points;  // (t_s, value), t ascending
+  [[nodiscard]] double at(double t_s) const noexcept;
+};
+
+struct SimConfig {
+  Layout layout = Layout::ac3n;
+  double sample_rate_hz = 20000;
+  // AC
+  double frequency_hz = 50;
+  double freq_end_hz = 0;   // > 0: linear ramp frequency_hz -> freq_end_hz over freq_ramp_s, then hold
+  double freq_ramp_s = 0;
+  SimPhase phases[3];
+  bool counter_clockwise = false;  // U2 leads U1: provokes a phase sequence error
+  std::vector<Harmonic> u_harmonics, i_harmonics;
+  double u_offset_v = 0, i_offset_a = 0;  // DC offsets on every U and I channel
+  double u_noise_v = 0, i_noise_a = 0;    // Gaussian noise, RMS
+  double un_rms_v = 0;                    // AC3N neutral voltage (in phase with U1)
+  double dropout_start_s = -1, dropout_s = 0;  // all voltages 0 in this interval
+  std::uint64_t seed = 1;
+  // DC: constant unless the ramps have points (then periodic with their last time).
+  double dc_voltage_v = 800, dc_current_a = 200;
+  Ramp dc_voltage_ramp, dc_current_ramp;
+  std::int64_t start_utc_ns = 0;  // t0 of frame 0
+};
+
+// Built-in profiles: ac3 (AC3N 230 V / 16 A / cos phi 0.95 / 50 Hz), ac1,
+// dc (800 V, 200 A) and dc-session (a fast-charging session compressed into
+// session_s seconds). nullopt for an unknown name.
+std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_hz, double session_s = 120);
+
+// Names of the built-in profiles, for --help and error messages.
+std::string_view sim_profile_names() noexcept;
+
+class Simulator {
+ public:
+  explicit Simulator(const SimConfig& cfg);
+
+  // Writes `frames` frames (<= kBlockFrames) continuing the stream into `b`.
+  void generate(SampleBlock& b, std::uint32_t frames);
+
+  [[nodiscard]] std::uint64_t next_frame() const noexcept { return next_frame_; }
+  [[nodiscard]] const SimConfig& config() const noexcept { return cfg_; }
+  // Exact fundamental phase in cycles at stream frame n (for tests).
+  [[nodiscard]] long double cycles_at(std::uint64_t n) const noexcept;
+
+ private:
+  void generate_ac(SampleBlock& b, std::uint32_t frames);
+  void generate_dc(SampleBlock& b, std::uint32_t frames);
+  double gaussian() noexcept;
+
+  SimConfig cfg_;
+  LayoutInfo li_;
+  std::uint64_t next_frame_ = 0;
+  // Per harmonic order h (index 0 = fundamental): coefficients of cos(h theta)
+  // and sin(h theta) for each channel.
+  struct Term {
+    int order;
+    double c[kMaxChannels];
+    double s[kMaxChannels];
+  };
+  std::vector<Term> terms_;
+  double offset_[kMaxChannels] = {};
+  double noise_[kMaxChannels] = {};
+  bool any_noise_ = false;
+  std::mt19937_64 rng_;
+  bool have_spare_ = false;
+  double spare_ = 0;
+};
+
+// Simulator as a Source. Real time: paced by the clock at the sample rate in
+// blocks of about 1 ms. max_rate: as fast as the ring takes them.
+class SimSource final : public Source {
+ public:
+  SimSource(const SimConfig& cfg, bool max_rate, std::uint32_t block_frames = 0);
+  ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
+  [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
+  [[nodiscard]] std::uint32_t block_frames() const noexcept { return block_frames_; }
+
+ private:
+  Simulator sim_;
+  bool max_rate_;
+  std::uint32_t block_frames_;
+  std::int64_t start_steady_ns_ = -1;
+  std::uint64_t sequence_ = 0;
+};
+
+}  // namespace wattpipe::acquire

@@ -1,0 +1,51 @@
+// Where raw sample blocks come from: the simulator, a ZeroMQ DAQ stream, or a
+// recorded WPRB file.
+//
+// Threading: a Source is owned and called by the acquisition thread only.
+// counters() may be read from any thread (relaxed atomics).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "wattpipe/acquire/sample_block.hpp"
+
+namespace wattpipe::acquire {
+
+struct SourceCounters {
+  std::atomic<std::uint64_t> blocks_invalid{0};     // failed validation, skipped
+  std::atomic<std::uint64_t> frames_lost_gap{0};    // missing per sequence/first_frame gaps
+  std::atomic<std::uint64_t> stream_restarts{0};    // sequence went backwards: a new stream
+};
+
+enum class ReadStatus {
+  ok,        // `out` holds a block
+  timeout,   // nothing arrived in time; call again
+  end,       // finite source exhausted (or unrecoverable); no block
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // Acquisition thread only. Fills `out` (layout, frames, timing, data) with
+  // the next block, waiting at most `timeout` for data to arrive.
+  virtual ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) = 0;
+
+  // Any thread. True when data arrives in real time: a full ring then drops
+  // the block. False for --max-rate: acquisition waits for ring space instead.
+  [[nodiscard]] virtual bool real_time() const noexcept = 0;
+
+  // Any thread. Why a finite source ended ("" when it simply reached its end).
+  [[nodiscard]] virtual std::string end_reason() const { return {}; }
+
+  // Any thread.
+  [[nodiscard]] const SourceCounters& counters() const noexcept { return counters_; }
+
+ protected:
+  SourceCounters counters_;
+};
+
+}  // namespace wattpipe::acquire

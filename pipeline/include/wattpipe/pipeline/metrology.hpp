@@ -1,0 +1,66 @@
+// Metrology kernels: plain functions over spans of interleaved frames.
+//
+// Window sums are kept in four lanes. Three-phase layouts put phase k (and
+// the neutral) in lane k; single-phase layouts (AC1, DC) put consecutive
+// frames in the four lanes and fold them when the window closes. Products
+// are formed in double from float samples, which is exact (24+24 bits < 53),
+// so only the additions round.
+//
+// Threading: pure functions and plain values.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/pipeline/window.hpp"
+
+namespace wattpipe::pipeline {
+
+using acquire::Layout;
+
+struct Sums {
+  using Lanes = std::array<double, 4>;
+  Lanes su{}, si{};            // sum u, sum i
+  Lanes suu{}, sii{};          // sum u^2, sum i^2
+  Lanes sui{};                 // sum u*i
+  Lanes suc{}, sus{};          // sum u*cos(ref), u*sin(ref): single-bin DFT of U
+  Lanes sic{}, sis{};          // same for I
+  double w = 0;                // weight: frames covered
+
+  void clear() noexcept { *this = Sums{}; }
+};
+
+// Accumulates frames [0, n) of `frames` (interleaved, layout `l`), each with
+// weight 1, against the reference phasor (ref_c[k], ref_s[k]) of frame k.
+// ref_c/ref_s may be null for DC (no DFT).
+void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+                Sums& s) noexcept;
+
+// Accumulates one frame with weight w (fractional edge samples).
+void accumulate_one(Layout l, const float* frame, double ref_c, double ref_s, double w, Sums& s) noexcept;
+
+// Plain sum of every sample in [0, n) frames: the memory-speed baseline for benchmarks.
+double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noexcept;
+
+// Fills ref_c/ref_s[0..n) with cos/sin of a phasor (zc, zs) turning by (rc, rs)
+// per frame, and advances (zc, zs) by n steps. Eight interleaved chains keep
+// the recurrence off the critical path; the caller renormalises per block.
+void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
+                     double* ref_s) noexcept;
+
+// The lanes folded into phases (index 3: the neutral of AC3N).
+struct PhaseSums {
+  double su, si, suu, sii, sui, suc, sus, sic, sis;
+};
+std::array<PhaseSums, 4> phase_sums(Layout l, const Sums& s) noexcept;
+
+// Window values from the sums: RMS, means, P, Q1 (IEEE 1459 fundamental
+// reactive power from the single-bin DFT), S, N, PF and energy per phase,
+// neutral RMS, totals, and the phase sequence when U1 and U2 both carry at
+// least `min_seq_voltage_v` of fundamental. `fs_hz` converts sums to energy.
+void compute_values(Layout l, const Sums& s, double fs_hz, WindowRecord& out,
+                    double min_seq_voltage_v = 10) noexcept;
+
+}  // namespace wattpipe::pipeline

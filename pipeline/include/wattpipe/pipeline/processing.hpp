@@ -1,0 +1,109 @@
+// The processing thread: consumes the block ring, runs the Processor, fans
+// window records out, and answers reading requests at exact positions.
+//
+// Threading: start()/join()/restore() from the owning (main) thread;
+// requests() is pushed by any thread (the MQTT thread); replies() is
+// consumed by one thread (the MQTT thread). counters() from any thread.
+// Everything else runs on the processing thread, which does no I/O.
+//
+// Memory ordering: counters are relaxed statistics. finished_ is stored with
+// release after the last window and reply are out; whoever loads it with
+// acquire sees them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include "wattpipe/acquire/acquisition.hpp"
+#include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/pipeline/processor.hpp"
+#include "wattpipe/pipeline/triple_buffer.hpp"
+#include "wattpipe/pipeline/waker.hpp"
+
+namespace wattpipe::pipeline {
+
+struct ReadingRequest {
+  std::uint64_t id = 0;
+};
+struct ReadingReply {
+  std::uint64_t id = 0;
+  Reading reading;
+};
+
+// Registers for the state writer: closed registers plus the open window's
+// energy as if committed (never published, so never seen going back).
+struct StateSnapshot {
+  Registers registers;
+  std::uint64_t windows_closed = 0;  // windows whose registers this covers
+  std::int64_t utc_ns = 0;
+  std::uint64_t serial = 0;          // +1 per snapshot
+};
+
+struct ProcessingOutputs {
+  TripleBuffer<WindowRecord>* latest = nullptr;            // newest window (MQTT thread)
+  Waker* waker = nullptr;                                  // MQTT thread: new window or reply
+  acquire::SpscRing<WindowRecord>* window_log = nullptr;   // every window (log thread), optional
+  acquire::SpscRing<acquire::SampleBlock>* raw_log = nullptr;  // every raw block, optional
+  TripleBuffer<StateSnapshot>* state = nullptr;            // state writer, optional
+  Waker* state_waker = nullptr;
+};
+
+struct ProcessingCounters {
+  std::atomic<std::uint64_t> frames_processed{0};
+  std::atomic<std::uint64_t> windows_closed{0};
+  std::atomic<std::uint64_t> windows_log_overflow{0};  // log queue full: window not logged
+  std::atomic<std::uint64_t> raw_log_overflow{0};      // raw queue full: block not logged
+  std::atomic<std::uint64_t> raw_log_overflow_frames{0};
+  std::atomic<std::uint64_t> readings{0};
+  std::atomic<std::int64_t> frame_dropped_windows{0};  // windows that saw lost frames
+};
+
+class Processing : private WindowSink {
+ public:
+  Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, const acquire::Acquisition& acq,
+             ProcessingOutputs out, acquire::RealTimeConfig rt = {});
+  ~Processing() override;
+  Processing(const Processing&) = delete;
+  Processing& operator=(const Processing&) = delete;
+
+  // Owner thread, before start().
+  void restore(const Registers& r) { proc_.restore(r); }
+  // Owner thread.
+  void start();
+  // Owner thread. Returns once the acquisition has finished and every block
+  // is processed and the last window closed.
+  void join();
+
+  // Any thread.
+  moodycamel::ConcurrentQueue<ReadingRequest>& requests() noexcept { return requests_; }
+  // The MQTT thread only (single consumer).
+  moodycamel::ConcurrentQueue<ReadingReply>& replies() noexcept { return replies_; }
+  [[nodiscard]] const ProcessingCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  // Owner thread, after join(): the registers at the end.
+  [[nodiscard]] const Registers& final_registers() const noexcept { return proc_.registers(); }
+
+ private:
+  void run();
+  void on_window(WindowRecord& w) override;
+  void serve_requests();
+  void snapshot(std::int64_t now_ns);
+
+  acquire::BlockRing& ring_;
+  const acquire::Acquisition& acq_;
+  ProcessingOutputs out_;
+  acquire::RealTimeConfig rt_;
+  Processor proc_;
+  moodycamel::ConcurrentQueue<ReadingRequest> requests_{64};
+  moodycamel::ConcurrentQueue<ReadingReply> replies_{64};
+  ProcessingCounters counters_;
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+  std::uint64_t snapshot_serial_ = 0;
+  std::int64_t last_snapshot_ns_ = 0;
+};
+
+}  // namespace wattpipe::pipeline

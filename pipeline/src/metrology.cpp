@@ -1,0 +1,265 @@
+#include "wattpipe/pipeline/metrology.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// The vector helpers below are internal and inlined: the AVX calling-
+// convention note GCC gives for them does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace wattpipe::pipeline {
+namespace {
+
+using v4d = double __attribute__((vector_size(32)));
+using v4f = float __attribute__((vector_size(16)));
+using v8f = float __attribute__((vector_size(32)));
+
+inline v4d load4f(const float* p) noexcept {
+  v4f f;
+  std::memcpy(&f, p, sizeof f);
+  return __builtin_convertvector(f, v4d);
+}
+inline v4d load4d(const double* p) noexcept {
+  v4d d;
+  std::memcpy(&d, p, sizeof d);
+  return d;
+}
+inline v4d lanes(const Sums::Lanes& a) noexcept { return load4d(a.data()); }
+inline void add_to(Sums::Lanes& a, v4d v) noexcept {
+  for (int k = 0; k < 4; ++k) a[k] += v[k];
+}
+
+struct Acc {
+  v4d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
+
+  template <bool kDft>
+  inline void step(v4d u, v4d i, v4d c, v4d s) noexcept {
+    su += u;
+    si += i;
+    suu += u * u;
+    sii += i * i;
+    sui += u * i;
+    if constexpr (kDft) {
+      suc += u * c;
+      sus += u * s;
+      sic += i * c;
+      sis += i * s;
+    }
+  }
+  void merge(const Acc& o) noexcept {
+    su += o.su, si += o.si, suu += o.suu, sii += o.sii, sui += o.sui;
+    suc += o.suc, sus += o.sus, sic += o.sic, sis += o.sis;
+  }
+  void store(Sums& s, double w) const noexcept {
+    add_to(s.su, su), add_to(s.si, si), add_to(s.suu, suu), add_to(s.sii, sii), add_to(s.sui, sui);
+    add_to(s.suc, suc), add_to(s.sus, sus), add_to(s.sic, sic), add_to(s.sis, sis);
+    s.w += w;
+  }
+};
+
+// Three-phase layouts: lanes are channels. Two accumulator sets halve the
+// add-latency chains.
+template <std::size_t kStride, std::size_t kIOff, bool kMask>
+inline void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  const v4d mask = kMask ? v4d{1, 1, 1, 0} : v4d{1, 1, 1, 1};
+  Acc a, b;
+  std::size_t k = 0;
+  // AC3 reads one float past each frame's currents: stop a frame early so the
+  // last read stays inside the caller's buffer.
+  const std::size_t margin = kMask ? 1 : 0;
+  for (; k + 2 + margin <= n; k += 2) {
+    const float* f0 = x + k * kStride;
+    const float* f1 = f0 + kStride;
+    v4d u0 = load4f(f0), i0 = load4f(f0 + kIOff), u1 = load4f(f1), i1 = load4f(f1 + kIOff);
+    if constexpr (kMask) u0 *= mask, i0 *= mask, u1 *= mask, i1 *= mask;
+    a.step<true>(u0, i0, v4d{} + rc[k], v4d{} + rs[k]);
+    b.step<true>(u1, i1, v4d{} + rc[k + 1], v4d{} + rs[k + 1]);
+  }
+  a.merge(b);
+  a.store(out, double(k));
+  for (; k < n; ++k) accumulate_one(kStride == 8 ? Layout::ac3n : Layout::ac3, x + k * kStride, rc[k], rs[k], 1.0, out);
+}
+
+// Single-phase layouts (U, I): lanes are four consecutive frames.
+template <bool kDft>
+inline void kernel_1ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  Acc a, b;
+  std::size_t k = 0;
+  auto load_ui = [](const float* p, v4d& u, v4d& i) {
+    v8f v;
+    std::memcpy(&v, p, sizeof v);
+    const v4f uf = __builtin_shufflevector(v, v, 0, 2, 4, 6);
+    const v4f if_ = __builtin_shufflevector(v, v, 1, 3, 5, 7);
+    u = __builtin_convertvector(uf, v4d);
+    i = __builtin_convertvector(if_, v4d);
+  };
+  for (; k + 8 <= n; k += 8) {
+    v4d u0, i0, u1, i1;
+    load_ui(x + 2 * k, u0, i0);
+    load_ui(x + 2 * k + 8, u1, i1);
+    if constexpr (kDft) {
+      a.step<true>(u0, i0, load4d(rc + k), load4d(rs + k));
+      b.step<true>(u1, i1, load4d(rc + k + 4), load4d(rs + k + 4));
+    } else {
+      a.step<false>(u0, i0, v4d{}, v4d{});
+      b.step<false>(u1, i1, v4d{}, v4d{});
+    }
+  }
+  a.merge(b);
+  a.store(out, double(k));
+  for (; k < n; ++k)
+    accumulate_one(kDft ? Layout::ac1 : Layout::dc, x + 2 * k, kDft ? rc[k] : 0.0, kDft ? rs[k] : 0.0, 1.0, out);
+}
+
+}  // namespace
+
+__attribute__((target_clones("avx2", "default")))
+void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+                Sums& s) noexcept {
+  switch (l) {
+    case Layout::ac3n: kernel_3ph<8, 4, false>(frames, n, ref_c, ref_s, s); break;
+    case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
+    case Layout::ac1: kernel_1ph<true>(frames, n, ref_c, ref_s, s); break;
+    case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
+  }
+}
+
+void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sums& s) noexcept {
+  const acquire::LayoutInfo li = acquire::layout_info(l);
+  auto add = [&](int lane, double u, double i) {
+    s.su[lane] += w * u;
+    s.si[lane] += w * i;
+    s.suu[lane] += w * u * u;
+    s.sii[lane] += w * i * i;
+    s.sui[lane] += w * u * i;
+    s.suc[lane] += w * u * c;
+    s.sus[lane] += w * u * sn;
+    s.sic[lane] += w * i * c;
+    s.sis[lane] += w * i * sn;
+  };
+  for (std::uint32_t k = 0; k < li.phases; ++k) add(int(k), double(x[li.u[k]]), double(x[li.i[k]]));
+  if (li.neutral) add(3, double(x[li.un]), double(x[li.in]));
+  s.w += w;
+}
+
+__attribute__((target_clones("avx2", "default")))
+double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noexcept {
+  const std::size_t total = n * channels;
+  v8f a{}, b{}, c{}, d{};
+  std::size_t k = 0;
+  for (; k + 32 <= total; k += 32) {
+    v8f x0, x1, x2, x3;
+    std::memcpy(&x0, frames + k, 32);
+    std::memcpy(&x1, frames + k + 8, 32);
+    std::memcpy(&x2, frames + k + 16, 32);
+    std::memcpy(&x3, frames + k + 24, 32);
+    a += x0, b += x1, c += x2, d += x3;
+  }
+  a += b + c + d;
+  double sum = 0;
+  for (int j = 0; j < 8; ++j) sum += a[j];
+  for (; k < total; ++k) sum += frames[k];
+  return sum;
+}
+
+void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
+                     double* ref_s) noexcept {
+  // Seeds z * r^j for j = 0..7, then every chain steps by r^8.
+  v4d c0, s0, c1, s1;
+  double pc = zc, ps = zs;
+  for (int j = 0; j < 8; ++j) {
+    (j < 4 ? c0 : c1)[j & 3] = pc;
+    (j < 4 ? s0 : s1)[j & 3] = ps;
+    const double t = pc * rc - ps * rs;
+    ps = pc * rs + ps * rc;
+    pc = t;
+  }
+  // r^8 by squaring.
+  double r8c = rc, r8s = rs;
+  for (int j = 0; j < 3; ++j) {
+    const double t = r8c * r8c - r8s * r8s;
+    r8s = 2 * r8c * r8s;
+    r8c = t;
+  }
+  std::size_t k = 0;
+  for (; k <= n; k += 8) {  // one step past n, so entry n exists for the hand-back
+    std::memcpy(ref_c + k, &c0, 32), std::memcpy(ref_c + k + 4, &c1, 32);
+    std::memcpy(ref_s + k, &s0, 32), std::memcpy(ref_s + k + 4, &s1, 32);
+    const v4d nc0 = c0 * r8c - s0 * r8s, nc1 = c1 * r8c - s1 * r8s;
+    s0 = c0 * r8s + s0 * r8c, s1 = c1 * r8s + s1 * r8c;
+    c0 = nc0, c1 = nc1;
+  }
+  zc = ref_c[n];
+  zs = ref_s[n];
+}
+
+std::array<PhaseSums, 4> phase_sums(Layout l, const Sums& s) noexcept {
+  std::array<PhaseSums, 4> p{};
+  auto lane = [&](int k) {
+    return PhaseSums{s.su[k], s.si[k], s.suu[k], s.sii[k], s.sui[k], s.suc[k], s.sus[k], s.sic[k], s.sis[k]};
+  };
+  if (acquire::layout_info(l).phases == 3) {
+    for (int k = 0; k < 4; ++k) p[k] = lane(k);
+  } else {
+    for (int k = 0; k < 4; ++k) {
+      const PhaseSums q = lane(k);
+      PhaseSums& t = p[0];
+      t.su += q.su, t.si += q.si, t.suu += q.suu, t.sii += q.sii, t.sui += q.sui;
+      t.suc += q.suc, t.sus += q.sus, t.sic += q.sic, t.sis += q.sis;
+    }
+  }
+  return p;
+}
+
+void compute_values(Layout l, const Sums& s, double fs_hz, WindowRecord& out, double min_seq_voltage_v) noexcept {
+  const acquire::LayoutInfo li = acquire::layout_info(l);
+  const auto p = phase_sums(l, s);
+  const double w = s.w;
+  out.phases = static_cast<std::uint8_t>(li.phases);
+  out.dc = li.dc;
+  out.neutral = li.neutral;
+  out.samples = w;
+  out.p_total_w = out.q1_total_var = out.s_total_va = out.energy_total_wh = 0;
+  for (int k = 0; k < 3; ++k) out.ph[k] = PhaseValues{};
+  out.un_rms_v = out.in_rms_a = 0;
+  if (w <= 0) return;
+  const double inv_w = 1.0 / w;
+  for (std::uint32_t k = 0; k < li.phases; ++k) {
+    const PhaseSums& q = p[k];
+    PhaseValues& v = out.ph[k];
+    v.urms_v = std::sqrt(std::max(q.suu * inv_w, 0.0));
+    v.irms_a = std::sqrt(std::max(q.sii * inv_w, 0.0));
+    v.u_mean_v = q.su * inv_w;
+    v.i_mean_a = q.si * inv_w;
+    v.p_w = q.sui * inv_w;
+    // IEEE 1459 Q1 = Im(U1 conj(I1)) with RMS phasors sqrt(2)/W * sum x e^{-j ref}.
+    v.q1_var = li.dc ? 0.0 : 2.0 * (q.suc * q.sis - q.sus * q.sic) * inv_w * inv_w;
+    v.s_va = v.urms_v * v.irms_a;
+    v.n_va = std::sqrt(std::max(v.s_va * v.s_va - v.p_w * v.p_w, 0.0));
+    v.pf = v.s_va > 0 ? v.p_w / v.s_va : 0.0;
+    v.energy_wh = q.sui / fs_hz / 3600.0;
+    out.p_total_w += v.p_w;
+    out.q1_total_var += v.q1_var;
+    out.s_total_va += v.s_va;
+    out.energy_total_wh += v.energy_wh;
+  }
+  if (li.neutral) {
+    out.un_rms_v = std::sqrt(std::max(p[3].suu * inv_w, 0.0));
+    out.in_rms_a = std::sqrt(std::max(p[3].sii * inv_w, 0.0));
+  }
+  out.phase_seq_valid = false;
+  out.phase_seq_error = false;
+  if (li.phases == 3) {
+    // Fundamental RMS of U1, U2: sqrt(2) |X| / W.
+    const double u1 = std::sqrt(2.0) * std::hypot(p[0].suc, p[0].sus) * inv_w;
+    const double u2 = std::sqrt(2.0) * std::hypot(p[1].suc, p[1].sus) * inv_w;
+    if (u1 >= min_seq_voltage_v && u2 >= min_seq_voltage_v) {
+      out.phase_seq_valid = true;
+      // Im(X2 conj(X1)) > 0: U2 leads U1.
+      out.phase_seq_error = p[1].suc * p[0].sus - p[1].sus * p[0].suc > 0;
+    }
+  }
+}
+
+}  // namespace wattpipe::pipeline

@@ -1,0 +1,104 @@
+#include "wattpipe/pipeline/processing.hpp"
+
+#include <pthread.h>
+
+#include "wattpipe/acquire/clock.hpp"
+
+namespace wattpipe::pipeline {
+namespace {
+// Registers reach the state writer at least this often (well inside the
+// 100 ms a crash may lose).
+constexpr std::int64_t kSnapshotIntervalNs = 10'000'000;
+}  // namespace
+
+Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, const acquire::Acquisition& acq,
+                       ProcessingOutputs out, acquire::RealTimeConfig rt)
+    : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()) {}
+
+Processing::~Processing() { join(); }
+
+void Processing::start() { thread_ = std::thread([this] { run(); }); }
+
+void Processing::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Processing::on_window(WindowRecord& w) {
+  w.closed_steady_ns = acquire::steady_now_ns();
+  counters_.windows_closed.fetch_add(1, std::memory_order_relaxed);
+  if (w.frames_dropped > 0) counters_.frame_dropped_windows.fetch_add(1, std::memory_order_relaxed);
+  if (out_.window_log != nullptr && !out_.window_log->try_push(w))
+    counters_.windows_log_overflow.fetch_add(1, std::memory_order_relaxed);
+  // State first: the MQTT thread publishes only what the state writer has saved.
+  snapshot(w.closed_steady_ns);
+  if (out_.latest != nullptr) out_.latest->write(w);
+  if (out_.waker != nullptr) out_.waker->notify();
+}
+
+void Processing::snapshot(std::int64_t now_ns) {
+  if (out_.state == nullptr) return;
+  last_snapshot_ns_ = now_ns;
+  out_.state->write(StateSnapshot{proc_.folded_registers(), proc_.windows_closed(), proc_.position_utc_ns(),
+                                  ++snapshot_serial_});
+  if (out_.state_waker != nullptr) out_.state_waker->notify();
+}
+
+void Processing::serve_requests() {
+  ReadingRequest req;
+  bool any = false;
+  while (requests_.try_dequeue(req)) {
+    replies_.enqueue(ReadingReply{req.id, proc_.commit()});
+    counters_.readings.fetch_add(1, std::memory_order_relaxed);
+    any = true;
+  }
+  if (any && out_.waker != nullptr) out_.waker->notify();
+}
+
+void Processing::run() {
+  pthread_setname_np(pthread_self(), "wp-process");
+  acquire::apply_real_time(rt_, "processing");
+  std::size_t pushed = 0;  // ring slots handed to the processor, not yet released
+  unsigned idle = 0;
+  for (;;) {
+    bool progressed = false;
+    // One block at a time: push, then accumulate what it makes decidable.
+    while (acquire::SampleBlock* b = ring_.peek(pushed)) {
+      if (!proc_.push(b)) break;
+      ++pushed;
+      if (out_.raw_log != nullptr && !out_.raw_log->try_push(*b)) {
+        counters_.raw_log_overflow.fetch_add(1, std::memory_order_relaxed);
+        counters_.raw_log_overflow_frames.fetch_add(b->frames, std::memory_order_relaxed);
+      }
+      const std::size_t done = proc_.advance();
+      ring_.release(done);
+      pushed -= done;
+      counters_.frames_processed.store(proc_.frames_processed(), std::memory_order_relaxed);
+      progressed = true;
+      if (requests_.size_approx() > 0) serve_requests();
+    }
+    serve_requests();
+    const std::int64_t now = acquire::steady_now_ns();
+    if (now - last_snapshot_ns_ >= kSnapshotIntervalNs) snapshot(now);
+    if (progressed) {
+      idle = 0;
+      continue;
+    }
+    // Acquire: pairs with the acquisition thread's release in finished(); a
+    // ring still empty after it means every block has been seen.
+    if (acq_.finished() && ring_.peek(pushed) == nullptr) break;
+    if (++idle < 64) {
+      acquire::cpu_relax();
+    } else {
+      acquire::sleep_until_steady_ns(now + 100'000);
+    }
+  }
+  ring_.release(proc_.flush());
+  counters_.frames_processed.store(proc_.frames_processed(), std::memory_order_relaxed);
+  serve_requests();
+  snapshot(acquire::steady_now_ns());
+  // Release: pairs with the acquire load in finished().
+  finished_.store(true, std::memory_order_release);
+  if (out_.waker != nullptr) out_.waker->notify();
+}
+
+}  // namespace wattpipe::pipeline

@@ -1,0 +1,78 @@
+// The daemon's configuration: command-line flags (CLI11) and a YAML file
+// (--config) with the same key names; flags override the file.
+//
+// Threading: parse on the main thread before any other starts.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wattpipe/acquire/acquisition.hpp"
+#include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/pipeline/processor.hpp"
+
+namespace wattpipe::publish {
+
+struct Config {
+  // Identity and broker
+  std::string module_id = "wattpipe";
+  std::string meter_serial = "WATTPIPE-0001";  // powermeter_values.meter_id and OCMF MS
+  std::string broker = "127.0.0.1:1883";
+  std::string broker_host = "127.0.0.1";
+  int broker_port = 1883;
+  std::string mqtt_username, mqtt_password_file, mqtt_cafile, mqtt_certfile, mqtt_keyfile;
+  std::string mqtt_client_id, mqtt_prefix;
+  int mqtt_keepalive_s = 30;
+  int mqtt_qos = 0;
+
+  // Source
+  std::string source = "sim";
+  std::string sim_profile = "ac3";
+  double sample_rate = 20000;
+  bool max_rate = false;
+  double sim_session_s = 120;
+  bool replay_loop = false;
+  acquire::SimConfig sim;  // resolved from the profile plus the YAML `sim:` section
+
+  // Metrology
+  pipeline::ProcessorConfig processor;
+
+  // EVerest API
+  int publish_interval_ms = 1000;
+  int communication_check_interval_ms = 1000;
+  int heartbeat_timeout_ms = 2000;
+  int public_key_interval_ms = 10000;
+
+  // State and OCMF
+  std::string state_dir = "./wattpipe-state";  // "none": no persistence (benchmarks)
+  std::string ocmf_key;
+  std::string meter_vendor = "wattpipe", meter_model = "wattpipe-sw", meter_firmware;
+  bool ocmf_export_readings = false;
+  double transaction_min_s = 0, transaction_max_s = 0;  // > 0: reported in start replies
+
+  // Logging
+  std::string log, log_raw, zmq_pub;
+  bool zmq_raw = false;
+  double log_max_mb = 0;  // 0: no rotation
+  int log_queue = 8192;   // windows the log thread may fall behind by
+
+  // Run
+  double duration = 0;
+  std::string stats_json;
+  std::string log_level = "info";
+  int ring_blocks = 128;
+  acquire::RealTimeConfig acq_rt, proc_rt;
+};
+
+enum class ParseOutcome { run, exit_ok, bad };
+
+// Parses argv (and the YAML file it names). `bad`: the message in `error`
+// names the key; `exit_ok`: --help or --version was printed.
+ParseOutcome parse_config(int argc, const char* const* argv, Config& cfg, std::string& error);
+
+// Version string of this build.
+const char* version() noexcept;
+
+}  // namespace wattpipe::publish

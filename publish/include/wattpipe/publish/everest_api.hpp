@@ -1,0 +1,107 @@
+// EVerest powermeter API (everest_api/1/powermeter/{module_id}): topics,
+// request parsing (simdjson), and the JSON of every message we send.
+// The contract is the AsyncAPI file publish/spec/powermeter_API.yaml.
+//
+// Threading: plain functions and values; RequestParser keeps a simdjson
+// parser and belongs to one thread (the MQTT thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wattpipe/pipeline/window.hpp"
+#include "wattpipe/publish/json_writer.hpp"
+
+namespace wattpipe::publish {
+
+struct Topics {
+  std::string base;  // [prefix/]everest_api/1/powermeter/{module_id}
+  std::string powermeter_values, public_key_ocmf, communication_check;
+  std::string start_transaction, stop_transaction, heartbeat;
+
+  static Topics make(std::string_view module_id, std::string_view prefix = {});
+};
+
+// replyTo rules of the interop notes: non-empty, no '+', '#' or NUL, at most
+// 65535 bytes, valid UTF-8.
+bool valid_reply_topic(std::string_view t) noexcept;
+bool valid_utf8(std::string_view s) noexcept;
+
+enum class TransactionStatus { ok, not_supported, unexpected_error };
+std::string_view to_string(TransactionStatus s) noexcept;
+
+struct StartTransactionRequest {
+  std::string evse_id, transaction_id;
+  std::string identification_status;            // ASSIGNED | NOT_ASSIGNED
+  std::string identification_level;             // optional
+  std::vector<std::string> identification_flags;
+  std::string identification_type;
+  std::string identification_data;              // optional
+  std::string tariff_text;                      // optional
+};
+
+struct StopTransactionRequest {
+  std::string transaction_id;  // "" = every open transaction
+};
+
+// A parsed request: what to do and where to answer.
+struct Request {
+  enum class Kind { start, stop } kind = Kind::start;
+  std::optional<std::string> reply_to;  // absent: execute, answer nothing
+  StartTransactionRequest start;
+  StopTransactionRequest stop;
+};
+
+struct ParseResult {
+  bool ok = false;
+  Request request;
+  std::string error;                    // why not ok
+  std::optional<std::string> reply_to;  // where to send UNEXPECTED_ERROR, when known and valid
+};
+
+class RequestParser {
+ public:
+  RequestParser();
+  ~RequestParser();
+  // Parses a start_transaction or stop_transaction message. Never throws.
+  ParseResult parse(Request::Kind kind, std::string_view payload);
+  // Parses a heartbeat (bare JSON unsigned integer).
+  std::optional<std::uint64_t> parse_heartbeat(std::string_view payload);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SignedMeterValue {
+  std::string signed_meter_data, signing_method, encoding_method, public_key;
+  std::int64_t timestamp_utc_ns = 0;
+};
+
+struct StartTransactionReply {
+  TransactionStatus status = TransactionStatus::ok;
+  std::string error;
+  std::optional<std::int64_t> min_stop_utc_ns, max_stop_utc_ns;
+  std::optional<SignedMeterValue> signed_meter_value;
+};
+
+struct StopTransactionReply {
+  TransactionStatus status = TransactionStatus::ok;
+  std::string error;
+  std::optional<SignedMeterValue> signed_meter_value, start_signed_meter_value;
+};
+
+// Bare reply objects (never wrapped) for the replyTo topic.
+std::string write_reply(const StartTransactionReply& r);
+std::string write_reply(const StopTransactionReply& r);
+
+// The powermeter_values message for a window: every field the schema offers
+// that we measure; never NaN (a non-finite value drops its object). Returns
+// the view into `w`'s buffer (>= 2 KiB is enough).
+std::string_view write_powermeter_values(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w);
+
+}  // namespace wattpipe::publish

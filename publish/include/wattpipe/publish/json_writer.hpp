@@ -1,0 +1,61 @@
+// A small JSON writer into a caller's buffer: no allocation, fixed-point
+// numbers formatted from integers (exact, and fast), never NaN or Infinity.
+//
+// Threading: one writer per thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace wattpipe::publish {
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::span<char> buf) noexcept : begin_(buf.data()), p_(buf.data()), end_(buf.data() + buf.size()) {}
+
+  void raw(std::string_view s) noexcept;
+  void raw(char c) noexcept {
+    if (p_ < end_) *p_++ = c; else overflow_ = true;
+  }
+  // A JSON string with escapes; invalid UTF-8 bytes become U+FFFD.
+  void string(std::string_view s) noexcept;
+  // "key": (with the comma when needed inside the current object)
+  void key(std::string_view k) noexcept;
+  void begin_object() noexcept { raw('{'); first_ = true; }
+  void end_object() noexcept { raw('}'); first_ = false; }
+  void boolean(bool b) noexcept { raw(b ? std::string_view("true") : std::string_view("false")); }
+  void integer(std::int64_t v) noexcept;
+  void uinteger(std::uint64_t v) noexcept;
+  // v with exactly `decimals` decimals (0..9). Non-finite values write 0 and
+  // set bad_number(): callers omit such fields before writing them.
+  void fixed(double v, int decimals) noexcept;
+  // An integer count of 10^-decimals units, e.g. micro-watt-hours as Wh.
+  void scaled(std::int64_t units, int decimals) noexcept;
+  // RFC 3339 UTC with milliseconds: 2024-09-27T07:21:14.127Z
+  void timestamp_ms(std::int64_t utc_ns) noexcept;
+  // Comma bookkeeping for values in arrays.
+  void separator() noexcept {
+    if (!first_) raw(',');
+    first_ = false;
+  }
+
+  [[nodiscard]] std::string_view view() const noexcept { return {begin_, static_cast<std::size_t>(p_ - begin_)}; }
+  [[nodiscard]] bool overflow() const noexcept { return overflow_; }
+  [[nodiscard]] bool bad_number() const noexcept { return bad_number_; }
+  void reset() noexcept { p_ = begin_, overflow_ = bad_number_ = false, first_ = true; }
+
+ private:
+  char* begin_;
+  char* p_;
+  char* end_;
+  bool first_ = true;
+  bool overflow_ = false;
+  bool bad_number_ = false;
+};
+
+// Writes RFC 3339 UTC with milliseconds into out[0..24).
+void format_timestamp_ms(std::int64_t utc_ns, char out[24]) noexcept;
+
+}  // namespace wattpipe::publish

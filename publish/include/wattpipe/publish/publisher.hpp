@@ -1,0 +1,145 @@
+// The MQTT thread: EVerest's powermeter API over libmosquitto.
+//  - m2e/powermeter_values: the newest window, throttled and conflated;
+//  - m2e/public_key_ocmf at connect and periodically;
+//  - m2e/communication_check: true every interval, false on shutdown;
+//  - e2m/heartbeat: liveness of EVerest (logged once when lost, once back);
+//  - e2m/start_transaction, e2m/stop_transaction: parsed (simdjson), a
+//    reading taken by the processing thread at an exact sample position,
+//    handed to the TransactionHandler, the bare reply sent to replyTo.
+// Reconnects with backoff; measuring never depends on the broker.
+//
+// Threading: construct, start(), stop(), join() from the owning thread; the
+// thread it starts owns the transport. counters()/snapshot() from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "wattpipe/pipeline/processing.hpp"
+#include "wattpipe/publish/everest_api.hpp"
+#include "wattpipe/publish/latency.hpp"
+#include "wattpipe/publish/mqtt_transport.hpp"
+
+namespace wattpipe::publish {
+
+// Turns readings into transaction replies (OCMF signing lives behind this).
+// Called on the MQTT thread only.
+class TransactionHandler {
+ public:
+  virtual ~TransactionHandler() = default;
+  virtual StartTransactionReply start(const StartTransactionRequest& req, const pipeline::Reading& reading) = 0;
+  virtual StopTransactionReply stop(const StopTransactionRequest& req, const pipeline::Reading& reading) = 0;
+  // The public key (DER SubjectPublicKeyInfo, hex) for m2e/public_key_ocmf; "" when none.
+  [[nodiscard]] virtual std::string public_key_hex() const = 0;
+};
+
+struct PublisherConfig {
+  Topics topics;
+  std::string broker_label;  // host:port, for log lines
+  std::string meter_id;
+  int publish_interval_ms = 1000;
+  int communication_check_interval_ms = 1000;  // 0: never send
+  int heartbeat_timeout_ms = 2000;
+  int public_key_interval_ms = 10000;
+  int values_qos = 0;
+  int reconnect_min_ms = 100, reconnect_max_ms = 5000;
+};
+
+struct PublisherCounters {
+  std::atomic<std::uint64_t> messages_published{0};  // every PUBLISH handed to the broker
+  std::atomic<std::uint64_t> values_published{0};
+  std::atomic<std::uint64_t> publish_failures{0};
+  std::atomic<std::uint64_t> connects{0};
+  std::atomic<std::uint64_t> connection_losses{0};
+  std::atomic<std::uint64_t> heartbeats{0};
+  std::atomic<std::uint64_t> heartbeats_malformed{0};
+  std::atomic<std::uint64_t> everest_lost{0};          // times EVerest's heartbeat stopped
+  std::atomic<bool> everest_alive{false};
+  std::atomic<std::uint64_t> last_heartbeat_id{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> requests_malformed{0};
+  std::atomic<std::uint64_t> replies{0};
+  std::atomic<std::uint64_t> communication_checks{0};
+  std::atomic<std::uint64_t> public_keys{0};
+  std::atomic<std::uint64_t> values_waiting_for_state{0};  // publishes held until the register was saved
+};
+
+struct LatencySummary {
+  std::uint64_t count = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+};
+
+class Publisher : private MqttTransport::Handler {
+ public:
+  // `persisted_windows` (optional): windows whose registers are on disk; a
+  // window is published only once covered, so EVerest never sees a register
+  // that a crash could take back.
+  Publisher(PublisherConfig cfg, MqttTransport& mqtt, pipeline::TripleBuffer<pipeline::WindowRecord>& latest,
+            pipeline::Waker& waker, pipeline::Processing* processing, TransactionHandler* tx,
+            const std::atomic<std::uint64_t>* persisted_windows = nullptr);
+  ~Publisher() override;
+
+  // Owner thread.
+  void start();
+  // Owner thread: publish `false` on communication_check (deliberate
+  // shutdown), flush, disconnect, and end the thread.
+  void stop();
+  void join();
+
+  [[nodiscard]] const PublisherCounters& counters() const noexcept { return counters_; }
+  // Owner thread, after join().
+  [[nodiscard]] LatencySummary latency() const;
+
+ private:
+  void run();
+  void on_connected() override;
+  void on_disconnected(int reason) override;
+  void on_message(std::string_view topic, std::string_view payload) override;
+  void try_connect(std::int64_t now);
+  void publish_values(std::int64_t now, bool force = false);
+  void handle_request(Request::Kind kind, std::string_view payload);
+  void serve_replies();
+  void timers(std::int64_t now);
+  bool send(const std::string& topic, std::string_view payload, int qos);
+
+  PublisherConfig cfg_;
+  MqttTransport& mqtt_;
+  pipeline::TripleBuffer<pipeline::WindowRecord>& latest_;
+  pipeline::Waker& waker_;
+  pipeline::Processing* processing_;
+  TransactionHandler* tx_;
+  const std::atomic<std::uint64_t>* persisted_;
+  PublisherCounters counters_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+
+  // MQTT thread state
+  RequestParser parser_;
+  pipeline::WindowRecord window_;
+  bool window_pending_ = false;       // read from latest_, to be published
+  bool window_published_ = true;      // window_ went out
+  std::int64_t last_pub_wall_ns_ = 0;
+  double last_pub_end_ns_ = -1e300;   // stream time (window end) of the last publish
+  std::int64_t next_connect_ns_ = 0;
+  int backoff_ms_ = 0;
+  bool connecting_ = false;
+  std::int64_t connect_deadline_ns_ = 0;
+  std::int64_t next_check_ns_ = 0, next_key_ns_ = 0, next_misc_ns_ = 0;
+  std::int64_t last_heartbeat_ns_ = 0, started_ns_ = 0;
+  bool warned_no_heartbeat_ = false;
+  struct Pending {
+    std::uint64_t id;
+    Request request;
+  };
+  std::deque<Pending> pending_;
+  std::uint64_t next_request_id_ = 1;
+  LatencyHistogram latency_;
+  std::array<char, 4096> buf_{};
+};
+
+}  // namespace wattpipe::publish

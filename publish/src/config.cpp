@@ -1,0 +1,317 @@
+#include "wattpipe/publish/config.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <yaml-cpp/yaml.h>
+
+namespace wattpipe::publish {
+
+const char* version() noexcept { return "0.1.0"; }
+
+namespace {
+
+struct ConfigError {
+  std::string message;
+};
+
+double num(const YAML::Node& n, const std::string& key) {
+  try {
+    const double v = n.as<double>();
+    if (!std::isfinite(v)) throw ConfigError{key + ": not a finite number"};
+    return v;
+  } catch (const YAML::Exception&) {
+    throw ConfigError{key + ": expected a number"};
+  }
+}
+
+bool boolean(const YAML::Node& n, const std::string& key) {
+  try {
+    return n.as<bool>();
+  } catch (const YAML::Exception&) {
+    throw ConfigError{key + ": expected true or false"};
+  }
+}
+
+void check_keys(const YAML::Node& map, const std::string& where, std::initializer_list<const char*> known) {
+  if (!map.IsMap()) throw ConfigError{where + ": expected a mapping"};
+  for (const auto& kv : map) {
+    const std::string k = kv.first.as<std::string>();
+    bool ok = false;
+    for (const char* n : known) ok |= k == n;
+    if (!ok) throw ConfigError{where + "." + k + ": unknown key"};
+  }
+}
+
+std::vector<acquire::Harmonic> harmonics(const YAML::Node& n, const std::string& key) {
+  if (!n.IsSequence()) throw ConfigError{key + ": expected a list of {order, percent, phase_deg}"};
+  std::vector<acquire::Harmonic> out;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const std::string k = key + "[" + std::to_string(i) + "]";
+    check_keys(n[i], k, {"order", "percent", "phase_deg"});
+    acquire::Harmonic h;
+    h.order = static_cast<int>(num(n[i]["order"], k + ".order"));
+    if (h.order < 2 || h.order > 63) throw ConfigError{k + ".order: must be 2..63"};
+    if (n[i]["percent"]) h.percent = num(n[i]["percent"], k + ".percent");
+    if (n[i]["phase_deg"]) h.phase_deg = num(n[i]["phase_deg"], k + ".phase_deg");
+    out.push_back(h);
+  }
+  return out;
+}
+
+void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
+  check_keys(n, "sim", {"frequency_hz", "freq_end_hz", "freq_ramp_s", "phases", "counter_clockwise", "u_harmonics",
+                        "i_harmonics", "u_offset_v", "i_offset_a", "u_noise_v", "i_noise_a", "un_rms_v",
+                        "dropout_start_s", "dropout_s", "seed", "dc_voltage_v", "dc_current_a"});
+  auto set = [&](const char* k, double& v) {
+    if (n[k]) v = num(n[k], std::string("sim.") + k);
+  };
+  set("frequency_hz", s.frequency_hz);
+  set("freq_end_hz", s.freq_end_hz);
+  set("freq_ramp_s", s.freq_ramp_s);
+  set("u_offset_v", s.u_offset_v);
+  set("i_offset_a", s.i_offset_a);
+  set("u_noise_v", s.u_noise_v);
+  set("i_noise_a", s.i_noise_a);
+  set("un_rms_v", s.un_rms_v);
+  set("dropout_start_s", s.dropout_start_s);
+  set("dropout_s", s.dropout_s);
+  set("dc_voltage_v", s.dc_voltage_v);
+  set("dc_current_a", s.dc_current_a);
+  if (s.frequency_hz <= 0 || s.frequency_hz > 1000) throw ConfigError{"sim.frequency_hz: must be in (0, 1000]"};
+  if (n["seed"]) s.seed = static_cast<std::uint64_t>(num(n["seed"], "sim.seed"));
+  if (n["counter_clockwise"]) s.counter_clockwise = boolean(n["counter_clockwise"], "sim.counter_clockwise");
+  if (n["u_harmonics"]) s.u_harmonics = harmonics(n["u_harmonics"], "sim.u_harmonics");
+  if (n["i_harmonics"]) s.i_harmonics = harmonics(n["i_harmonics"], "sim.i_harmonics");
+  if (const YAML::Node p = n["phases"]) {
+    // One mapping for all phases, or a list of up to three.
+    auto one = [&](const YAML::Node& m, const std::string& k, acquire::SimPhase& ph) {
+      check_keys(m, k, {"urms_v", "irms_a", "phi_deg"});
+      if (m["urms_v"]) ph.urms_v = num(m["urms_v"], k + ".urms_v");
+      if (m["irms_a"]) ph.irms_a = num(m["irms_a"], k + ".irms_a");
+      if (m["phi_deg"]) ph.phi_deg = num(m["phi_deg"], k + ".phi_deg");
+    };
+    if (p.IsMap()) {
+      for (auto& ph : s.phases) one(p, "sim.phases", ph);
+    } else if (p.IsSequence() && p.size() <= 3) {
+      for (std::size_t i = 0; i < p.size(); ++i) one(p[i], "sim.phases[" + std::to_string(i) + "]", s.phases[i]);
+    } else {
+      throw ConfigError{"sim.phases: expected a mapping or a list of up to 3"};
+    }
+  }
+}
+
+void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc) {
+  static constexpr const char* kRoles[8] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"};
+  if (!n.IsMap()) throw ConfigError{"calibration: expected a mapping of channels (U1..U3, UN, I1..I3, IN)"};
+  for (const auto& kv : n) {
+    std::string ch = kv.first.as<std::string>();
+    if (ch == "U") ch = "U1";
+    if (ch == "I") ch = "I1";
+    int role = -1;
+    for (int r = 0; r < 8; ++r)
+      if (ch == kRoles[r]) role = r;
+    if (role < 0) throw ConfigError{"calibration." + ch + ": unknown channel (U1..U3, UN, I1..I3, IN)"};
+    const std::string k = "calibration." + ch;
+    check_keys(kv.second, k, {"gain", "offset", "delay_us"});
+    pipeline::ChannelCal& c = pc.cal[static_cast<std::size_t>(role)];
+    if (kv.second["gain"]) c.gain = num(kv.second["gain"], k + ".gain");
+    if (kv.second["offset"]) c.offset = num(kv.second["offset"], k + ".offset");
+    if (kv.second["delay_us"]) {
+      c.delay_us = num(kv.second["delay_us"], k + ".delay_us");
+      if (c.delay_us < 0) throw ConfigError{k + ".delay_us: must be >= 0"};
+    }
+  }
+}
+
+void build_app(CLI::App& app, Config& c, std::string& config_file) {
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_version_flag("--version", version());
+  app.add_option("--config", config_file, "YAML file; keys are the flag names without '--'");
+  app.add_option("--module-id", c.module_id, "EVerest module id: topics are everest_api/1/powermeter/{module-id}/...")->capture_default_str();
+  app.add_option("--meter-serial", c.meter_serial, "meter serial: powermeter_values.meter_id and OCMF MS")->capture_default_str();
+  app.add_option("--broker", c.broker, "MQTT broker HOST:PORT")->capture_default_str();
+  app.add_option("--mqtt-username", c.mqtt_username, "MQTT user name");
+  app.add_option("--mqtt-password-file", c.mqtt_password_file, "file holding the MQTT password");
+  app.add_option("--mqtt-cafile", c.mqtt_cafile, "CA certificate (PEM): enables TLS");
+  app.add_option("--mqtt-certfile", c.mqtt_certfile, "client certificate (PEM) for TLS");
+  app.add_option("--mqtt-keyfile", c.mqtt_keyfile, "client key (PEM) for TLS");
+  app.add_option("--mqtt-client-id", c.mqtt_client_id, "MQTT client id (default wattpipe-<module-id>-<pid>)");
+  app.add_option("--mqtt-prefix", c.mqtt_prefix, "prefix in front of every topic (brokers shared by chargers)");
+  app.add_option("--mqtt-keepalive-s", c.mqtt_keepalive_s, "MQTT keepalive")->check(CLI::Range(5, 3600))->capture_default_str();
+  app.add_option("--mqtt-qos", c.mqtt_qos, "QoS of powermeter_values")->check(CLI::Range(0, 2))->capture_default_str();
+  app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE")->capture_default_str();
+  app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
+  app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
+  app.add_flag("--max-rate", c.max_rate, "simulator/replay as fast as the pipeline takes them (benchmarks)");
+  app.add_option("--sim-session-s", c.sim_session_s, "length of the dc-session profile")->check(CLI::Range(1.0, 1e6))->capture_default_str();
+  app.add_flag("--replay-loop", c.replay_loop, "replay: start again at the end of the file");
+  app.add_option("--window-cycles", c.processor.window_cycles, "AC window in whole cycles")->check(CLI::Range(1, 3000))->capture_default_str();
+  app.add_option("--window-ms", c.processor.window_ms, "DC window length")->check(CLI::Range(0.05, 600000.0))->capture_default_str();
+  app.add_option("--nominal-hz", c.processor.nominal_hz, "nominal grid frequency (fallback timing)")->check(CLI::Range(10.0, 1000.0))->capture_default_str();
+  app.add_option("--min-voltage", c.processor.min_voltage_v, "U1 RMS below which there is no zero crossing to lock on")->check(CLI::Range(0.001, 1e6))->capture_default_str();
+  app.add_option("--publish-interval-ms", c.publish_interval_ms, "powermeter_values throttle")->check(CLI::Range(1, 3600000))->capture_default_str();
+  app.add_option("--communication-check-interval-ms", c.communication_check_interval_ms, "m2e/communication_check period; 0: off")->check(CLI::Range(0, 3600000))->capture_default_str();
+  app.add_option("--heartbeat-timeout-ms", c.heartbeat_timeout_ms, "EVerest is gone after this long without e2m/heartbeat")->check(CLI::Range(1, 3600000))->capture_default_str();
+  app.add_option("--public-key-interval-ms", c.public_key_interval_ms, "m2e/public_key_ocmf period")->check(CLI::Range(100, 3600000))->capture_default_str();
+  app.add_option("--state-dir", c.state_dir, "energy registers, transaction journal, OCMF key; 'none' disables")->capture_default_str();
+  app.add_option("--ocmf-key", c.ocmf_key, "OCMF signing key (PEM, EC P-256); default: generated in the state dir");
+  app.add_option("--meter-vendor", c.meter_vendor, "OCMF MV")->capture_default_str();
+  app.add_option("--meter-model", c.meter_model, "OCMF MM")->capture_default_str();
+  app.add_option("--meter-firmware", c.meter_firmware, "OCMF MF (default: wattpipe version)");
+  app.add_flag("--ocmf-export-readings", c.ocmf_export_readings, "OCMF: add export register readings (OBIS 2.8.0)");
+  app.add_option("--transaction-min-s", c.transaction_min_s, "start reply: transaction_min_stop_time = start + this")->check(CLI::Range(0.0, 1e7));
+  app.add_option("--transaction-max-s", c.transaction_max_s, "start reply: transaction_max_stop_time = start + this")->check(CLI::Range(0.0, 1e7));
+  app.add_option("--log", c.log, "every window as JSON Lines");
+  app.add_option("--log-max-mb", c.log_max_mb, "rotate --log/--log-raw files at this size; 0: never")->check(CLI::Range(0.0, 1e6));
+  app.add_option("--log-raw", c.log_raw, "every raw block as WPRB v1 (replayable)");
+  app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by")->check(CLI::Range(2, 1 << 22))->capture_default_str();
+  app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");
+  app.add_flag("--zmq-raw", c.zmq_raw, "also publish raw blocks on --zmq-pub");
+  app.add_option("--duration", c.duration, "stop cleanly after this many seconds")->check(CLI::Range(0.0, 1e9));
+  app.add_option("--stats-json", c.stats_json, "write final counters as one JSON object to this file at exit");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))->capture_default_str();
+  app.add_option("--ring-blocks", c.ring_blocks, "block ring capacity")->check(CLI::Range(8, 1 << 16))->capture_default_str();
+  app.add_option("--acq-cpu", c.acq_rt.cpu, "pin the acquisition thread to this CPU");
+  app.add_option("--proc-cpu", c.proc_rt.cpu, "pin the processing thread to this CPU");
+  app.add_option("--rt-priority", c.acq_rt.fifo_priority, "SCHED_FIFO priority for acquisition and processing")->check(CLI::Range(0, 99));
+  app.add_flag("--mlock", c.acq_rt.mlock, "mlockall() the process");
+}
+
+std::vector<std::string> yaml_to_args(const YAML::Node& root, const CLI::App& app, std::optional<YAML::Node>& sim,
+                                      std::optional<YAML::Node>& cal) {
+  std::vector<std::string> args;
+  if (!root.IsMap()) throw ConfigError{"the file must hold a mapping of keys to values"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (key == "sim") {
+      sim = kv.second;
+      continue;
+    }
+    if (key == "calibration") {
+      cal = kv.second;
+      continue;
+    }
+    if (key == "config") throw ConfigError{"config: a config file cannot name another"};
+    const CLI::Option* opt = app.get_option_no_throw("--" + key);
+    if (opt == nullptr || key == "help" || key == "version") throw ConfigError{key + ": unknown key"};
+    if (!kv.second.IsScalar()) throw ConfigError{key + ": expected a single value"};
+    const std::string v = kv.second.as<std::string>();
+    if (opt->get_type_size() == 0) {  // a flag
+      bool b;
+      if (!YAML::convert<bool>::decode(kv.second, b)) throw ConfigError{key + ": expected true or false"};
+      args.push_back("--" + key + "=" + (b ? "true" : "false"));
+    } else {
+      args.push_back("--" + key);
+      args.push_back(v);
+    }
+  }
+  return args;
+}
+
+void validate(Config& c) {
+  const auto colon = c.broker.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      std::from_chars(c.broker.data() + colon + 1, c.broker.data() + c.broker.size(), port).ec != std::errc{} ||
+      port < 1 || port > 65535 || std::to_string(port) != c.broker.substr(colon + 1))
+    throw ConfigError{"--broker: expected HOST:PORT, got '" + c.broker + "'"};
+  c.broker_host = c.broker.substr(0, colon);
+  if (c.broker_host.size() > 2 && c.broker_host.front() == '[' && c.broker_host.back() == ']')
+    c.broker_host = c.broker_host.substr(1, c.broker_host.size() - 2);
+  c.broker_port = port;
+  const bool ok_source = c.source == "sim" || (c.source.rfind("zmq:", 0) == 0 && c.source.size() > 4) ||
+                         (c.source.rfind("zmq-pull:", 0) == 0 && c.source.size() > 9) ||
+                         (c.source.rfind("replay:", 0) == 0 && c.source.size() > 7);
+  if (!ok_source) throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT or replay:FILE, got '" + c.source + "'"};
+  if (c.module_id.empty() || c.module_id.find_first_of("+#/") != std::string::npos)
+    throw ConfigError{"--module-id: must be non-empty without '+', '#' or '/'"};
+  if (c.mqtt_prefix.find_first_of("+#") != std::string::npos) throw ConfigError{"--mqtt-prefix: must not hold '+' or '#'"};
+  if (c.state_dir.empty()) throw ConfigError{"--state-dir: empty (use 'none' to disable persistence)"};
+  if ((!c.mqtt_certfile.empty() || !c.mqtt_keyfile.empty()) && c.mqtt_cafile.empty())
+    throw ConfigError{"--mqtt-certfile/--mqtt-keyfile: need --mqtt-cafile (TLS)"};
+  if (c.mqtt_certfile.empty() != c.mqtt_keyfile.empty())
+    throw ConfigError{"--mqtt-certfile and --mqtt-keyfile go together"};
+  if (c.transaction_max_s > 0 && c.transaction_min_s > c.transaction_max_s)
+    throw ConfigError{"--transaction-min-s: larger than --transaction-max-s"};
+  if (c.meter_firmware.empty()) c.meter_firmware = std::string("wattpipe-") + version();
+}
+
+}  // namespace
+
+ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::string& error) {
+  CLI::App app{"wattpipe: a software powermeter for EV charging, serving EVerest's powermeter API over MQTT"};
+  std::string config_file;
+  build_app(app, c, config_file);
+  // Find --config first: the file's values go in before the flags, which override them.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) config_file = argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) config_file = a.substr(9);
+  }
+  std::optional<YAML::Node> sim_yaml, cal_yaml;
+  try {
+    if (!config_file.empty()) {
+      YAML::Node root;
+      try {
+        root = YAML::LoadFile(config_file);
+      } catch (const YAML::BadFile&) {
+        throw ConfigError{"--config: cannot read '" + config_file + "'"};
+      } catch (const YAML::Exception& e) {
+        throw ConfigError{"--config " + config_file + ": " + e.what()};
+      }
+      if (!root.IsNull()) {
+        std::vector<std::string> args;
+        try {
+          args = yaml_to_args(root, app, sim_yaml, cal_yaml);
+        } catch (const ConfigError& e) {
+          throw ConfigError{"config " + config_file + ": " + e.message};
+        }
+        std::vector<const char*> av{argv[0]};
+        for (const auto& a : args) av.push_back(a.c_str());
+        try {
+          app.parse(static_cast<int>(av.size()), av.data());
+        } catch (const CLI::ParseError& e) {
+          throw ConfigError{"config " + config_file + ": " + e.what()};
+        }
+        app.clear();
+      }
+    }
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      std::cout << app.help();
+      return ParseOutcome::exit_ok;
+    } catch (const CLI::CallForVersion&) {
+      std::cout << "wattpipe " << version() << "\n";
+      return ParseOutcome::exit_ok;
+    } catch (const CLI::ParseError& e) {
+      throw ConfigError{e.what()};
+    }
+    validate(c);
+    if (c.source == "sim") {
+      auto profile = acquire::sim_profile(c.sim_profile, c.sample_rate, c.sim_session_s);
+      if (!profile)
+        throw ConfigError{"--sim-profile: unknown profile '" + c.sim_profile + "' (" +
+                          std::string(acquire::sim_profile_names()) + ")"};
+      c.sim = *profile;
+    }
+    try {
+      if (sim_yaml) apply_sim_yaml(*sim_yaml, c.sim);
+      if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor);
+    } catch (const ConfigError& e) {
+      throw ConfigError{"config " + config_file + ": " + e.message};
+    }
+  } catch (const ConfigError& e) {
+    error = e.message;
+    return ParseOutcome::bad;
+  }
+  return ParseOutcome::run;
+}
+
+}  // namespace wattpipe::publish

@@ -1,0 +1,243 @@
+#include "wattpipe/publish/daemon.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/acquire/wprb_source.hpp"
+#include "wattpipe/pipeline/processing.hpp"
+#include "wattpipe/publish/publisher.hpp"
+
+namespace wattpipe::publish {
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("wattpipe");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+namespace {
+
+std::unique_ptr<acquire::Source> make_source(const Config& c) {
+  if (c.source == "sim") return std::make_unique<acquire::SimSource>(c.sim, c.max_rate);
+  if (c.source.rfind("zmq-pull:", 0) == 0)
+    return std::make_unique<acquire::ZmqSource>(c.source.substr(9), acquire::ZmqMode::pull);
+  if (c.source.rfind("zmq:", 0) == 0) return std::make_unique<acquire::ZmqSource>(c.source.substr(4), acquire::ZmqMode::sub);
+  return std::make_unique<acquire::ReplaySource>(c.source.substr(7), c.max_rate, c.replay_loop);
+}
+
+std::string read_secret(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("--mqtt-password-file: cannot read '" + path + "'");
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+// Key/value pairs written as one flat JSON object, in order.
+class StatsWriter {
+ public:
+  void add(std::string_view k, double v) {
+    if (!std::isfinite(v)) v = 0;
+    put(k, fmt::format("{}", v));
+  }
+  void add(std::string_view k, std::uint64_t v) { put(k, std::to_string(v)); }
+  void add(std::string_view k, std::int64_t v) { put(k, std::to_string(v)); }
+  void add(std::string_view k, bool v) { put(k, v ? "true" : "false"); }
+  void add(std::string_view k, const std::string& v) {
+    std::string e = "\"";
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') e += '\\';
+      if (static_cast<unsigned char>(ch) < 0x20) {
+        e += fmt::format("\\u{:04x}", ch);
+        continue;
+      }
+      e += ch;
+    }
+    put(k, e + "\"");
+  }
+  std::string str() const { return "{" + body_ + "}\n"; }
+
+ private:
+  void put(std::string_view k, const std::string& v) {
+    if (!body_.empty()) body_ += ",";
+    body_ += fmt::format("\"{}\":{}", k, v);
+  }
+  std::string body_;
+};
+
+}  // namespace
+
+Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
+Daemon::~Daemon() = default;
+
+int Daemon::run(bool handle_signals) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  if (handle_signals) pthread_sigmask(SIG_BLOCK, &sigs, nullptr);  // every thread started below inherits it
+
+  std::unique_ptr<acquire::Source> source;
+  MqttOptions mo;
+  try {
+    source = make_source(cfg_);
+    mo.host = cfg_.broker_host;
+    mo.port = cfg_.broker_port;
+    mo.client_id = cfg_.mqtt_client_id.empty() ? fmt::format("wattpipe-{}-{}", cfg_.module_id, ::getpid()) : cfg_.mqtt_client_id;
+    mo.keepalive_s = cfg_.mqtt_keepalive_s;
+    mo.username = cfg_.mqtt_username;
+    if (!cfg_.mqtt_password_file.empty()) mo.password = read_secret(cfg_.mqtt_password_file);
+    mo.cafile = cfg_.mqtt_cafile;
+    mo.certfile = cfg_.mqtt_certfile;
+    mo.keyfile = cfg_.mqtt_keyfile;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+  std::unique_ptr<MqttTransport> mqtt;
+  try {
+    mqtt = make_mosquitto_transport(mo);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+
+  acquire::BlockRing ring(static_cast<std::size_t>(cfg_.ring_blocks));
+  pipeline::TripleBuffer<pipeline::WindowRecord> latest;
+  pipeline::Waker mqtt_waker;
+  acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
+  proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
+
+  acquire::Acquisition acq(*source, ring, cfg_.acq_rt);
+  pipeline::ProcessingOutputs outs;
+  outs.latest = &latest;
+  outs.waker = &mqtt_waker;
+  pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
+
+  PublisherConfig pc;
+  pc.topics = Topics::make(cfg_.module_id, cfg_.mqtt_prefix);
+  pc.broker_label = cfg_.broker;
+  pc.meter_id = cfg_.meter_serial;
+  pc.publish_interval_ms = cfg_.publish_interval_ms;
+  pc.communication_check_interval_ms = cfg_.communication_check_interval_ms;
+  pc.heartbeat_timeout_ms = cfg_.heartbeat_timeout_ms;
+  pc.public_key_interval_ms = cfg_.public_key_interval_ms;
+  pc.values_qos = cfg_.mqtt_qos;
+  Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, nullptr);
+
+  spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
+  const std::int64_t t0 = acquire::steady_now_ns();
+  publisher.start();
+  proc.start();
+  acq.start();
+
+  const std::int64_t end_ns = cfg_.duration > 0 ? t0 + static_cast<std::int64_t>(cfg_.duration * 1e9) : INT64_MAX;
+  std::string why = "stop requested";
+  for (;;) {
+    if (stop_.load(std::memory_order_relaxed)) break;
+    if (acquire::steady_now_ns() >= end_ns) {
+      why = "duration reached";
+      break;
+    }
+    if (acq.finished()) {
+      why = acq.source_ended() ? "source ended" : "acquisition ended";
+      break;
+    }
+    if (handle_signals) {
+      const timespec ts{0, 50'000'000};
+      const int sig = sigtimedwait(&sigs, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM) {
+        why = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        break;
+      }
+    } else {
+      acquire::sleep_until_steady_ns(acquire::steady_now_ns() + 20'000'000);
+    }
+  }
+  spdlog::info("stopping: {}", why);
+  // Order: stop the source, drain the ring, close the last window, then let
+  // the MQTT thread publish it and say goodbye.
+  acq.stop();
+  acq.join();
+  proc.join();
+  publisher.stop();
+  publisher.join();
+  const double elapsed = double(acquire::steady_now_ns() - t0) / 1e9;
+
+  const auto& ac = acq.counters();
+  const auto& sc = source->counters();
+  const auto& pcn = proc.counters();
+  const auto& mc = publisher.counters();
+  const auto& reg = proc.final_registers();
+  const LatencySummary lat = publisher.latency();
+  StatsWriter s;
+  s.add("frames_acquired", ac.frames_acquired.load());
+  s.add("frames_processed", pcn.frames_processed.load());
+  s.add("frames_dropped", ac.frames_dropped.load());
+  s.add("blocks_acquired", ac.blocks_acquired.load());
+  s.add("blocks_dropped", ac.blocks_dropped.load());
+  s.add("blocks_invalid", sc.blocks_invalid.load());
+  s.add("frames_lost_gap", sc.frames_lost_gap.load());
+  s.add("stream_restarts", sc.stream_restarts.load());
+  s.add("ring_high_water", ac.ring_high_water.load());
+  s.add("ring_capacity", std::uint64_t(ring.capacity()));
+  s.add("windows_closed", pcn.windows_closed.load());
+  s.add("messages_published", mc.messages_published.load());
+  s.add("values_published", mc.values_published.load());
+  s.add("publish_failures", mc.publish_failures.load());
+  s.add("mqtt_connects", mc.connects.load());
+  s.add("mqtt_connection_losses", mc.connection_losses.load());
+  s.add("communication_checks", mc.communication_checks.load());
+  s.add("public_keys_published", mc.public_keys.load());
+  s.add("heartbeats", mc.heartbeats.load());
+  s.add("heartbeats_malformed", mc.heartbeats_malformed.load());
+  s.add("last_heartbeat_id", mc.last_heartbeat_id.load());
+  s.add("everest_alive", mc.everest_alive.load());
+  s.add("everest_lost", mc.everest_lost.load());
+  s.add("requests", mc.requests.load());
+  s.add("requests_malformed", mc.requests_malformed.load());
+  s.add("replies", mc.replies.load());
+  s.add("readings", pcn.readings.load());
+  s.add("publish_latency_count", lat.count);
+  s.add("publish_latency_p50_us", lat.p50_us);
+  s.add("publish_latency_p99_us", lat.p99_us);
+  s.add("publish_latency_p999_us", lat.p999_us);
+  s.add("publish_latency_max_us", lat.max_us);
+  s.add("elapsed_s", elapsed);
+  s.add("energy_Wh_import_total", reg.import_total.wh());
+  s.add("energy_Wh_export_total", reg.export_total.wh());
+  for (int k = 0; k < 3; ++k) {
+    s.add(fmt::format("energy_Wh_import_L{}", k + 1), reg.import_phase[k].wh());
+    s.add(fmt::format("energy_Wh_export_L{}", k + 1), reg.export_phase[k].wh());
+  }
+  s.add("source_end_reason", source->end_reason());
+  s.add("stop_reason", why);
+  stats_ = s.str();
+  if (!cfg_.stats_json.empty()) {
+    std::ofstream f(cfg_.stats_json, std::ios::trunc);
+    f << stats_;
+    if (!f) {
+      spdlog::error("--stats-json: cannot write '{}'", cfg_.stats_json);
+      return 1;
+    }
+  }
+  spdlog::info("stopped after {:.3f} s: {} frames acquired, {} processed, {} dropped; {} values published; "
+               "import {:.6f} Wh, export {:.6f} Wh",
+               elapsed, ac.frames_acquired.load(), pcn.frames_processed.load(), ac.frames_dropped.load(),
+               mc.values_published.load(), reg.import_total.wh(), reg.export_total.wh());
+  return 0;
+}
+
+}  // namespace wattpipe::publish

@@ -1,0 +1,444 @@
+#include "wattpipe/publish/everest_api.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include <simdjson.h>
+
+namespace wattpipe::publish {
+
+Topics Topics::make(std::string_view module_id, std::string_view prefix) {
+  Topics t;
+  if (!prefix.empty()) {
+    t.base.assign(prefix);
+    if (t.base.back() != '/') t.base += '/';
+  }
+  t.base += "everest_api/1/powermeter/";
+  t.base += module_id;
+  t.powermeter_values = t.base + "/m2e/powermeter_values";
+  t.public_key_ocmf = t.base + "/m2e/public_key_ocmf";
+  t.communication_check = t.base + "/m2e/communication_check";
+  t.start_transaction = t.base + "/e2m/start_transaction";
+  t.stop_transaction = t.base + "/e2m/stop_transaction";
+  t.heartbeat = t.base + "/e2m/heartbeat";
+  return t;
+}
+
+bool valid_utf8(std::string_view s) noexcept { return simdjson::validate_utf8(s.data(), s.size()); }
+
+bool valid_reply_topic(std::string_view t) noexcept {
+  if (t.empty() || t.size() > 65535) return false;
+  if (t.find_first_of(std::string_view("+#\0", 3)) != std::string_view::npos) return false;
+  return valid_utf8(t);
+}
+
+std::string_view to_string(TransactionStatus s) noexcept {
+  switch (s) {
+    case TransactionStatus::ok: return "OK";
+    case TransactionStatus::not_supported: return "NOT_SUPPORTED";
+    case TransactionStatus::unexpected_error: return "UNEXPECTED_ERROR";
+  }
+  return "UNEXPECTED_ERROR";
+}
+
+// ---- parsing ---------------------------------------------------------------
+
+namespace {
+
+constexpr std::array<std::string_view, 2> kIdStatus{"ASSIGNED", "NOT_ASSIGNED"};
+constexpr std::array<std::string_view, 10> kIdLevel{"NONE",     "HEARSAY",  "TRUSTED", "VERIFIED", "CERTIFIED",
+                                                    "SECURE",   "MISMATCH", "INVALID", "OUTDATED", "UNKNOWN"};
+constexpr std::array<std::string_view, 17> kIdFlags{
+    "RFID_NONE",  "RFID_PLAIN",     "RFID_RELATED",   "RFID_PSK",      "OCPP_NONE",     "OCPP_RS",
+    "OCPP_AUTH",  "OCPP_RS_TLS",    "OCPP_AUTH_TLS",  "OCPP_CACHE",    "OCPP_WHITELIST", "OCPP_CERTIFIED",
+    "ISO15118_NONE", "ISO15118_PNC", "PLMN_NONE",     "PLMN_RING",     "PLMN_SMS"};
+constexpr std::array<std::string_view, 18> kIdType{
+    "NONE",     "DENIED",      "UNDEFINED", "ISO14443",  "ISO15693",  "EMAID", "EVCCID",  "EVCOID",    "ISO7812",
+    "CARD_TXN_NR", "CENTRAL", "CENTRAL_1", "CENTRAL_2", "LOCAL", "LOCAL_1", "LOCAL_2", "PHONE_NUMBER", "KEY_CODE"};
+
+template <std::size_t N>
+bool one_of(const std::array<std::string_view, N>& set, std::string_view v) {
+  return std::find(set.begin(), set.end(), v) != set.end();
+}
+
+// Best effort for documents simdjson rejects (not JSON, invalid UTF-8):
+// find "replyTo":"<topic>" by scanning, so the sender still gets an answer.
+std::optional<std::string> scavenge_reply_to(std::string_view raw) {
+  const std::string_view key = "\"replyTo\"";
+  const std::size_t at = raw.find(key);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::size_t i = at + key.size();
+  auto skip_ws = [&] {
+    while (i < raw.size() && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r')) ++i;
+  };
+  skip_ws();
+  if (i >= raw.size() || raw[i] != ':') return std::nullopt;
+  ++i;
+  skip_ws();
+  if (i >= raw.size() || raw[i] != '"') return std::nullopt;
+  const std::size_t start = ++i;
+  while (i < raw.size() && raw[i] != '"' && raw[i] != '\\') ++i;
+  if (i >= raw.size() || raw[i] != '"') return std::nullopt;
+  std::string t(raw.substr(start, i - start));
+  if (!valid_reply_topic(t)) return std::nullopt;
+  return t;
+}
+
+}  // namespace
+
+// Requests are a few hundred bytes; anything past 64 KiB is refused before
+// parsing (its replyTo is scavenged for the error reply), which also bounds
+// the parser's memory. Nesting deeper than 64 is an error, not a deep stack.
+constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+constexpr std::size_t kMaxDepth = 64;
+
+struct RequestParser::Impl {
+  simdjson::dom::parser parser{kMaxRequestBytes};
+  Impl() {
+    if (parser.allocate(kMaxRequestBytes, kMaxDepth) != simdjson::SUCCESS) throw std::bad_alloc();
+  }
+};
+
+RequestParser::RequestParser() : impl_(std::make_unique<Impl>()) {}
+RequestParser::~RequestParser() = default;
+
+std::optional<std::uint64_t> RequestParser::parse_heartbeat(std::string_view payload) {
+  simdjson::dom::element doc;
+  if (payload.size() > kMaxRequestBytes) return std::nullopt;
+  if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  std::uint64_t v;
+  if (doc.get_uint64().get(v) != simdjson::SUCCESS) return std::nullopt;
+  return v;
+}
+
+ParseResult RequestParser::parse(Request::Kind kind, std::string_view payload) {
+  ParseResult r;
+  r.request.kind = kind;
+  simdjson::dom::element doc;
+  if (payload.size() > kMaxRequestBytes) {
+    r.error = "request larger than " + std::to_string(kMaxRequestBytes) + " bytes";
+    r.reply_to = scavenge_reply_to(payload);
+    return r;
+  }
+  if (const auto err = impl_->parser.parse(payload.data(), payload.size(), true).get(doc); err != simdjson::SUCCESS) {
+    r.error = std::string("not valid JSON: ") + simdjson::error_message(err);
+    r.reply_to = scavenge_reply_to(payload);
+    return r;
+  }
+  simdjson::dom::object root;
+  if (doc.get_object().get(root) != simdjson::SUCCESS) {
+    r.error = "request is not a JSON object";
+    return r;
+  }
+  // headers.replyTo first: every later error can then be answered.
+  simdjson::dom::element headers;
+  if (root["headers"].get(headers) == simdjson::SUCCESS) {
+    simdjson::dom::object hobj;
+    if (headers.get_object().get(hobj) != simdjson::SUCCESS) {
+      r.error = "headers is not an object";
+      return r;
+    }
+    simdjson::dom::element rt;
+    if (hobj["replyTo"].get(rt) == simdjson::SUCCESS) {
+      std::string_view t;
+      if (rt.get_string().get(t) != simdjson::SUCCESS) {
+        r.error = "headers.replyTo is not a string";
+        return r;
+      }
+      if (!valid_reply_topic(t)) {
+        r.error = "headers.replyTo is not a valid topic";
+        return r;
+      }
+      r.reply_to = std::string(t);
+      r.request.reply_to = r.reply_to;
+    }
+  }
+  simdjson::dom::element body;
+  if (root["payload"].get(body) != simdjson::SUCCESS) {
+    r.error = "missing payload";
+    return r;
+  }
+
+  if (kind == Request::Kind::stop) {
+    // everest-core sends "payload":"<id>"; the YAML says {"transaction_id":"<id>"}: accept both.
+    std::string_view id;
+    if (body.get_string().get(id) == simdjson::SUCCESS) {
+      r.request.stop.transaction_id = std::string(id);
+      r.ok = true;
+      return r;
+    }
+    simdjson::dom::object o;
+    if (body.get_object().get(o) != simdjson::SUCCESS) {
+      r.error = "payload must be a transaction id string or an object";
+      return r;
+    }
+    if (o["transaction_id"].get_string().get(id) != simdjson::SUCCESS) {
+      r.error = "payload.transaction_id missing or not a string";
+      return r;
+    }
+    r.request.stop.transaction_id = std::string(id);
+    r.ok = true;
+    return r;
+  }
+
+  simdjson::dom::object o;
+  if (body.get_object().get(o) != simdjson::SUCCESS) {
+    r.error = "payload is not an object";
+    return r;
+  }
+  StartTransactionRequest& s = r.request.start;
+  auto str = [&](const char* key, std::string& out, bool required) -> bool {
+    simdjson::dom::element e;
+    if (o[key].get(e) != simdjson::SUCCESS) {
+      if (required) r.error = std::string("payload.") + key + " is missing";
+      return !required;
+    }
+    std::string_view v;
+    if (e.get_string().get(v) != simdjson::SUCCESS) {
+      r.error = std::string("payload.") + key + " is not a string";
+      return false;
+    }
+    out.assign(v);
+    return true;
+  };
+  if (!str("evse_id", s.evse_id, true) || !str("transaction_id", s.transaction_id, true) ||
+      !str("identification_status", s.identification_status, true) ||
+      !str("identification_type", s.identification_type, true) ||
+      !str("identification_level", s.identification_level, false) ||
+      !str("identification_data", s.identification_data, false) || !str("tariff_text", s.tariff_text, false))
+    return r;
+  if (!one_of(kIdStatus, s.identification_status)) {
+    r.error = "payload.identification_status: unknown value";
+    return r;
+  }
+  if (!one_of(kIdType, s.identification_type)) {
+    r.error = "payload.identification_type: unknown value";
+    return r;
+  }
+  if (!s.identification_level.empty() && !one_of(kIdLevel, s.identification_level)) {
+    r.error = "payload.identification_level: unknown value";
+    return r;
+  }
+  if (s.tariff_text.size() > 250) {
+    r.error = "payload.tariff_text longer than 250 characters";
+    return r;
+  }
+  simdjson::dom::element flags;
+  if (o["identification_flags"].get(flags) != simdjson::SUCCESS) {
+    r.error = "payload.identification_flags is missing";
+    return r;
+  }
+  simdjson::dom::array arr;
+  if (flags.get_array().get(arr) != simdjson::SUCCESS) {
+    r.error = "payload.identification_flags is not an array";
+    return r;
+  }
+  for (simdjson::dom::element f : arr) {
+    std::string_view v;
+    if (f.get_string().get(v) != simdjson::SUCCESS || !one_of(kIdFlags, v)) {
+      r.error = "payload.identification_flags: unknown value";
+      return r;
+    }
+    if (s.identification_flags.size() == 4) {
+      r.error = "payload.identification_flags has more than 4 items";
+      return r;
+    }
+    s.identification_flags.emplace_back(v);
+  }
+  r.ok = true;
+  return r;
+}
+
+// ---- replies ---------------------------------------------------------------
+
+namespace {
+
+void write_smv(JsonWriter& w, const SignedMeterValue& v) {
+  w.begin_object();
+  w.key("signed_meter_data");
+  w.string(v.signed_meter_data);
+  w.key("signing_method");
+  w.string(v.signing_method);
+  w.key("encoding_method");
+  w.string(v.encoding_method);
+  if (!v.public_key.empty()) {
+    w.key("public_key");
+    w.string(v.public_key);
+  }
+  if (v.timestamp_utc_ns != 0) {
+    w.key("timestamp");
+    w.timestamp_ms(v.timestamp_utc_ns);
+  }
+  w.end_object();
+}
+
+template <typename Fill>
+std::string write_with(std::size_t hint, Fill&& fill) {
+  std::string out(hint, '\0');
+  for (;;) {
+    JsonWriter w(std::span<char>(out.data(), out.size()));
+    fill(w);
+    if (!w.overflow()) {
+      out.resize(w.view().size());
+      return out;
+    }
+    out.assign(out.size() * 2, '\0');
+  }
+}
+
+}  // namespace
+
+std::string write_reply(const StartTransactionReply& r) {
+  return write_with(1024 + r.error.size() * 6, [&](JsonWriter& w) {
+    w.begin_object();
+    w.key("status");
+    w.string(to_string(r.status));
+    if (!r.error.empty()) {
+      w.key("error");
+      w.string(r.error);
+    }
+    if (r.min_stop_utc_ns) {
+      w.key("transaction_min_stop_time");
+      w.timestamp_ms(*r.min_stop_utc_ns);
+    }
+    if (r.max_stop_utc_ns) {
+      w.key("transaction_max_stop_time");
+      w.timestamp_ms(*r.max_stop_utc_ns);
+    }
+    if (r.signed_meter_value) {
+      w.key("signed_meter_value");
+      write_smv(w, *r.signed_meter_value);
+    }
+    w.end_object();
+  });
+}
+
+std::string write_reply(const StopTransactionReply& r) {
+  return write_with(4096 + r.error.size() * 6, [&](JsonWriter& w) {
+    w.begin_object();
+    w.key("status");
+    w.string(to_string(r.status));
+    if (!r.error.empty()) {
+      w.key("error");
+      w.string(r.error);
+    }
+    if (r.signed_meter_value) {
+      w.key("signed_meter_value");
+      write_smv(w, *r.signed_meter_value);
+    }
+    if (r.start_signed_meter_value) {
+      w.key("start_signed_meter_value");
+      write_smv(w, *r.start_signed_meter_value);
+    }
+    w.end_object();
+  });
+}
+
+// ---- powermeter_values -----------------------------------------------------
+
+std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+  static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
+  const unsigned n = r.phases;
+  const bool per_phase = !r.dc;
+  auto finite = [&](auto get) {
+    for (unsigned k = 0; k < n; ++k)
+      if (!std::isfinite(get(r.ph[k]))) return false;
+    return true;
+  };
+  // An object of per-phase values (plus an optional total), omitted if any is not finite.
+  auto phases_obj = [&](std::string_view name, auto get, int dec, const double* total) {
+    if (!finite(get) || (total != nullptr && !std::isfinite(*total))) return;
+    w.key(name);
+    w.begin_object();
+    if (total != nullptr) {
+      w.key("total");
+      w.fixed(*total, dec);
+    }
+    for (unsigned k = 0; k < n; ++k) {
+      w.key(kL[k]);
+      w.fixed(get(r.ph[k]), dec);
+    }
+    w.end_object();
+  };
+  auto energy_obj = [&](std::string_view name, const pipeline::CompensatedRegister& total,
+                        const std::array<pipeline::CompensatedRegister, 3>& phase) {
+    w.key(name);
+    w.begin_object();
+    w.key("total");
+    w.scaled(total.uwh, 6);
+    if (per_phase)
+      for (unsigned k = 0; k < n; ++k) {
+        w.key(kL[k]);
+        w.scaled(phase[k].uwh, 6);
+      }
+    w.end_object();
+  };
+
+  w.reset();
+  w.begin_object();
+  w.key("timestamp");
+  w.timestamp_ms(r.end_utc_ns);
+  if (!meter_id.empty()) {
+    w.key("meter_id");
+    w.string(meter_id);
+  }
+  energy_obj("energy_Wh_import", r.registers.import_total, r.registers.import_phase);
+  energy_obj("energy_Wh_export", r.registers.export_total, r.registers.export_phase);
+  if (r.dc) {
+    const double u = r.ph[0].u_mean_v, i = r.ph[0].i_mean_a, p = r.ph[0].p_w;
+    if (std::isfinite(p)) {
+      w.key("power_W");
+      w.begin_object();
+      w.key("total");
+      w.fixed(p, 3);
+      w.end_object();
+    }
+    if (std::isfinite(u)) {
+      w.key("voltage_V");
+      w.begin_object();
+      w.key("DC");
+      w.fixed(u, 3);
+      w.end_object();
+    }
+    if (std::isfinite(i)) {
+      w.key("current_A");
+      w.begin_object();
+      w.key("DC");
+      w.fixed(i, 3);
+      w.end_object();
+    }
+  } else {
+    phases_obj("power_W", [](const pipeline::PhaseValues& v) { return v.p_w; }, 3, &r.p_total_w);
+    phases_obj("voltage_V", [](const pipeline::PhaseValues& v) { return v.urms_v; }, 3, nullptr);
+    if (finite([](const pipeline::PhaseValues& v) { return v.irms_a; }) && std::isfinite(r.in_rms_a)) {
+      w.key("current_A");
+      w.begin_object();
+      for (unsigned k = 0; k < n; ++k) {
+        w.key(kL[k]);
+        w.fixed(r.ph[k].irms_a, 3);
+      }
+      if (r.neutral) {
+        w.key("N");
+        w.fixed(r.in_rms_a, 3);
+      }
+      w.end_object();
+    }
+    if (r.frequency_valid && std::isfinite(r.frequency_hz)) {
+      w.key("frequency_Hz");
+      w.begin_object();
+      w.key("L1");
+      w.fixed(r.frequency_hz, 4);
+      w.end_object();
+    }
+    phases_obj("VAR", [](const pipeline::PhaseValues& v) { return v.q1_var; }, 3, &r.q1_total_var);
+    if (r.phases == 3 && r.phase_seq_valid) {
+      w.key("phase_seq_error");
+      w.boolean(r.phase_seq_error);
+    }
+  }
+  w.end_object();
+  return w.view();
+}
+
+}  // namespace wattpipe::publish

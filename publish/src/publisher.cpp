@@ -1,0 +1,303 @@
+#include "wattpipe/publish/publisher.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+
+#include <spdlog/spdlog.h>
+
+#include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/acquire/log_limit.hpp"
+
+namespace wattpipe::publish {
+namespace {
+using acquire::steady_now_ns;
+constexpr std::int64_t kMs = 1'000'000;
+constexpr std::int64_t kConnectTimeoutNs = 5000 * kMs;
+
+acquire::LogLimit& malformed_log() {
+  thread_local acquire::LogLimit limit;
+  return limit;
+}
+}  // namespace
+
+Publisher::Publisher(PublisherConfig cfg, MqttTransport& mqtt, pipeline::TripleBuffer<pipeline::WindowRecord>& latest,
+                     pipeline::Waker& waker, pipeline::Processing* processing, TransactionHandler* tx,
+                     const std::atomic<std::uint64_t>* persisted_windows)
+    : cfg_(std::move(cfg)),
+      mqtt_(mqtt),
+      latest_(latest),
+      waker_(waker),
+      processing_(processing),
+      tx_(tx),
+      persisted_(persisted_windows) {}
+
+Publisher::~Publisher() {
+  stop();
+  join();
+}
+
+void Publisher::start() { thread_ = std::thread([this] { run(); }); }
+
+void Publisher::stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  waker_.wake();
+}
+
+void Publisher::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+LatencySummary Publisher::latency() const {
+  return LatencySummary{latency_.count(), latency_.percentile_us(0.5), latency_.percentile_us(0.99),
+                        latency_.percentile_us(0.999), double(latency_.max_ns()) / 1000.0};
+}
+
+bool Publisher::send(const std::string& topic, std::string_view payload, int qos) {
+  if (!mqtt_.connected()) return false;
+  if (mqtt_.publish(topic, payload, qos, false)) {
+    counters_.messages_published.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  counters_.publish_failures.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void Publisher::try_connect(std::int64_t now) {
+  std::string err;
+  if (mqtt_.connect(err)) {
+    connecting_ = true;
+    connect_deadline_ns_ = now + kConnectTimeoutNs;
+    return;
+  }
+  backoff_ms_ = backoff_ms_ == 0 ? cfg_.reconnect_min_ms : std::min(2 * backoff_ms_, cfg_.reconnect_max_ms);
+  next_connect_ns_ = now + backoff_ms_ * kMs;
+  spdlog::warn("MQTT: cannot connect to {}: {}; retrying in {} ms (measuring goes on)", cfg_.broker_label, err,
+               backoff_ms_);
+}
+
+void Publisher::on_connected() {
+  const std::int64_t now = steady_now_ns();
+  connecting_ = false;
+  backoff_ms_ = 0;
+  counters_.connects.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("MQTT: connected to {} as {}", cfg_.broker_label, cfg_.topics.base);
+  mqtt_.subscribe(cfg_.topics.heartbeat, 0);
+  mqtt_.subscribe(cfg_.topics.start_transaction, 0);
+  mqtt_.subscribe(cfg_.topics.stop_transaction, 0);
+  next_check_ns_ = now;  // right away: EVerest clears its CommunicationFault on the first one
+  next_key_ns_ = now;
+}
+
+void Publisher::on_disconnected(int reason) {
+  counters_.connection_losses.fetch_add(1, std::memory_order_relaxed);
+  backoff_ms_ = cfg_.reconnect_min_ms;
+  next_connect_ns_ = steady_now_ns() + backoff_ms_ * kMs;
+  connecting_ = false;
+  if (!stop_.load(std::memory_order_relaxed))
+    spdlog::warn("MQTT: connection to {} lost (reason {}); reconnecting (measuring goes on)", cfg_.broker_label, reason);
+}
+
+void Publisher::on_message(std::string_view topic, std::string_view payload) {
+  if (topic == cfg_.topics.heartbeat) {
+    const auto id = parser_.parse_heartbeat(payload);
+    if (!id) {
+      counters_.heartbeats_malformed.fetch_add(1, std::memory_order_relaxed);
+      if (std::uint64_t sup = 0; malformed_log().allow(sup))
+        spdlog::warn("MQTT: malformed heartbeat ignored ({} more suppressed)", sup);
+      return;
+    }
+    counters_.heartbeats.fetch_add(1, std::memory_order_relaxed);
+    counters_.last_heartbeat_id.store(*id, std::memory_order_relaxed);
+    last_heartbeat_ns_ = steady_now_ns();
+    if (!counters_.everest_alive.exchange(true, std::memory_order_relaxed))
+      spdlog::info("EVerest: heartbeat received (id {}), EVerest is alive", *id);
+  } else if (topic == cfg_.topics.start_transaction) {
+    handle_request(Request::Kind::start, payload);
+  } else if (topic == cfg_.topics.stop_transaction) {
+    handle_request(Request::Kind::stop, payload);
+  }
+}
+
+void Publisher::handle_request(Request::Kind kind, std::string_view payload) {
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  const char* name = kind == Request::Kind::start ? "start_transaction" : "stop_transaction";
+  ParseResult pr = parser_.parse(kind, payload);
+  auto fail = [&](const std::string& error) {
+    if (!pr.reply_to) return;
+    const std::string body = kind == Request::Kind::start
+                                 ? write_reply(StartTransactionReply{TransactionStatus::unexpected_error, error, {}, {}, {}})
+                                 : write_reply(StopTransactionReply{TransactionStatus::unexpected_error, error, {}, {}});
+    if (send(*pr.reply_to, body, 0)) counters_.replies.fetch_add(1, std::memory_order_relaxed);
+  };
+  if (!pr.ok) {
+    counters_.requests_malformed.fetch_add(1, std::memory_order_relaxed);
+    if (std::uint64_t sup = 0; malformed_log().allow(sup))
+      spdlog::warn("EVerest: malformed {} ({} bytes): {}{} ({} more suppressed)", name, payload.size(), pr.error,
+                   pr.reply_to ? "; answered UNEXPECTED_ERROR" : "; no valid replyTo, not answered", sup);
+    fail(pr.error);
+    return;
+  }
+  if (processing_ == nullptr || processing_->finished()) {
+    fail("meter is shutting down");
+    return;
+  }
+  const std::uint64_t id = next_request_id_++;
+  pending_.push_back(Pending{id, std::move(pr.request)});
+  processing_->requests().enqueue(pipeline::ReadingRequest{id});
+}
+
+void Publisher::serve_replies() {
+  if (processing_ == nullptr) return;
+  pipeline::ReadingReply rr;
+  while (processing_->replies().try_dequeue(rr)) {
+    while (!pending_.empty() && pending_.front().id != rr.id) pending_.pop_front();  // cannot happen: FIFO both ways
+    if (pending_.empty()) continue;
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    std::string body;
+    if (p.request.kind == Request::Kind::start) {
+      StartTransactionReply r = tx_ != nullptr ? tx_->start(p.request.start, rr.reading)
+                                               : StartTransactionReply{TransactionStatus::not_supported,
+                                                                       "signed metering is not configured", {}, {}, {}};
+      body = write_reply(r);
+    } else {
+      StopTransactionReply r = tx_ != nullptr ? tx_->stop(p.request.stop, rr.reading)
+                                              : StopTransactionReply{TransactionStatus::not_supported,
+                                                                     "signed metering is not configured", {}, {}};
+      body = write_reply(r);
+    }
+    if (p.request.reply_to && send(*p.request.reply_to, body, 0))
+      counters_.replies.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Acquire (finished): every reading the processing thread will ever give is already queued.
+  if (!pending_.empty() && processing_->finished() && processing_->replies().size_approx() == 0) {
+    for (auto& p : pending_) {
+      if (!p.request.reply_to) continue;
+      const std::string body =
+          p.request.kind == Request::Kind::start
+              ? write_reply(StartTransactionReply{TransactionStatus::unexpected_error, "meter is shutting down", {}, {}, {}})
+              : write_reply(StopTransactionReply{TransactionStatus::unexpected_error, "meter is shutting down", {}, {}});
+      send(*p.request.reply_to, body, 0);
+    }
+    pending_.clear();
+  }
+}
+
+void Publisher::publish_values(std::int64_t now, bool force) {
+  if (latest_.read(window_)) {
+    // Throttle on stream time (regular cadence aligned to windows) and on
+    // wall time (bounded rate when replaying faster than real time).
+    const std::int64_t interval_ns = std::int64_t{cfg_.publish_interval_ms} * kMs;
+    const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) &&
+                      now - last_pub_wall_ns_ >= interval_ns / 2;
+    window_published_ = false;
+    if (open) window_pending_ = true;  // else conflated away: the next window will do
+  }
+  if (force && !window_published_ && window_.closed_steady_ns != 0) window_pending_ = true;
+  if (!window_pending_ || !mqtt_.connected()) return;
+  // Acquire: pairs with the state writer's release after it saved the registers.
+  if (persisted_ != nullptr && persisted_->load(std::memory_order_acquire) < window_.seq + 1) {
+    counters_.values_waiting_for_state.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  JsonWriter w(buf_);
+  const std::string_view json = write_powermeter_values(window_, cfg_.meter_id, w);
+  window_pending_ = false;
+  if (w.overflow()) return;
+  if (send(cfg_.topics.powermeter_values, json, cfg_.values_qos)) {
+    latency_.record(steady_now_ns() - window_.closed_steady_ns);
+    counters_.values_published.fetch_add(1, std::memory_order_relaxed);
+    window_published_ = true;
+    last_pub_end_ns_ = double(window_.end_utc_ns);
+    last_pub_wall_ns_ = now;
+  }
+}
+
+void Publisher::timers(std::int64_t now) {
+  if (mqtt_.connected()) {
+    if (cfg_.communication_check_interval_ms > 0 && now >= next_check_ns_) {
+      if (send(cfg_.topics.communication_check, "true", 0))
+        counters_.communication_checks.fetch_add(1, std::memory_order_relaxed);
+      next_check_ns_ = now + std::int64_t{cfg_.communication_check_interval_ms} * kMs;
+    }
+    if (now >= next_key_ns_) {
+      const std::string key = tx_ != nullptr ? tx_->public_key_hex() : std::string();
+      if (!key.empty() && send(cfg_.topics.public_key_ocmf, "\"" + key + "\"", 0))
+        counters_.public_keys.fetch_add(1, std::memory_order_relaxed);
+      next_key_ns_ = now + std::int64_t{cfg_.public_key_interval_ms} * kMs;
+    }
+  }
+  const std::int64_t timeout = std::int64_t{cfg_.heartbeat_timeout_ms} * kMs;
+  if (last_heartbeat_ns_ == 0) {
+    if (!warned_no_heartbeat_ && now - started_ns_ > timeout) {
+      warned_no_heartbeat_ = true;
+      spdlog::warn("EVerest: no heartbeat within {} ms of start; measuring goes on", cfg_.heartbeat_timeout_ms);
+    }
+  } else if (now - last_heartbeat_ns_ > timeout && counters_.everest_alive.exchange(false, std::memory_order_relaxed)) {
+    counters_.everest_lost.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("EVerest: no heartbeat for {} ms, EVerest is gone; measuring goes on", cfg_.heartbeat_timeout_ms);
+  }
+}
+
+void Publisher::run() {
+  pthread_setname_np(pthread_self(), "wp-mqtt");
+  mqtt_.set_handler(this);
+  started_ns_ = steady_now_ns();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    std::int64_t now = steady_now_ns();
+    if (!mqtt_.connected() && !connecting_ && now >= next_connect_ns_) try_connect(now);
+    if (connecting_ && !mqtt_.connected() && (mqtt_.socket() < 0 || now > connect_deadline_ns_)) {
+      connecting_ = false;
+      mqtt_.disconnect();
+      backoff_ms_ = backoff_ms_ == 0 ? cfg_.reconnect_min_ms : std::min(2 * backoff_ms_, cfg_.reconnect_max_ms);
+      next_connect_ns_ = now + backoff_ms_ * kMs;
+      spdlog::warn("MQTT: {} did not accept the connection; retrying in {} ms", cfg_.broker_label, backoff_ms_);
+    }
+    serve_replies();
+    publish_values(now);
+    timers(now);
+
+    // Sleep until a window, a reply, a socket event or the next timer.
+    waker_.arm();
+    std::int64_t wait_ns = 100 * kMs;
+    if (latest_.fresh() || (processing_ != nullptr && processing_->replies().size_approx() > 0) ||
+        stop_.load(std::memory_order_relaxed))
+      wait_ns = 0;
+    if (window_pending_) wait_ns = std::min<std::int64_t>(wait_ns, kMs);  // waiting for the state writer
+    if (mqtt_.connected()) {
+      if (cfg_.communication_check_interval_ms > 0) wait_ns = std::min(wait_ns, next_check_ns_ - now);
+      wait_ns = std::min(wait_ns, next_key_ns_ - now);
+    } else if (!connecting_) {
+      wait_ns = std::min(wait_ns, next_connect_ns_ - now);
+    }
+    wait_ns = std::max<std::int64_t>(wait_ns, 0);
+    pollfd fds[2] = {{waker_.fd(), POLLIN, 0}, {mqtt_.socket(), short(POLLIN | (mqtt_.want_write() ? POLLOUT : 0)), 0}};
+    const nfds_t nfds = fds[1].fd >= 0 ? 2 : 1;
+    const timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+    ppoll(fds, nfds, &ts, nullptr);
+    waker_.drain();
+    if (nfds == 2) {
+      if (fds[1].revents & (POLLIN | POLLERR | POLLHUP)) mqtt_.on_readable();
+      if ((fds[1].revents & POLLOUT) && mqtt_.socket() >= 0) mqtt_.on_writable();
+    }
+    now = steady_now_ns();
+    if (now >= next_misc_ns_) {
+      if (mqtt_.socket() >= 0) mqtt_.misc();
+      next_misc_ns_ = now + 250 * kMs;
+    }
+  }
+  // Deliberate shutdown: the last values, then tell EVerest to stop its check.
+  serve_replies();
+  publish_values(steady_now_ns(), true);  // the last window always goes out
+  if (mqtt_.connected()) {
+    if (cfg_.communication_check_interval_ms > 0) send(cfg_.topics.communication_check, "false", 0);
+    const std::int64_t deadline = steady_now_ns() + 1000 * kMs;
+    while (mqtt_.connected() && mqtt_.want_write() && steady_now_ns() < deadline) {
+      pollfd fd{mqtt_.socket(), POLLOUT, 0};
+      if (poll(&fd, 1, 100) > 0) mqtt_.on_writable();
+    }
+    mqtt_.disconnect();
+  }
+}
+
+}  // namespace wattpipe::publish
