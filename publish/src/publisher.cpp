@@ -191,6 +191,7 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) &&
                       now - last_pub_wall_ns_ >= interval_ns / 2;
     window_published_ = false;
+    if (!window_.partial) shown_ = window_;
     if (open) window_pending_ = true;  // else conflated away: the next window will do
   }
   if (force && !window_published_ && window_.closed_steady_ns != 0) window_pending_ = true;
@@ -200,8 +201,16 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     counters_.values_waiting_for_state.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  // A window shorter than a cycle (stream start/end, gap) carries exact
+  // registers but no representative values: show the last full window's.
+  const pipeline::WindowRecord* rec = &window_;
+  if (window_.partial && shown_.closed_steady_ns != 0) {
+    shown_.registers = window_.registers;
+    shown_.end_utc_ns = window_.end_utc_ns;
+    rec = &shown_;
+  }
   JsonWriter w(buf_);
-  const std::string_view json = write_powermeter_values(window_, cfg_.meter_id, w);
+  const std::string_view json = write_powermeter_values(*rec, cfg_.meter_id, w);
   window_pending_ = false;
   if (w.overflow()) return;
   if (send(cfg_.topics.powermeter_values, json, cfg_.values_qos)) {

@@ -121,6 +121,7 @@ class Publisher : private MqttTransport::Handler {
   // MQTT thread state
   RequestParser parser_;
   pipeline::WindowRecord window_;
+  pipeline::WindowRecord shown_;      // last representative window: values for partial ones
   bool window_pending_ = false;       // read from latest_, to be published
   bool window_published_ = true;      // window_ went out
   std::int64_t last_pub_wall_ns_ = 0;

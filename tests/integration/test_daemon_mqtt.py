@@ -1,0 +1,148 @@
+"""End to end: simulator -> ring -> metrology -> powermeter_values on a real
+mosquitto, checked by an independent peer (paho + jsonschema on the YAML)."""
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+from datetime import datetime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wplib  # noqa: E402
+
+
+def ts(s):
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+class DaemonPublishesToBroker(unittest.TestCase):
+    def test_values_arrive_valid_and_energy_matches_power_times_time(self):
+        schema = wplib.Schema()
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            base = wplib.topic_base("testmeter")
+            sub = wplib.Subscriber(broker.port, [base + "/m2e/#"])
+            d = wplib.Daemon(tmp, ["--module-id", "testmeter", "--duration", "3", "--publish-interval-ms", "200"],
+                             broker.port).start()
+            self.assertEqual(d.wait(30), 0, d.log())
+            time.sleep(0.2)
+            sub.close()
+            values = [json.loads(p) for (_, p, _) in sub.take("/m2e/powermeter_values")]
+            self.assertGreaterEqual(len(values), 8, d.log())
+            for v in values:
+                self.assertEqual(schema.check_powermeter(v), [], v)
+            energies = [v["energy_Wh_import"]["total"] for v in values]
+            self.assertEqual(energies, sorted(energies), "imported energy must never go back")
+            self.assertGreater(energies[-1], energies[0])
+            # Energy between the first and last message vs mean power x time.
+            # The first window is the unsynchronised one; use whole-cycle ones.
+            steady = values[1:]
+            de_wh = steady[-1]["energy_Wh_import"]["total"] - steady[0]["energy_Wh_import"]["total"]
+            dt_s = ts(steady[-1]["timestamp"]) - ts(steady[0]["timestamp"])
+            p_w = sum(v["power_W"]["total"] for v in steady[1:]) / (len(steady) - 1)
+            self.assertAlmostEqual(de_wh / (p_w * dt_s / 3600.0), 1.0, delta=0.01)
+            # The simulator's ac3 profile: 3 x 230 V x 16 A x 0.95.
+            self.assertAlmostEqual(p_w, 3 * 230 * 16 * 0.95, delta=3 * 230 * 16 * 0.95 * 0.001)
+            checks = sub.take("/m2e/communication_check")
+            self.assertGreaterEqual(len(checks), 2)
+            self.assertEqual(checks[-1][1], b"false", "deliberate shutdown ends with false")
+
+            stats = d.stats()
+            for key in ("frames_acquired", "frames_processed", "frames_dropped", "messages_published", "elapsed_s",
+                        "energy_Wh_import_total", "energy_Wh_export_total"):
+                self.assertIn(key, stats)
+            self.assertEqual(stats["frames_acquired"], stats["frames_processed"] + stats["frames_dropped"])
+            self.assertGreater(stats["frames_processed"], 50000)
+            self.assertGreaterEqual(stats["energy_Wh_import_total"], energies[-1])
+            self.assertGreaterEqual(stats["messages_published"], len(values))
+
+    def test_sigterm_stops_cleanly_and_writes_stats(self):
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            d = wplib.Daemon(tmp, [], broker.port).start()
+            time.sleep(1.5)
+            d.signal(signal.SIGTERM)
+            self.assertEqual(d.wait(20), 0, d.log())
+            stats = d.stats()
+            self.assertEqual(stats["stop_reason"], "SIGTERM")
+            self.assertEqual(stats["frames_acquired"], stats["frames_processed"] + stats["frames_dropped"])
+            self.assertGreater(stats["energy_Wh_import_total"], 0)
+
+    def test_sigint_stops_cleanly(self):
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            d = wplib.Daemon(tmp, [], broker.port).start()
+            time.sleep(1.0)
+            d.signal(signal.SIGINT)
+            self.assertEqual(d.wait(20), 0, d.log())
+            self.assertEqual(d.stats()["stop_reason"], "SIGINT")
+
+
+class BadConfigurationExitsTwo(unittest.TestCase):
+    def check(self, args, key, files=None):
+        with wplib.TempDir() as tmp:
+            argv = [wplib.binary("wattpipe"), "--state-dir", os.path.join(tmp, "s"), "--duration", "1"]
+            for name, text in (files or {}).items():
+                path = os.path.join(tmp, name)
+                with open(path, "w") as f:
+                    f.write(text)
+                args = [a.replace("@" + name, path) for a in args]
+            r = wplib.run(argv + args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(key, r.stderr)
+
+    def test_flag_value_not_a_number(self):
+        self.check(["--sample-rate", "fast"], "sample-rate")
+
+    def test_unknown_flag(self):
+        self.check(["--no-such-flag", "1"], "no-such-flag")
+
+    def test_bad_broker(self):
+        self.check(["--broker", "localhost"], "broker")
+
+    def test_bad_source(self):
+        self.check(["--source", "tape:x"], "source")
+
+    def test_unknown_profile(self):
+        self.check(["--sim-profile", "ac7"], "sim-profile")
+
+    def test_config_unknown_key(self):
+        self.check(["--config", "@c.yaml"], "bogus_key", {"c.yaml": "module-id: x\nbogus_key: 3\n"})
+
+    def test_config_bad_value(self):
+        self.check(["--config", "@c.yaml"], "publish-interval-ms", {"c.yaml": "publish-interval-ms: soon\n"})
+
+    def test_config_not_yaml(self):
+        self.check(["--config", "@c.yaml"], "c.yaml", {"c.yaml": "a: [unclosed\n"})
+
+    def test_config_missing_file(self):
+        self.check(["--config", "/nonexistent/wattpipe.yaml"], "config")
+
+    def test_config_nested_bad_value(self):
+        self.check(["--config", "@c.yaml"], "sim.frequency_hz", {"c.yaml": "sim:\n  frequency_hz: high\n"})
+
+    def test_help_exits_zero(self):
+        r = wplib.run([wplib.binary("wattpipe"), "--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--publish-interval-ms", r.stdout)
+
+
+class ConfigFileWorks(unittest.TestCase):
+    def test_yaml_keys_are_flag_names_and_flags_override(self):
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            cfg = os.path.join(tmp, "w.yaml")
+            with open(cfg, "w") as f:
+                f.write(f"module-id: fromyaml\nbroker: 127.0.0.1:{broker.port}\nduration: 30\n"
+                        "publish-interval-ms: 100\nsim-profile: ac1\n")
+            sub = wplib.Subscriber(broker.port, ["everest_api/1/powermeter/fromyaml/m2e/powermeter_values"])
+            d = wplib.Daemon(tmp, ["--config", cfg, "--duration", "1.5"]).start()
+            self.assertEqual(d.wait(30), 0, d.log())
+            time.sleep(0.2)
+            sub.close()
+            values = [json.loads(p) for (_, p, _) in sub.take()]
+            self.assertGreater(len(values), 3)
+            self.assertIn("L1", values[-1]["voltage_V"])
+            self.assertNotIn("L2", values[-1]["voltage_V"], "ac1 profile: one phase")
+            self.assertLess(d.stats()["elapsed_s"], 10, "the flag's duration overrides the file's")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

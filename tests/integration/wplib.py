@@ -1,0 +1,245 @@
+"""Helpers for wattpipe's integration tests: a real mosquitto on a free
+loopback port, the real daemon binary, a paho subscriber, and schema
+validation against the AsyncAPI contract (publish/spec/powermeter_API.yaml)."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import jsonschema
+import paho.mqtt.client as mqtt
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+BIN_DIR = os.environ.get("WATTPIPE_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+SPEC = os.environ.get("WATTPIPE_SPEC", os.path.join(ROOT, "publish", "spec", "powermeter_API.yaml"))
+TEST_DATA = os.environ.get("WATTPIPE_TEST_DATA", os.path.join(ROOT, "tests", "data"))
+MOSQUITTO = os.environ.get("MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def binary(name):
+    return os.path.join(BIN_DIR, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Broker:
+    """A private mosquitto on 127.0.0.1; optional password file and TLS."""
+
+    def __init__(self, workdir, port=None, password_file=None, tls=None):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.password_file = password_file
+        self.tls = tls  # dict(cafile, certfile, keyfile, require_certificate)
+        self.proc = None
+        self.log = os.path.join(workdir, f"mosquitto-{self.port}.log")
+
+    def conf(self):
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_type error", "log_type warning"]
+        if self.password_file:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines += ["allow_anonymous true"]
+        if self.tls:
+            lines += [f"cafile {self.tls['cafile']}", f"certfile {self.tls['certfile']}", f"keyfile {self.tls['keyfile']}"]
+            if self.tls.get("require_certificate"):
+                lines += ["require_certificate true", "use_identity_as_username true"]
+        path = os.path.join(self.workdir, f"mosquitto-{self.port}.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf()], stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Schema:
+    """Validates JSON against a schema of components.schemas in the AsyncAPI file."""
+
+    def __init__(self, path=SPEC):
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self.resolver = jsonschema.RefResolver(base_uri="", referrer=self.doc)
+        self.cache = {}
+
+    def validator(self, name):
+        if name not in self.cache:
+            schema = {"$ref": "#/components/schemas/" + name}
+            self.cache[name] = jsonschema.Draft7Validator(schema, resolver=self.resolver)
+        return self.cache[name]
+
+    def errors(self, name, obj):
+        return [e.message for e in self.validator(name).iter_errors(obj)]
+
+    def check_powermeter(self, obj):
+        """Schema plus what EVerest itself requires (interop notes)."""
+        errs = self.errors("Powermeter", obj)
+        ts = obj.get("timestamp", "")
+        if not TIMESTAMP_RE.match(ts):
+            errs.append(f"timestamp {ts!r} is not RFC 3339 UTC with milliseconds")
+        for key in ("power_W", "VAR", "energy_Wh_export"):
+            if key in obj and "total" not in obj[key]:
+                errs.append(f"{key}.total missing")
+        if "frequency_Hz" in obj and "L1" not in obj["frequency_Hz"]:
+            errs.append("frequency_Hz.L1 missing")
+        return errs
+
+
+class Subscriber:
+    """A paho client that records every message with its arrival time."""
+
+    def __init__(self, port, topics, **conn):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(client_id=f"test-sub-{os.getpid()}-{id(self)}", clean_session=True)
+        if conn.get("username"):
+            self.client.username_pw_set(conn["username"], conn.get("password"))
+        if conn.get("cafile"):
+            self.client.tls_set(ca_certs=conn["cafile"], certfile=conn.get("certfile"), keyfile=conn.get("keyfile"))
+        self.topics = topics
+        self.connected = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            raise RuntimeError("subscriber could not connect")
+
+    def _on_connect(self, client, userdata, flags, rc):
+        for t in self.topics:
+            client.subscribe(t, qos=0)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, time.time()))
+
+    def publish(self, topic, payload, qos=0):
+        info = self.client.publish(topic, payload, qos=qos)
+        info.wait_for_publish()
+
+    def take(self, suffix=None):
+        with self.lock:
+            return [(t, p, ts) for (t, p, ts) in self.messages if suffix is None or t.endswith(suffix)]
+
+    def wait_for(self, predicate, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                found = [m for m in self.messages if predicate(m)]
+            if found:
+                return found[0]
+            time.sleep(0.01)
+        return None
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Daemon:
+    """The real wattpipe binary with a private state dir and stats file."""
+
+    def __init__(self, workdir, args, broker_port=None, name="wattpipe", state_dir=None):
+        self.workdir = workdir
+        self.stats_path = os.path.join(workdir, f"stats-{name}.json")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        argv = [binary("wattpipe")]
+        if broker_port is not None:
+            argv += ["--broker", f"127.0.0.1:{broker_port}"]
+        if "--state-dir" not in args:
+            argv += ["--state-dir", state_dir or os.path.join(workdir, f"state-{name}")]
+        if "--stats-json" not in args:
+            argv += ["--stats-json", self.stats_path]
+        self.argv = argv + list(args)
+        self.proc = None
+
+    def start(self):
+        if os.path.exists(self.stats_path):
+            os.remove(self.stats_path)
+        self.proc = subprocess.Popen(self.argv, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        return self
+
+    def wait(self, timeout=60):
+        return self.proc.wait(timeout)
+
+    def signal(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode if self.proc else None
+
+    def stats(self):
+        with open(self.stats_path) as f:
+            return json.load(f)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+
+def run(argv, timeout=60, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def topic_base(module_id, prefix=""):
+    base = f"everest_api/1/powermeter/{module_id}"
+    return f"{prefix.rstrip('/')}/{base}" if prefix else base
+
+
+class TempDir:
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="wattpipe-test-")
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,27 @@
+# Debian packages wattpipe needs, and a function that installs the missing
+# ones. Sourced by tools/test.sh and tools/run.sh.
+WATTPIPE_PACKAGES=(
+  # build
+  cmake ninja-build g++ pkg-config
+  # libraries (see README: what each is for)
+  libzmq3-dev cppzmq-dev libconcurrentqueue-dev libsimdjson-dev libmosquitto-dev libssl-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  # tests and benchmarks, and the peers benchmarks compare against
+  libgtest-dev libgmock-dev libbenchmark-dev libreaderwriterqueue-dev libboost-dev nlohmann-json3-dev
+  # the broker, TLS tooling, and the Python peers of the integration tests and the plot tool
+  mosquitto mosquitto-clients openssl
+  python3 python3-paho-mqtt python3-jsonschema python3-yaml python3-zmq python3-matplotlib
+)
+
+ensure_packages() {
+  local missing=() p
+  for p in "${WATTPIPE_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}

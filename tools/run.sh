@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# tools/run.sh [daemon flags...]: installs the missing Debian packages, builds
+# (Release) into build/, starts a private mosquitto on a free 127.0.0.1 port
+# unless --broker is among the flags, runs build/bin/wattpipe on the simulator
+# with the given flags, and prints one line per powermeter_values message as
+# an EVerest peer sees it. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/deps.sh
+ensure_packages
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j2 --target wattpipe wattpipe-everest
+
+broker="" module="wattpipe" prefix=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --broker) broker="${args[i + 1]:-}" ;;
+    --broker=*) broker="${args[i]#--broker=}" ;;
+    --module-id) module="${args[i + 1]:-}" ;;
+    --module-id=*) module="${args[i]#--module-id=}" ;;
+    --mqtt-prefix) prefix="${args[i + 1]:-}" ;;
+    --mqtt-prefix=*) prefix="${args[i]#--mqtt-prefix=}" ;;
+  esac
+done
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+extra=()
+if [ -z "$broker" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  broker="127.0.0.1:$port"
+  conf=$(mktemp --suffix=.conf)
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$conf"
+  mosquitto -c "$conf" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  echo "private mosquitto on $broker" >&2
+  extra=(--broker "$broker")
+fi
+
+watch_args=(watch --broker "$broker" --module-id "$module")
+[ -n "$prefix" ] && watch_args+=(--mqtt-prefix "$prefix")
+build/bin/wattpipe-everest "${watch_args[@]}" &
+pids+=($!)
+sleep 0.2
+build/bin/wattpipe "${extra[@]}" --source sim "$@" &
+daemon=$!
+pids+=($daemon)
+rc=0
+wait "$daemon" || rc=$?
+sleep 0.3  # let the watcher print the last message
+exit "$rc"

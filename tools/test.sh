@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# tools/test.sh [ctest args...]: installs the missing Debian packages, builds
+# into build/ (Release), and runs the whole CTest suite. Non-zero on any failure.
+# WATTPIPE_CMAKE_ARGS adds CMake options, e.g. -DWATTPIPE_SANITIZE=thread
+# (use another build dir for that: WATTPIPE_BUILD_DIR=build-tsan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/deps.sh
+ensure_packages
+build="${WATTPIPE_BUILD_DIR:-build}"
+# shellcheck disable=SC2086
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${WATTPIPE_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j2
+ctest --test-dir "$build" --output-on-failure "$@"
