@@ -64,7 +64,11 @@ void Acquisition::run() {
   apply_real_time(rt_, "acquisition");
   const bool real_time = source_.real_time();
   std::uint64_t lost_since_publish = 0;  // dropped frames to report on the next published block
-  std::uint64_t gap_seen = source_.counters().frames_lost_gap.load(std::memory_order_relaxed);
+  auto source_lost = [&] {
+    return source_.counters().frames_lost_gap.load(std::memory_order_relaxed) +
+           source_.counters().frames_invalid.load(std::memory_order_relaxed);
+  };
+  std::uint64_t gap_seen = source_lost();
   std::uint64_t high_water = 0;
   unsigned spins = 0;
 
@@ -91,7 +95,7 @@ void Acquisition::run() {
 
     counters_.frames_acquired.fetch_add(target.frames, std::memory_order_relaxed);
     counters_.blocks_acquired.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t gap_now = source_.counters().frames_lost_gap.load(std::memory_order_relaxed);
+    const std::uint64_t gap_now = source_lost();
     lost_since_publish += gap_now - gap_seen;
     gap_seen = gap_now;
     if (dropping) {

@@ -31,7 +31,6 @@ std::uint64_t WprbSplitter::begin(const wprb::Header& h, std::span<const std::by
   header_ = h;
   payload_ = payload;
   next_ = 0;
-  lost_before_ = lost;
   have_prev_ = true;
   expect_seq_ = h.sequence + 1;
   expect_frame_ = h.first_frame + h.frame_count;
@@ -43,7 +42,7 @@ std::int64_t WprbSplitter::next_piece_end_ns() const noexcept {
   return header_.t0_ns + ns_offset_ + std::llround(double(next_ + n) * 1e9 / header_.sample_rate_hz);
 }
 
-bool WprbSplitter::next(SampleBlock& out, std::string& error) {
+bool WprbSplitter::next(SampleBlock& out, std::string& error, SourceCounters& counters) {
   const std::uint32_t n = std::min<std::uint32_t>(header_.frame_count - next_, kBlockFrames);
   const LayoutInfo li = layout_info(header_.layout);
   out.layout = header_.layout;
@@ -54,8 +53,9 @@ bool WprbSplitter::next(SampleBlock& out, std::string& error) {
   out.t0_ns = header_.t0_ns + ns_offset_ + std::llround(double(next_) * 1e9 / header_.sample_rate_hz);
   out.sample_rate_hz = header_.sample_rate_hz;
   out.clock_synced = (header_.flags & 1u) != 0;
-  out.lost_frames = next_ == 0 ? lost_before_ : 0;
+  out.lost_frames = 0;  // the acquisition thread fills it from the counters
   if (!wprb::decode_frames(header_, payload_, next_, n, out.data.data(), error)) {
+    counters.frames_invalid.fetch_add(header_.frame_count - next_, std::memory_order_relaxed);
     next_ = header_.frame_count;  // discard the rest of this block
     return false;
   }
@@ -78,7 +78,7 @@ ReadStatus ZmqSource::read(SampleBlock& out, std::chrono::nanoseconds timeout) {
   std::string error;
   for (;;) {
     if (split_.pending()) {
-      if (split_.next(out, error)) return ReadStatus::ok;
+      if (split_.next(out, error, counters_)) return ReadStatus::ok;
       counters_.blocks_invalid.fetch_add(1, std::memory_order_relaxed);
       if (std::uint64_t sup = 0; log_limit_.allow(sup))
         spdlog::warn("zmq source: invalid block skipped: {} ({} more suppressed)", error, sup);
@@ -196,7 +196,7 @@ ReadStatus ReplaySource::read(SampleBlock& out, std::chrono::nanoseconds timeout
         sleep_until_steady_ns(due);
       }
     }
-    if (split_.next(out, error)) return ReadStatus::ok;
+    if (split_.next(out, error, counters_)) return ReadStatus::ok;
     counters_.blocks_invalid.fetch_add(1, std::memory_order_relaxed);
     if (std::uint64_t sup = 0; log_limit_.allow(sup))
       spdlog::warn("replay {}: invalid block skipped: {} ({} more suppressed)", path_, error, sup);

@@ -11,22 +11,25 @@
 namespace wattpipe::pipeline {
 namespace {
 
+// Everything a kernel calls is forced inline, so the AVX2 entry point gets
+// AVX2 code for all of it (an out-of-line copy would be baseline code).
+#define WP_INLINE inline __attribute__((always_inline))
+
 using v4d = double __attribute__((vector_size(32)));
 using v4f = float __attribute__((vector_size(16)));
 using v8f = float __attribute__((vector_size(32)));
 
-inline v4d load4f(const float* p) noexcept {
+WP_INLINE v4d load4f(const float* p) noexcept {
   v4f f;
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v4d);
 }
-inline v4d load4d(const double* p) noexcept {
+WP_INLINE v4d load4d(const double* p) noexcept {
   v4d d;
   std::memcpy(&d, p, sizeof d);
   return d;
 }
-inline v4d lanes(const Sums::Lanes& a) noexcept { return load4d(a.data()); }
-inline void add_to(Sums::Lanes& a, v4d v) noexcept {
+WP_INLINE void add_to(Sums::Lanes& a, v4d v) noexcept {
   for (int k = 0; k < 4; ++k) a[k] += v[k];
 }
 
@@ -34,7 +37,7 @@ struct Acc {
   v4d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
 
   template <bool kDft>
-  inline void step(v4d u, v4d i, v4d c, v4d s) noexcept {
+  WP_INLINE void step(v4d u, v4d i, v4d c, v4d s) noexcept {
     su += u;
     si += i;
     suu += u * u;
@@ -47,11 +50,11 @@ struct Acc {
       sis += i * s;
     }
   }
-  void merge(const Acc& o) noexcept {
+  WP_INLINE void merge(const Acc& o) noexcept {
     su += o.su, si += o.si, suu += o.suu, sii += o.sii, sui += o.sui;
     suc += o.suc, sus += o.sus, sic += o.sic, sis += o.sis;
   }
-  void store(Sums& s, double w) const noexcept {
+  WP_INLINE void store(Sums& s, double w) const noexcept {
     add_to(s.su, su), add_to(s.si, si), add_to(s.suu, suu), add_to(s.sii, sii), add_to(s.sui, sui);
     add_to(s.suc, suc), add_to(s.sus, sus), add_to(s.sic, sic), add_to(s.sis, sis);
     s.w += w;
@@ -61,7 +64,7 @@ struct Acc {
 // Three-phase layouts: lanes are channels. Two accumulator sets halve the
 // add-latency chains.
 template <std::size_t kStride, std::size_t kIOff, bool kMask>
-inline void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_INLINE void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
   const v4d mask = kMask ? v4d{1, 1, 1, 0} : v4d{1, 1, 1, 1};
   Acc a, b;
   std::size_t k = 0;
@@ -81,19 +84,21 @@ inline void kernel_3ph(const float* x, std::size_t n, const double* rc, const do
   for (; k < n; ++k) accumulate_one(kStride == 8 ? Layout::ac3n : Layout::ac3, x + k * kStride, rc[k], rs[k], 1.0, out);
 }
 
+// Four interleaved (U, I) frames into a U vector and an I vector.
+WP_INLINE void load_ui(const float* p, v4d& u, v4d& i) noexcept {
+  v8f v;
+  std::memcpy(&v, p, sizeof v);
+  const v4f uf = __builtin_shufflevector(v, v, 0, 2, 4, 6);
+  const v4f if_ = __builtin_shufflevector(v, v, 1, 3, 5, 7);
+  u = __builtin_convertvector(uf, v4d);
+  i = __builtin_convertvector(if_, v4d);
+}
+
 // Single-phase layouts (U, I): lanes are four consecutive frames.
 template <bool kDft>
-inline void kernel_1ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
   Acc a, b;
   std::size_t k = 0;
-  auto load_ui = [](const float* p, v4d& u, v4d& i) {
-    v8f v;
-    std::memcpy(&v, p, sizeof v);
-    const v4f uf = __builtin_shufflevector(v, v, 0, 2, 4, 6);
-    const v4f if_ = __builtin_shufflevector(v, v, 1, 3, 5, 7);
-    u = __builtin_convertvector(uf, v4d);
-    i = __builtin_convertvector(if_, v4d);
-  };
   for (; k + 8 <= n; k += 8) {
     v4d u0, i0, u1, i1;
     load_ui(x + 2 * k, u0, i0);
@@ -114,9 +119,14 @@ inline void kernel_1ph(const float* x, std::size_t n, const double* rc, const do
 
 }  // namespace
 
-__attribute__((target_clones("avx2", "default")))
-void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
-                Sums& s) noexcept {
+// Runtime dispatch: the same kernels compiled for the portable baseline and
+// for AVX2+FMA, picked once by CPUID. (A plain function pointer rather than
+// an ifunc: ifunc resolvers run before sanitizer runtimes are up.)
+namespace {
+
+template <int kIsa>
+WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+                            Sums& s) noexcept {
   switch (l) {
     case Layout::ac3n: kernel_3ph<8, 4, false>(frames, n, ref_c, ref_s, s); break;
     case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
@@ -124,6 +134,57 @@ void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_
     case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
   }
 }
+
+template <int kIsa>
+WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_t channels) noexcept {
+  const std::size_t total = n * channels;
+  v8f a{}, b{}, c{}, d{};
+  std::size_t k = 0;
+  for (; k + 32 <= total; k += 32) {
+    v8f x0, x1, x2, x3;
+    std::memcpy(&x0, frames + k, 32);
+    std::memcpy(&x1, frames + k + 8, 32);
+    std::memcpy(&x2, frames + k + 16, 32);
+    std::memcpy(&x3, frames + k + 24, 32);
+    a += x0, b += x1, c += x2, d += x3;
+  }
+  a += b + c + d;
+  double sum = 0;
+  for (int j = 0; j < 8; ++j) sum += a[j];
+  for (; k < total; ++k) sum += frames[k];
+  return sum;
+}
+
+void accumulate_portable(Layout l, const float* f, std::size_t n, const double* c, const double* s, Sums& out) noexcept {
+  accumulate_impl<0>(l, f, n, c, s, out);
+}
+__attribute__((target("avx2,fma"))) void accumulate_avx2(Layout l, const float* f, std::size_t n, const double* c,
+                                                         const double* s, Sums& out) noexcept {
+  accumulate_impl<1>(l, f, n, c, s, out);
+}
+double plain_sum_portable(const float* f, std::size_t n, std::uint32_t ch) noexcept { return plain_sum_impl<0>(f, n, ch); }
+__attribute__((target("avx2,fma"))) double plain_sum_avx2(const float* f, std::size_t n, std::uint32_t ch) noexcept {
+  return plain_sum_impl<1>(f, n, ch);
+}
+
+bool have_avx2() noexcept {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+                Sums& s) noexcept {
+  static const auto fn = have_avx2() ? &accumulate_avx2 : &accumulate_portable;
+  fn(l, frames, n, ref_c, ref_s, s);
+}
+
+const char* kernel_isa() noexcept { return have_avx2() ? "avx2+fma" : "portable"; }
 
 void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sums& s) noexcept {
   const acquire::LayoutInfo li = acquire::layout_info(l);
@@ -143,24 +204,9 @@ void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sum
   s.w += w;
 }
 
-__attribute__((target_clones("avx2", "default")))
 double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noexcept {
-  const std::size_t total = n * channels;
-  v8f a{}, b{}, c{}, d{};
-  std::size_t k = 0;
-  for (; k + 32 <= total; k += 32) {
-    v8f x0, x1, x2, x3;
-    std::memcpy(&x0, frames + k, 32);
-    std::memcpy(&x1, frames + k + 8, 32);
-    std::memcpy(&x2, frames + k + 16, 32);
-    std::memcpy(&x3, frames + k + 24, 32);
-    a += x0, b += x1, c += x2, d += x3;
-  }
-  a += b + c + d;
-  double sum = 0;
-  for (int j = 0; j < 8; ++j) sum += a[j];
-  for (; k < total; ++k) sum += frames[k];
-  return sum;
+  static const auto fn = have_avx2() ? &plain_sum_avx2 : &plain_sum_portable;
+  return fn(frames, n, channels);
 }
 
 void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,

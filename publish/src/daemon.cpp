@@ -190,6 +190,7 @@ int Daemon::run(bool handle_signals) {
   s.add("blocks_dropped", ac.blocks_dropped.load());
   s.add("blocks_invalid", sc.blocks_invalid.load());
   s.add("frames_lost_gap", sc.frames_lost_gap.load());
+  s.add("frames_invalid", sc.frames_invalid.load());
   s.add("stream_restarts", sc.stream_restarts.load());
   s.add("ring_high_water", ac.ring_high_water.load());
   s.add("ring_capacity", std::uint64_t(ring.capacity()));

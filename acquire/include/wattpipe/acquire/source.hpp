@@ -17,6 +17,7 @@ namespace wattpipe::acquire {
 struct SourceCounters {
   std::atomic<std::uint64_t> blocks_invalid{0};     // failed validation, skipped
   std::atomic<std::uint64_t> frames_lost_gap{0};    // missing per sequence/first_frame gaps
+  std::atomic<std::uint64_t> frames_invalid{0};     // in blocks with a readable header but bad samples
   std::atomic<std::uint64_t> stream_restarts{0};    // sequence went backwards: a new stream
 };
 

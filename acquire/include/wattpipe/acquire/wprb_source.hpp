@@ -26,9 +26,9 @@ class WprbSplitter {
   std::uint64_t begin(const wprb::Header& h, std::span<const std::byte> payload, SourceCounters& counters);
   // True while part of the current WPRB block is left.
   [[nodiscard]] bool pending() const noexcept { return next_ < header_.frame_count && payload_.data() != nullptr; }
-  // Fills `out` with the next piece. False when a sample is not finite
-  // (the rest of this WPRB block is then discarded).
-  bool next(SampleBlock& out, std::string& error);
+  // Fills `out` with the next piece. False when a sample is not finite: the
+  // rest of this WPRB block is then discarded and counted in frames_invalid.
+  bool next(SampleBlock& out, std::string& error, SourceCounters& counters);
   void reset_stream() noexcept { have_prev_ = false; }
   // Shift applied to first_frame and t0 (continuous numbering for loops).
   void set_offset(std::uint64_t frames, std::int64_t ns) noexcept { frame_offset_ = frames, ns_offset_ = ns; }
@@ -40,7 +40,6 @@ class WprbSplitter {
   wprb::Header header_;
   std::span<const std::byte> payload_;
   std::uint32_t next_ = 0;
-  std::uint64_t lost_before_ = 0;
   bool have_prev_ = false;
   std::uint64_t expect_seq_ = 0, expect_frame_ = 0;
   std::uint64_t frame_offset_ = 0;

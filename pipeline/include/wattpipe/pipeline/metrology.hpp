@@ -38,6 +38,9 @@ struct Sums {
 void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
                 Sums& s) noexcept;
 
+// Which kernel accumulate() runs on this CPU ("avx2+fma" or "portable").
+const char* kernel_isa() noexcept;
+
 // Accumulates one frame with weight w (fractional edge samples).
 void accumulate_one(Layout l, const float* frame, double ref_c, double ref_s, double w, Sums& s) noexcept;
 

@@ -1,0 +1,212 @@
+#include "wattpipe/acquire/acquisition.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/acquire/wprb.hpp"
+#include "wattpipe/acquire/wprb_source.hpp"
+
+using namespace wattpipe::acquire;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Drains the ring and checks that every gap in frame numbering is exactly
+// the lost_frames the next block reports.
+struct Drain {
+  std::uint64_t frames = 0, blocks = 0, lost = 0, next_frame = 0;
+  bool first = true;
+  bool consistent = true;
+  void take(BlockRing& ring) {
+    while (SampleBlock* b = ring.front()) {
+      if (!first && b->first_frame != next_frame + b->lost_frames) consistent = false;
+      if (!first) lost += b->lost_frames;
+      first = false;
+      next_frame = b->first_frame + b->frames;
+      frames += b->frames;
+      ++blocks;
+      ring.release();
+    }
+  }
+};
+
+std::string temp_path(const char* name) {
+  return (fs::temp_directory_path() / (std::string("wattpipe-test-") + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+// A WPRB file of `blocks` blocks of `frames` AC3N frames each (any size:
+// blocks larger than kBlockFrames are split by the source on the way in).
+void write_blocks(const std::string& path, int blocks, std::uint32_t frames) {
+  SimConfig cfg = *sim_profile("ac3", 20000);
+  cfg.start_utc_ns = 1'000'000'000;
+  Simulator sim(cfg);
+  auto b = std::make_unique<SampleBlock>();
+  std::vector<std::byte> buf;
+  for (int i = 0; i < blocks; ++i) {
+    wprb::Header h;
+    h.layout = Layout::ac3n;
+    h.frame_count = frames;
+    h.sequence = static_cast<std::uint64_t>(i);
+    h.first_frame = sim.next_frame();
+    h.t0_ns = cfg.start_utc_ns + static_cast<std::int64_t>(sim.next_frame()) * 50'000;
+    h.sample_rate_hz = 20000;
+    const std::size_t at = buf.size();
+    buf.resize(at + wprb::kHeaderBytes);
+    wprb::write_header(h, std::span<std::byte, wprb::kHeaderBytes>(buf.data() + at, wprb::kHeaderBytes));
+    for (std::uint32_t done = 0; done < frames;) {
+      const std::uint32_t n = std::min<std::uint32_t>(frames - done, kBlockFrames);
+      sim.generate(*b, n);
+      const auto* p = reinterpret_cast<const std::byte*>(b->data.data());
+      buf.insert(buf.end(), p, p + std::size_t{n} * 8 * sizeof(float));
+      done += n;
+    }
+  }
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
+}
+
+}  // namespace
+
+TEST(Acquisition, FullRingDropsBlocksAndAccountsForEveryFrame) {
+  SimConfig cfg = *sim_profile("ac3", 200000);
+  SimSource src(cfg, /*max_rate=*/false);
+  BlockRing ring(8);
+  Acquisition acq(src, ring);
+  acq.start();
+  // A consumer that sleeps: the ring fills, acquisition must drop, not wait.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  Drain d;
+  const std::int64_t until = steady_now_ns() + 300'000'000;
+  while (steady_now_ns() < until) {
+    d.take(ring);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  acq.stop();
+  acq.join();
+  d.take(ring);
+  const auto& c = acq.counters();
+  EXPECT_GT(c.frames_dropped.load(), 0u);
+  EXPECT_EQ(c.frames_acquired.load(), d.frames + c.frames_dropped.load());
+  EXPECT_EQ(c.blocks_acquired.load(), d.blocks + c.blocks_dropped.load());
+  EXPECT_TRUE(d.consistent) << "a gap in frame numbers differs from the lost_frames reported";
+  EXPECT_LE(d.lost, c.frames_dropped.load());
+  EXPECT_EQ(c.ring_high_water.load(), ring.capacity());
+  EXPECT_TRUE(acq.finished());
+}
+
+TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
+  SimConfig cfg = *sim_profile("dc", 20000);
+  SimSource src(cfg, /*max_rate=*/true);
+  BlockRing ring(4);
+  Acquisition acq(src, ring);
+  acq.start();
+  Drain d;
+  for (int i = 0; i < 200; ++i) {
+    d.take(ring);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  acq.stop();
+  acq.join();
+  d.take(ring);
+  EXPECT_EQ(acq.counters().frames_dropped.load(), 0u);
+  EXPECT_EQ(acq.counters().frames_acquired.load(), d.frames);
+  EXPECT_EQ(d.lost, 0u);
+  EXPECT_TRUE(d.consistent);
+}
+
+TEST(ReplaySource, TruncatedFileEndsAfterEveryGoodBlock) {
+  const std::string path = temp_path("trunc.wprb");
+  write_blocks(path, 10, 500);
+  const auto size = fs::file_size(path);
+  fs::resize_file(path, size - 1000);  // cut into the last block's payload
+  ReplaySource src(path, true, false);
+  auto b = std::make_unique<SampleBlock>();
+  std::uint64_t frames = 0;
+  ReadStatus st;
+  while ((st = src.read(*b, std::chrono::seconds(1))) == ReadStatus::ok) frames += b->frames;
+  EXPECT_EQ(st, ReadStatus::end);
+  EXPECT_EQ(frames, 9u * 500);
+  EXPECT_NE(src.end_reason().find("truncated"), std::string::npos) << src.end_reason();
+  fs::remove(path);
+}
+
+TEST(ReplaySource, CorruptBlockEndsTheReplayWithAReason) {
+  const std::string path = temp_path("corrupt.wprb");
+  write_blocks(path, 6, 1500);  // blocks larger than kBlockFrames are split on the way in
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(3 * (64 + 1500 * 8 * 4)));
+    f.write("JUNK", 4);
+  }
+  ReplaySource src(path, true, false);
+  auto b = std::make_unique<SampleBlock>();
+  std::uint64_t frames = 0, next = 0;
+  while (src.read(*b, std::chrono::seconds(1)) == ReadStatus::ok) {
+    EXPECT_EQ(b->first_frame, next);
+    next += b->frames;
+    frames += b->frames;
+  }
+  EXPECT_EQ(frames, 3u * 1500);
+  EXPECT_NE(src.end_reason().find("corrupt"), std::string::npos) << src.end_reason();
+  EXPECT_NE(src.end_reason().find("magic"), std::string::npos) << src.end_reason();
+  fs::remove(path);
+}
+
+TEST(ReplaySource, LoopKeepsFrameNumbersAndTimeContinuous) {
+  const std::string path = temp_path("loop.wprb");
+  write_blocks(path, 3, 400);
+  ReplaySource src(path, true, true);
+  auto b = std::make_unique<SampleBlock>();
+  std::uint64_t next = 0;
+  std::int64_t next_t = 1'000'000'000;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(src.read(*b, std::chrono::seconds(1)), ReadStatus::ok);
+    EXPECT_EQ(b->first_frame, next);
+    EXPECT_EQ(b->t0_ns, next_t);
+    next += b->frames;
+    next_t += 20'000'000;
+  }
+  EXPECT_EQ(src.counters().stream_restarts.load(), 0u);
+  fs::remove(path);
+}
+
+TEST(ZmqSource, CountsGapsAndInvalidBlocksExactly) {
+  zmq::context_t ctx(1);
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.bind("tcp://127.0.0.1:*");
+  const std::string ep = push.get(zmq::sockopt::last_endpoint);
+  ZmqSource src(ep, ZmqMode::pull);
+
+  SimConfig cfg = *sim_profile("ac1", 20000);
+  cfg.start_utc_ns = 1;
+  Simulator sim(cfg);
+  auto b = std::make_unique<SampleBlock>();
+  constexpr std::uint32_t kFrames = 256;
+  for (std::uint64_t seq = 0; seq < 12; ++seq) {
+    sim.generate(*b, kFrames);
+    if (seq == 3) continue;  // lost on the way
+    if (seq == 7) b->data[11] = std::nanf("");
+    std::vector<std::byte> buf;
+    wprb::encode_block(*b, seq, buf);
+    if (seq == 5) buf[1] = std::byte{'?'};                 // unreadable header
+    if (seq == 9) buf.resize(buf.size() - 4);              // size does not match its header
+    push.send(zmq::const_buffer(buf.data(), buf.size()), zmq::send_flags::none);
+  }
+  std::uint64_t frames = 0;
+  auto out = std::make_unique<SampleBlock>();
+  const std::int64_t deadline = steady_now_ns() + 5'000'000'000;
+  while (frames < 8 * kFrames && steady_now_ns() < deadline)
+    if (src.read(*out, std::chrono::milliseconds(100)) == ReadStatus::ok) frames += out->frames;
+  EXPECT_EQ(frames, 8u * kFrames);
+  EXPECT_EQ(src.counters().blocks_invalid.load(), 3u);
+  EXPECT_EQ(src.counters().frames_invalid.load(), kFrames);           // block 7: header fine, a NaN
+  EXPECT_EQ(src.counters().frames_lost_gap.load(), 3u * kFrames);     // blocks 3, 5 and 9
+  EXPECT_EQ(src.counters().stream_restarts.load(), 0u);
+}
