@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 // The vector helpers below are internal and inlined: the AVX calling-
@@ -117,6 +118,86 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const
     accumulate_one(kDft ? Layout::ac1 : Layout::dc, x + 2 * k, kDft ? rc[k] : 0.0, kDft ? rs[k] : 0.0, 1.0, out);
 }
 
+// ---- eight-lane kernels (AVX-512: one register per frame) -------------------
+
+using v8d = double __attribute__((vector_size(64)));
+
+WP_INLINE v8d load8f(const float* p) noexcept {
+  v8f f;
+  std::memcpy(&f, p, sizeof f);
+  return __builtin_convertvector(f, v8d);
+}
+WP_INLINE v8d load8d(const double* p) noexcept {
+  v8d d;
+  std::memcpy(&d, p, sizeof d);
+  return d;
+}
+WP_INLINE void add_lo(Sums::Lanes& a, v8d v) noexcept {
+  for (int k = 0; k < 4; ++k) a[k] += v[k];
+}
+WP_INLINE void add_hi(Sums::Lanes& a, v8d v) noexcept {
+  for (int k = 0; k < 4; ++k) a[k] += v[4 + k];
+}
+
+// A three-phase frame as [U1 U2 U3 UN|0, I1 I2 I3 IN|0].
+template <bool kAc3>
+WP_INLINE v8d load_frame_x8(const float* f) noexcept {
+  v8d v = load8f(f);
+  if constexpr (kAc3) v = __builtin_shufflevector(v, v8d{}, 0, 1, 2, 8, 3, 4, 5, 8);
+  return v;
+}
+
+WP_INLINE void fold8(Sums::Lanes& a, v8d v) noexcept {
+  add_lo(a, v);
+  add_hi(a, v);
+}
+
+// Three-phase: a frame is one register [U1 U2 U3 UN|0, I1 I2 I3 IN|0], so
+// x*x gives U^2 and I^2 at once and x*swap(x) gives U*I.
+template <bool kAc3>
+WP_INLINE void kernel_3ph_x8(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  constexpr std::size_t kStride = kAc3 ? 6 : 8;
+  v8d s0{}, q0{}, p0{}, c0{}, n0{}, s1{}, q1{}, p1{}, c1{}, n1{};
+  std::size_t k = 0;
+  const std::size_t margin = kAc3 ? 1 : 0;  // AC3 reads two floats past a frame
+  for (; k + 2 + margin <= n; k += 2) {
+    const v8d a = load_frame_x8<kAc3>(x + k * kStride), b = load_frame_x8<kAc3>(x + (k + 1) * kStride);
+    const v8d as = __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3);
+    const v8d bs = __builtin_shufflevector(b, b, 4, 5, 6, 7, 0, 1, 2, 3);
+    s0 += a, q0 += a * a, p0 += a * as, c0 += a * rc[k], n0 += a * rs[k];
+    s1 += b, q1 += b * b, p1 += b * bs, c1 += b * rc[k + 1], n1 += b * rs[k + 1];
+  }
+  s0 += s1, q0 += q1, p0 += p1, c0 += c1, n0 += n1;
+  add_lo(out.su, s0), add_hi(out.si, s0), add_lo(out.suu, q0), add_hi(out.sii, q0), add_lo(out.sui, p0);
+  add_lo(out.suc, c0), add_hi(out.sic, c0), add_lo(out.sus, n0), add_hi(out.sis, n0);
+  out.w += double(k);
+  for (; k < n; ++k) accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, rc[k], rs[k], 1.0, out);
+}
+
+// Single-phase: eight consecutive frames per register.
+template <bool kDft>
+WP_INLINE void kernel_1ph_x8(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  using v16f = float __attribute__((vector_size(64)));
+  v8d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    v16f v;
+    std::memcpy(&v, x + 2 * k, sizeof v);
+    const v8d u = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14), v8d);
+    const v8d i = __builtin_convertvector(__builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15), v8d);
+    su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
+    if constexpr (kDft) {
+      const v8d c = load8d(rc + k), s = load8d(rs + k);
+      suc += u * c, sus += u * s, sic += i * c, sis += i * s;
+    }
+  }
+  fold8(out.su, su), fold8(out.si, si), fold8(out.suu, suu), fold8(out.sii, sii), fold8(out.sui, sui);
+  fold8(out.suc, suc), fold8(out.sus, sus), fold8(out.sic, sic), fold8(out.sis, sis);
+  out.w += double(k);
+  for (; k < n; ++k)
+    accumulate_one(kDft ? Layout::ac1 : Layout::dc, x + 2 * k, kDft ? rc[k] : 0.0, kDft ? rs[k] : 0.0, 1.0, out);
+}
+
 }  // namespace
 
 // Runtime dispatch: the same kernels compiled for the portable baseline and
@@ -126,12 +207,21 @@ namespace {
 
 template <int kIsa>
 WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
-                            Sums& s) noexcept {
-  switch (l) {
-    case Layout::ac3n: kernel_3ph<8, 4, false>(frames, n, ref_c, ref_s, s); break;
-    case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
-    case Layout::ac1: kernel_1ph<true>(frames, n, ref_c, ref_s, s); break;
-    case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
+                               Sums& s) noexcept {
+  if constexpr (kIsa == 2) {
+    switch (l) {
+      case Layout::ac3n: kernel_3ph_x8<false>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac3: kernel_3ph_x8<true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac1: kernel_1ph_x8<true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::dc: kernel_1ph_x8<false>(frames, n, nullptr, nullptr, s); break;
+    }
+  } else {
+    switch (l) {
+      case Layout::ac3n: kernel_3ph<8, 4, false>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac1: kernel_1ph<true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
+    }
   }
 }
 
@@ -155,36 +245,68 @@ WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_
   return sum;
 }
 
+#define WP_AVX2 __attribute__((target("avx2,fma")))
+#define WP_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+
 void accumulate_portable(Layout l, const float* f, std::size_t n, const double* c, const double* s, Sums& out) noexcept {
   accumulate_impl<0>(l, f, n, c, s, out);
 }
-__attribute__((target("avx2,fma"))) void accumulate_avx2(Layout l, const float* f, std::size_t n, const double* c,
-                                                         const double* s, Sums& out) noexcept {
+WP_AVX2 void accumulate_avx2(Layout l, const float* f, std::size_t n, const double* c, const double* s,
+                             Sums& out) noexcept {
   accumulate_impl<1>(l, f, n, c, s, out);
 }
+WP_AVX512 void accumulate_avx512(Layout l, const float* f, std::size_t n, const double* c, const double* s,
+                                 Sums& out) noexcept {
+  accumulate_impl<2>(l, f, n, c, s, out);
+}
 double plain_sum_portable(const float* f, std::size_t n, std::uint32_t ch) noexcept { return plain_sum_impl<0>(f, n, ch); }
-__attribute__((target("avx2,fma"))) double plain_sum_avx2(const float* f, std::size_t n, std::uint32_t ch) noexcept {
+WP_AVX2 double plain_sum_avx2(const float* f, std::size_t n, std::uint32_t ch) noexcept {
   return plain_sum_impl<1>(f, n, ch);
 }
 
-bool have_avx2() noexcept {
+enum class Isa { portable, avx2, avx512 };
+
+Isa detect_isa() noexcept {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return Isa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
 #endif
+  return Isa::portable;
+}
+
+// WATTPIPE_ISA=portable|avx2 caps the choice (benchmarks, tests of each path).
+Isa chosen_isa() noexcept {
+  static const Isa isa = [] {
+    Isa best = detect_isa();
+    if (const char* cap = std::getenv("WATTPIPE_ISA")) {
+      if (std::strcmp(cap, "portable") == 0) best = Isa::portable;
+      if (std::strcmp(cap, "avx2") == 0 && best == Isa::avx512) best = Isa::avx2;
+    }
+    return best;
+  }();
+  return isa;
 }
 
 }  // namespace
 
 void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
                 Sums& s) noexcept {
-  static const auto fn = have_avx2() ? &accumulate_avx2 : &accumulate_portable;
+  static const auto fn = chosen_isa() == Isa::avx512 ? &accumulate_avx512
+                         : chosen_isa() == Isa::avx2 ? &accumulate_avx2
+                                                     : &accumulate_portable;
   fn(l, frames, n, ref_c, ref_s, s);
 }
 
-const char* kernel_isa() noexcept { return have_avx2() ? "avx2+fma" : "portable"; }
+const char* kernel_isa() noexcept {
+  switch (chosen_isa()) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2+fma";
+    case Isa::portable: break;
+  }
+  return "portable";
+}
 
 void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sums& s) noexcept {
   const acquire::LayoutInfo li = acquire::layout_info(l);
@@ -205,12 +327,13 @@ void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sum
 }
 
 double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noexcept {
-  static const auto fn = have_avx2() ? &plain_sum_avx2 : &plain_sum_portable;
+  static const auto fn = chosen_isa() != Isa::portable ? &plain_sum_avx2 : &plain_sum_portable;
   return fn(frames, n, channels);
 }
 
-void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
-                     double* ref_s) noexcept {
+namespace {
+WP_INLINE void reference_table_impl(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
+                                    double* ref_s) noexcept {
   // Seeds z * r^j for j = 0..7, then every chain steps by r^8.
   v4d c0, s0, c1, s1;
   double pc = zc, ps = zs;
@@ -238,6 +361,20 @@ void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n
   }
   zc = ref_c[n];
   zs = ref_s[n];
+}
+void reference_table_portable(double& zc, double& zs, double rc, double rs, std::size_t n, double* c, double* s) noexcept {
+  reference_table_impl(zc, zs, rc, rs, n, c, s);
+}
+WP_AVX2 void reference_table_avx2(double& zc, double& zs, double rc, double rs, std::size_t n, double* c,
+                                  double* s) noexcept {
+  reference_table_impl(zc, zs, rc, rs, n, c, s);
+}
+}  // namespace
+
+void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
+                     double* ref_s) noexcept {
+  static const auto fn = chosen_isa() != Isa::portable ? &reference_table_avx2 : &reference_table_portable;
+  fn(zc, zs, rc, rs, n, ref_c, ref_s);
 }
 
 std::array<PhaseSums, 4> phase_sums(Layout l, const Sums& s) noexcept {

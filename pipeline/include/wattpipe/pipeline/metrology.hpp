@@ -38,7 +38,8 @@ struct Sums {
 void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
                 Sums& s) noexcept;
 
-// Which kernel accumulate() runs on this CPU ("avx2+fma" or "portable").
+// Which kernel accumulate() runs on this CPU ("avx512", "avx2+fma" or "portable";
+// the environment variable WATTPIPE_ISA=avx2|portable caps it).
 const char* kernel_isa() noexcept;
 
 // Accumulates one frame with weight w (fractional edge samples).

@@ -2,8 +2,8 @@
 //
 // A candidate is the first sample >= 0 after the signal went below -h
 // (hysteresis h). It is refined once K samples past it are known: a least-
-// squares line through the 2K samples around the crossing (a zero-phase low
-// pass, Savitzky-Golay order 1) is solved for zero. Harmonics shift every
+// squares cubic through the 2K samples around the crossing (a zero-phase low
+// pass, Savitzky-Golay order 3) is solved for zero. Harmonics shift every
 // crossing by the same amount, so periods stay exact.
 //
 // Threading: single thread (the processing thread).
@@ -28,45 +28,73 @@ class ZeroCrossingDetector {
 
   // Feeds n samples x[0], x[stride], ... at stream positions pos_, pos_+1, ...
   // Calls on_crossing(t) with the fractional stream position of each refined
-  // rising crossing.
+  // rising crossing. The samples are read in place; only the last 2K are
+  // copied (for crossings that straddle blocks).
   template <typename OnCrossing>
   void feed(const float* x, std::size_t stride, std::size_t n, OnCrossing&& on_crossing) {
-    for (std::size_t j = 0; j < n; ++j) {
-      const float v = x[j * stride];
-      hist_[pos_ & mask_] = v;
-      if (armed_) {
-        if (v >= 0.0f) {
-          armed_ = false;
-          if (pending_ == kNone) pending_ = pos_;
-        }
-      } else if (v < -h_) {
-        armed_ = true;
-      }
-      ++filled_;
-      if (pending_ != kNone && pos_ >= pending_ + k_ - 1) {
-        double t;
-        if (refine(pending_, t)) on_crossing(t);
-        pending_ = kNone;
-      }
-      ++pos_;
+    x_ = x;
+    stride_ = stride;
+    start_ = pos_;
+    const std::uint64_t end = pos_ + n;
+    double t;
+    if (pending_ != kNone && pending_ + k_ <= end) {
+      if (refine(pending_, t)) on_crossing(t);
+      pending_ = kNone;
     }
+    bool armed = armed_;
+    const float h = static_cast<float>(-h_);
+    // The scan looks at every kStep-th sample: arming at -h can be a few
+    // samples late without harm (the signal stays below -h for most of the
+    // half cycle), and a hit at >= 0 is walked back to the first sample >= 0.
+    std::size_t j = 0;
+    for (; j < n; j += kStep) {
+      const float v = x[j * stride];
+      if (!armed) {
+        armed = v < h;
+        continue;
+      }
+      if (v < 0.0f) continue;
+      const std::size_t lo = j >= kStep - 1 ? j - (kStep - 1) : 0;
+      while (j > lo && x[(j - 1) * stride] >= 0.0f) --j;
+      armed = false;
+      const std::uint64_t c = pos_ + j;
+      if (pending_ != kNone) continue;  // one at a time (cannot happen above ~10 degrees)
+      if (c + k_ <= end) {
+        if (refine(c, t)) on_crossing(t);
+      } else {
+        pending_ = c;
+      }
+    }
+    armed_ = armed;
+    // Keep the last 2K samples for crossings that straddle this block's end.
+    const std::size_t keep = std::min<std::size_t>(n, hist_.size());
+    for (std::size_t j = n - keep; j < n; ++j) hist_[(pos_ + j) & mask_] = x[j * stride];
+    pos_ = end;
   }
-
   [[nodiscard]] std::uint64_t position() const noexcept { return pos_; }
 
  private:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};
+  static constexpr std::size_t kStep = 4;
   bool refine(std::uint64_t c, double& t) const noexcept;
+
+  // Sample at stream position p: from the block being fed, or the history.
+  [[nodiscard]] float sample(std::uint64_t p) const noexcept {
+    return p >= start_ ? x_[(p - start_) * stride_] : hist_[p & mask_];
+  }
 
   unsigned k_;
   double h_ = 14.0;
-  std::vector<float> hist_;
+  std::vector<float> hist_;  // the last samples before the current block
   std::uint64_t mask_;
   std::uint64_t pos_ = 0;
-  std::uint64_t filled_ = 0;  // samples in history since reset
+  std::uint64_t reset_pos_ = 0;  // first position after the last reset
   std::uint64_t pending_ = kNone;
   bool armed_ = false;
-  double sxx_;  // sum (j + 0.5)^2 over the fit, fixed for a given K
+  const float* x_ = nullptr;  // block being fed
+  std::size_t stride_ = 1;
+  std::uint64_t start_ = 0;   // its first position
+  double s0_ = 0, s2_ = 0, s4_ = 0, s6_ = 0;  // sums of even powers of the fit's abscissae
 };
 
 }  // namespace wattpipe::pipeline
