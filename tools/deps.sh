@@ -4,7 +4,7 @@ WATTPIPE_PACKAGES=(
   # build
   cmake ninja-build g++ pkg-config
   # libraries (see README: what each is for)
-  libzmq3-dev cppzmq-dev libconcurrentqueue-dev libsimdjson-dev libmosquitto-dev libssl-dev
+  libzmq3-dev cppzmq-dev libconcurrentqueue-dev libsimdjson-dev libmosquitto-dev libssl-dev zlib1g-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   # tests and benchmarks, and the peers benchmarks compare against
   libgtest-dev libgmock-dev libbenchmark-dev libreaderwriterqueue-dev libboost-dev nlohmann-json3-dev

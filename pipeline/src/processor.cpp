@@ -309,25 +309,27 @@ void Processor::close_window(const Boundary& bd) {
   book_partial(reg_);
   r.registers = reg_;
   r.closed_steady_ns = 0;
-  sink_.on_window(r);
-
-  last_urms1_ = r.ph[0].urms_v;
-  if (r.frequency_valid) {
-    const double step = 2 * std::numbers::pi * r.frequency_hz / acc_fs_;
-    rc_ = std::cos(step), rs_ = std::sin(step);
-  }
+  // The next window starts before the sink runs: a sink that asks for
+  // folded_registers() must not see this window's energy twice.
   sums_.clear();
   committed_sui_ = {};
   win_lost_ = 0;
   acc_win_start_ = bd.pos;
   win_start_utc_ = r.end_utc_ns;
+  last_urms1_ = r.ph[0].urms_v;
+  if (r.frequency_valid) {
+    const double step = 2 * std::numbers::pi * r.frequency_hz / acc_fs_;
+    rc_ = std::cos(step), rs_ = std::sin(step);
+  }
+  sink_.on_window(r);
 }
 
 Reading Processor::commit() {
   book_partial(reg_);
   const auto ps = phase_sums(acc_layout_, sums_);
   for (int k = 0; k < 4; ++k) committed_sui_[k] = ps[k].sui;
-  return Reading{reg_, utc_at(acc_pos_), clock_synced_, static_cast<std::uint64_t>(acc_pos_)};
+  return Reading{reg_, utc_at(acc_pos_), clock_synced_, acquire::layout_info(acc_layout_).dc,
+                 static_cast<std::uint64_t>(acc_pos_)};
 }
 
 Registers Processor::folded_registers() const {

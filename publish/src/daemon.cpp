@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -16,6 +17,9 @@
 #include "wattpipe/acquire/simulator.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
 #include "wattpipe/pipeline/processing.hpp"
+#include "wattpipe/pipeline/state_store.hpp"
+#include "wattpipe/pipeline/transaction_journal.hpp"
+#include "wattpipe/publish/ocmf_transactions.hpp"
 #include "wattpipe/publish/publisher.hpp"
 
 namespace wattpipe::publish {
@@ -114,9 +118,48 @@ int Daemon::run(bool handle_signals) {
     return 2;
   }
 
+  // State: registers (restored before anything runs), transactions, OCMF key.
+  const bool persist = cfg_.state_dir != "none";
+  pipeline::RegisterStore store;
+  pipeline::RegisterStore::Recovered recovered;
+  pipeline::TransactionJournal journal;
+  std::optional<pipeline::ocmf::Signer> signer;
+  {
+    std::string err;
+    if (persist && !store.open(cfg_.state_dir, recovered, err)) {
+      spdlog::error("--state-dir: {}", err);
+      return 1;
+    }
+    if (!journal.open(persist ? cfg_.state_dir : std::string(), err)) {
+      spdlog::error("--state-dir: {}", err);
+      return 1;
+    }
+    bool created = false;
+    if (!cfg_.ocmf_key.empty()) {
+      signer = pipeline::ocmf::Signer::load(cfg_.ocmf_key, err);
+    } else if (persist) {
+      signer = pipeline::ocmf::Signer::load_or_create(cfg_.state_dir + "/ocmf-key.pem", err, created);
+    } else {
+      signer = pipeline::ocmf::Signer::generate(err);
+      spdlog::warn("no state dir: the OCMF key, registers and transactions last only as long as this run");
+    }
+    if (!signer) {
+      spdlog::error("{}{}", cfg_.ocmf_key.empty() ? "" : "--ocmf-key: ", err);
+      return cfg_.ocmf_key.empty() ? 1 : 2;
+    }
+    if (created) spdlog::info("OCMF: generated a new signing key in {}/ocmf-key.pem", cfg_.state_dir);
+    if (persist)
+      spdlog::info("state: registers restored from record {} (import {:.6f} Wh, export {:.6f} Wh){}; {} open "
+                   "transaction(s)",
+                   recovered.serial, recovered.registers.import_total.wh(), recovered.registers.export_total.wh(),
+                   recovered.corrupt ? fmt::format("; {} corrupt record(s) skipped", recovered.corrupt) : "",
+                   journal.open_transactions().size());
+  }
+
   acquire::BlockRing ring(static_cast<std::size_t>(cfg_.ring_blocks));
   pipeline::TripleBuffer<pipeline::WindowRecord> latest;
-  pipeline::Waker mqtt_waker;
+  pipeline::TripleBuffer<pipeline::StateSnapshot> state;
+  pipeline::Waker mqtt_waker, state_waker;
   acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
   proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
 
@@ -124,7 +167,24 @@ int Daemon::run(bool handle_signals) {
   pipeline::ProcessingOutputs outs;
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
+  if (persist) {
+    outs.state = &state;
+    outs.state_waker = &state_waker;
+  }
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
+  proc.restore(recovered.registers);
+  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker);
+
+  OcmfOptions oo;
+  oo.meter.gateway_version = version();
+  oo.meter.vendor = cfg_.meter_vendor;
+  oo.meter.model = cfg_.meter_model;
+  oo.meter.serial = cfg_.meter_serial;
+  oo.meter.firmware = cfg_.meter_firmware;
+  oo.meter.export_readings = cfg_.ocmf_export_readings;
+  oo.min_stop_s = cfg_.transaction_min_s;
+  oo.max_stop_s = cfg_.transaction_max_s;
+  OcmfTransactions transactions(std::move(*signer), journal, oo);
 
   PublisherConfig pc;
   pc.topics = Topics::make(cfg_.module_id, cfg_.mqtt_prefix);
@@ -135,10 +195,12 @@ int Daemon::run(bool handle_signals) {
   pc.heartbeat_timeout_ms = cfg_.heartbeat_timeout_ms;
   pc.public_key_interval_ms = cfg_.public_key_interval_ms;
   pc.values_qos = cfg_.mqtt_qos;
-  Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, nullptr);
+  Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, &transactions,
+                      persist ? &writer.persisted_windows() : nullptr);
 
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
   const std::int64_t t0 = acquire::steady_now_ns();
+  if (persist) writer.start();
   publisher.start();
   proc.start();
   acq.start();
@@ -172,6 +234,8 @@ int Daemon::run(bool handle_signals) {
   acq.stop();
   acq.join();
   proc.join();
+  writer.stop();  // the final registers are saved before the last publish
+  writer.join();
   publisher.stop();
   publisher.join();
   const double elapsed = double(acquire::steady_now_ns() - t0) / 1e9;
@@ -217,6 +281,13 @@ int Daemon::run(bool handle_signals) {
   s.add("publish_latency_p999_us", lat.p999_us);
   s.add("publish_latency_max_us", lat.max_us);
   s.add("elapsed_s", elapsed);
+  s.add("state_records", writer.counters().records.load());
+  s.add("state_write_errors", writer.counters().write_errors.load());
+  s.add("state_corrupt_records_skipped", recovered.corrupt);
+  s.add("transactions_open", std::uint64_t(transactions.open_count()));
+  s.add("ocmf_public_key", transactions.public_key_hex());
+  s.add("energy_Wh_import_total_at_start", recovered.registers.import_total.wh());
+  s.add("energy_Wh_export_total_at_start", recovered.registers.export_total.wh());
   s.add("energy_Wh_import_total", reg.import_total.wh());
   s.add("energy_Wh_export_total", reg.export_total.wh());
   for (int k = 0; k < 3; ++k) {

@@ -273,24 +273,10 @@ void write_smv(JsonWriter& w, const SignedMeterValue& v) {
   w.end_object();
 }
 
-template <typename Fill>
-std::string write_with(std::size_t hint, Fill&& fill) {
-  std::string out(hint, '\0');
-  for (;;) {
-    JsonWriter w(std::span<char>(out.data(), out.size()));
-    fill(w);
-    if (!w.overflow()) {
-      out.resize(w.view().size());
-      return out;
-    }
-    out.assign(out.size() * 2, '\0');
-  }
-}
-
 }  // namespace
 
 std::string write_reply(const StartTransactionReply& r) {
-  return write_with(1024 + r.error.size() * 6, [&](JsonWriter& w) {
+  return pipeline::write_json(1024 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
     w.key("status");
     w.string(to_string(r.status));
@@ -315,7 +301,7 @@ std::string write_reply(const StartTransactionReply& r) {
 }
 
 std::string write_reply(const StopTransactionReply& r) {
-  return write_with(4096 + r.error.size() * 6, [&](JsonWriter& w) {
+  return pipeline::write_json(4096 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
     w.key("status");
     w.string(to_string(r.status));

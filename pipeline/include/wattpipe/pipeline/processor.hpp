@@ -52,6 +52,7 @@ struct Reading {
   Registers registers;
   std::int64_t utc_ns = 0;
   bool clock_synced = false;
+  bool dc = false;
   std::uint64_t frame = 0;  // stream position of the reading
 };
 

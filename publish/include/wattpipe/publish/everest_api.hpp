@@ -14,9 +14,12 @@
 #include <vector>
 
 #include "wattpipe/pipeline/window.hpp"
-#include "wattpipe/publish/json_writer.hpp"
+#include "wattpipe/pipeline/json_writer.hpp"
 
 namespace wattpipe::publish {
+
+using pipeline::format_timestamp_ms;
+using pipeline::JsonWriter;
 
 struct Topics {
   std::string base;  // [prefix/]everest_api/1/powermeter/{module_id}

@@ -7,9 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
-namespace wattpipe::publish {
+namespace wattpipe::pipeline {
 
 class JsonWriter {
  public:
@@ -58,4 +59,19 @@ class JsonWriter {
 // Writes RFC 3339 UTC with milliseconds into out[0..24).
 void format_timestamp_ms(std::int64_t utc_ns, char out[24]) noexcept;
 
-}  // namespace wattpipe::publish
+// Runs fill(JsonWriter&) into a growing string until it fits (not for hot paths).
+template <typename Fill>
+std::string write_json(std::size_t hint, Fill&& fill) {
+  std::string out(hint < 64 ? 64 : hint, '\0');
+  for (;;) {
+    JsonWriter w(std::span<char>(out.data(), out.size()));
+    fill(w);
+    if (!w.overflow()) {
+      out.resize(w.view().size());
+      return out;
+    }
+    out.assign(out.size() * 2, '\0');
+  }
+}
+
+}  // namespace wattpipe::pipeline

@@ -1,10 +1,10 @@
-#include "wattpipe/publish/json_writer.hpp"
+#include "wattpipe/pipeline/json_writer.hpp"
 
 #include <charconv>
 #include <cmath>
 #include <cstring>
 
-namespace wattpipe::publish {
+namespace wattpipe::pipeline {
 namespace {
 
 constexpr std::int64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
@@ -176,4 +176,4 @@ void JsonWriter::timestamp_ms(std::int64_t utc_ns) noexcept {
   raw('"');
 }
 
-}  // namespace wattpipe::publish
+}  // namespace wattpipe::pipeline

@@ -1,0 +1,119 @@
+// OCMF (Open Charge Metering Format) records: building and signing them
+// (ECDSA P-256 / SHA-256 via OpenSSL) and verifying any record against a
+// public key, with the begin/end rules of the transparency software.
+//
+// A record is  OCMF|{payload JSON}|{signature JSON} ; the signature covers
+// the payload bytes exactly as emitted between the pipes.
+//
+// Threading: Signer is immutable after construction and may be used from
+// any one thread at a time (the MQTT thread); the free functions are pure.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wattpipe::pipeline::ocmf {
+
+inline constexpr std::string_view kSigningMethod = "ECDSA-secp256r1-SHA256";
+
+class Signer {
+ public:
+  // Loads an EC P-256 private key (PEM) from `path`. nullopt with `error` on failure.
+  static std::optional<Signer> load(const std::string& path, std::string& error);
+  // Loads `path`, or creates a new key there (mode 0600) when it does not exist.
+  static std::optional<Signer> load_or_create(const std::string& path, std::string& error, bool& created);
+  // A new key that lives in memory only (no state directory).
+  static std::optional<Signer> generate(std::string& error);
+  ~Signer();
+  Signer(Signer&&) noexcept;
+  Signer& operator=(Signer&&) noexcept;
+
+  // DER SubjectPublicKeyInfo, uppercase hex.
+  [[nodiscard]] const std::string& public_key_hex() const noexcept { return public_hex_; }
+  // DER ECDSA signature over SHA-256(payload), uppercase hex. Empty on failure.
+  [[nodiscard]] std::string sign_hex(std::string_view payload) const;
+
+ private:
+  Signer() = default;
+  struct Key;
+  std::unique_ptr<Key> key_;
+  std::string public_hex_;
+};
+
+struct Identification {
+  bool assigned = false;                 // IS
+  std::string level = "NONE";            // IL
+  std::vector<std::string> flags;        // IF
+  std::string type = "NONE";             // IT
+  std::string data;                      // ID
+  std::string tariff_text;               // TT (omitted when empty)
+  std::string evse_id;                   // CI, with CT "EVSEID"
+};
+
+struct MeterInfo {
+  std::string gateway_id = "wattpipe";   // GI
+  std::string gateway_version;           // GV
+  std::string vendor, model, serial, firmware;  // MV, MM, MS (and GS), MF
+  bool export_readings = false;          // add 1-0:2.8.0 readings
+};
+
+struct ReadingPoint {
+  std::int64_t import_uwh = 0;
+  std::int64_t export_uwh = 0;
+  std::int64_t utc_ns = 0;
+  bool clock_synced = false;  // TM status S, else I (informative)
+  bool dc = false;            // RT DC, else AC
+  char tx = 'B';              // B begin, E end (L/R/A/P other ends)
+  std::string error_flags;    // EF: "" or e.g. "E" (energy may be incomplete)
+};
+
+// "2018-07-24T13:22:04,000+0000 S"
+std::string format_tm(std::int64_t utc_ns, bool clock_synced);
+// Energy register in kWh with 4 fixed decimals, rounded down (never bills
+// energy not measured): 12345678901 uWh -> "12.3456".
+std::string format_kwh(std::int64_t uwh);
+
+// The payload JSON, keys in a fixed order.
+std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Identification& id,
+                          std::span<const ReadingPoint> readings);
+// OCMF|payload|{"SA":...,"SD":...}; empty when signing failed.
+std::string sign_record(const Signer& s, const std::string& payload);
+
+// ---- verification -----------------------------------------------------------
+
+struct VerifiedReading {
+  std::string tm, tx, ri, ru, st, ef;
+  double rv = 0;
+  std::optional<std::int64_t> utc_ms;  // TM parsed
+};
+
+struct Verification {
+  enum class Verdict { valid, invalid, unreadable } verdict = Verdict::unreadable;
+  std::string reason;           // why not valid
+  bool signature_ok = false;
+  bool begin_only = false;      // a valid start record: one begin reading, no end
+  std::string algorithm;        // SA used
+  std::string pagination, meter_serial, meter_vendor, identification;
+  std::vector<VerifiedReading> readings;
+};
+
+// Verifies `record` against `public_key`: DER SubjectPublicKeyInfo or a raw
+// EC point, in hex or base64. Curves secp256r1, secp256k1, secp384r1,
+// brainpoolP256r1, brainpoolP384r1 (and secp192r1/k1), DER or raw r||s
+// signatures in hex or base64, as the record's SA/SE say.
+Verification verify(std::string_view record, std::string_view public_key);
+
+// Human-readable summary of a verification.
+std::string summarize(const Verification& v);
+
+// Hex and base64 helpers (exposed for tests and tools).
+std::optional<std::vector<unsigned char>> decode_hex(std::string_view s);
+std::optional<std::vector<unsigned char>> decode_base64(std::string_view s);
+std::string encode_hex(std::span<const unsigned char> b);
+
+}  // namespace wattpipe::pipeline::ocmf

@@ -1,0 +1,44 @@
+// Transactions for EVerest with OCMF-signed readings (German Eichrecht):
+// start records the begin reading (taken by the processing thread at an
+// exact sample position) and replies with the signed begin record; stop
+// signs one record holding the begin and the end reading. Open transactions
+// (one per EVSE) and the pagination counter persist in the journal.
+//
+// Threading: the MQTT thread only (through TransactionHandler).
+#pragma once
+
+#include <string>
+
+#include "wattpipe/pipeline/ocmf.hpp"
+#include "wattpipe/pipeline/transaction_journal.hpp"
+#include "wattpipe/publish/publisher.hpp"
+
+namespace wattpipe::publish {
+
+struct OcmfOptions {
+  pipeline::ocmf::MeterInfo meter;
+  double min_stop_s = 0, max_stop_s = 0;  // > 0: reported in start replies
+};
+
+class OcmfTransactions final : public TransactionHandler {
+ public:
+  OcmfTransactions(pipeline::ocmf::Signer signer, pipeline::TransactionJournal& journal, OcmfOptions opts);
+
+  StartTransactionReply start(const StartTransactionRequest& req, const pipeline::Reading& reading) override;
+  StopTransactionReply stop(const StopTransactionRequest& req, const pipeline::Reading& reading) override;
+  [[nodiscard]] std::string public_key_hex() const override { return signer_.public_key_hex(); }
+
+  [[nodiscard]] std::size_t open_count() const noexcept { return journal_.open_transactions().size(); }
+
+ private:
+  // Signs the end record of `t` at `reading` and forgets `t`. Empty on failure (with error).
+  std::optional<StopTransactionReply> close(const pipeline::JournalTransaction& t, const pipeline::Reading& reading,
+                                            char tx, std::string& error);
+  SignedMeterValue smv(const std::string& record, std::int64_t utc_ns) const;
+
+  pipeline::ocmf::Signer signer_;
+  pipeline::TransactionJournal& journal_;
+  OcmfOptions opts_;
+};
+
+}  // namespace wattpipe::publish
