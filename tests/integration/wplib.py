@@ -59,6 +59,10 @@ class Broker:
 
     def conf(self):
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_type error", "log_type warning"]
+        if os.geteuid() == 0:
+            # As root mosquitto would drop to its own user, which cannot read
+            # the test's private files (password file, TLS keys).
+            lines.insert(0, "user root")
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
@@ -73,7 +77,8 @@ class Broker:
         return path
 
     def start(self):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf()], stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf()], stdout=log, stderr=subprocess.STDOUT)
         wait_port(self.port)
         return self
 
@@ -198,7 +203,8 @@ class Daemon:
     def start(self):
         if os.path.exists(self.stats_path):
             os.remove(self.stats_path)
-        self.proc = subprocess.Popen(self.argv, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def wait(self, timeout=60):
@@ -243,3 +249,56 @@ class TempDir:
 
     def __exit__(self, *exc):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Everest:
+    """An EVerest-like peer in Python: heartbeats, requests with fresh replyTo."""
+
+    def __init__(self, port, module_id="wattpipe", prefix="", **conn):
+        self.base = topic_base(module_id, prefix)
+        self.sub = Subscriber(port, [self.base + "/m2e/#"], **conn)
+        self.counter = 0
+
+    def heartbeat(self, hb_id):
+        self.sub.publish(self.base + "/e2m/heartbeat", str(hb_id))
+
+    def request(self, suffix, payload_fn, timeout=10.0, reply=True):
+        """payload_fn(reply_to) -> str; returns the parsed reply (or None)."""
+        import uuid
+        reply_to = f"{self.base}/m2e/reply/{uuid.uuid4()}"
+        if reply:
+            self.sub.client.subscribe(reply_to, qos=0)
+            time.sleep(0.05)
+        self.sub.publish(f"{self.base}/e2m/{suffix}", payload_fn(reply_to))
+        if not reply:
+            return None
+        m = self.sub.wait_for(lambda m: m[0] == reply_to, timeout)
+        return None if m is None else json.loads(m[1])
+
+    def start(self, tx, evse="EVSE-1", reply=True, **fields):
+        payload = {"evse_id": evse, "transaction_id": tx, "identification_status": "ASSIGNED",
+                   "identification_flags": ["RFID_PLAIN"], "identification_type": "ISO14443",
+                   "identification_data": "04AABBCCDD", **fields}
+
+        def make(rt):
+            return json.dumps({"headers": {"replyTo": rt}, "payload": payload} if reply else {"payload": payload})
+        return self.request("start_transaction", make, reply=reply)
+
+    def stop(self, tx, object_form=False, reply=True):
+        body = {"transaction_id": tx} if object_form else tx
+
+        def make(rt):
+            return json.dumps({"headers": {"replyTo": rt}, "payload": body} if reply else {"payload": body})
+        return self.request("stop_transaction", make, reply=reply)
+
+    def values(self):
+        return [json.loads(p) for (_, p, _) in self.sub.take("/m2e/powermeter_values")]
+
+    def close(self):
+        self.sub.close()
+
+
+def verify_ocmf(record, key):
+    """Runs wattpipe-ocmf verify; returns (exit code, output)."""
+    r = run([binary("wattpipe-ocmf"), "verify", "--public-key", key, "-"], input=record)
+    return r.returncode, r.stdout + r.stderr
