@@ -114,7 +114,7 @@ class Processor {
   WindowSink& sink_;
   // Pending blocks: a circular list of caller-owned pointers.
   std::vector<SampleBlock*> pending_;
-  std::size_t head_ = 0, count_ = 0, det_idx_ = 0;  // det_idx_: pushed blocks already detected
+  std::size_t head_ = 0, count_ = 0;
   std::size_t acc_off_ = 0;                         // frames of pending_[head_] accumulated
 
   // Stream state
