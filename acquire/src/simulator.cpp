@@ -266,9 +266,10 @@ SimSource::SimSource(const SimConfig& cfg, bool max_rate, std::uint32_t block_fr
       }()),
       max_rate_(max_rate) {
   if (block_frames == 0) {
-    // Real time: about 2 ms of samples per block keeps latency low; max rate: full blocks.
+    // Real time: about 1 ms of samples per block keeps latency low (and one
+    // 1 ms window per block in high-frequency mode); max rate: full blocks.
     block_frames = max_rate ? std::uint32_t(kBlockFrames)
-                            : std::uint32_t(std::clamp<double>(std::round(cfg.sample_rate_hz / 500), 1, kBlockFrames));
+                            : std::uint32_t(std::clamp<double>(std::round(cfg.sample_rate_hz / 1000), 1, kBlockFrames));
   }
   block_frames_ = std::min<std::uint32_t>(block_frames, kBlockFrames);
 }

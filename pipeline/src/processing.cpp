@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <cstring>
+
 #include "wattpipe/acquire/clock.hpp"
 
 namespace wattpipe::pipeline {
@@ -43,6 +45,28 @@ void Processing::snapshot(std::int64_t now_ns) {
   if (out_.state_waker != nullptr) out_.state_waker->notify();
 }
 
+void Processing::copy_raw(const acquire::SampleBlock& b) {
+  acquire::SampleBlock* slot = out_.raw_log->claim();
+  if (slot == nullptr) {
+    counters_.raw_log_overflow.fetch_add(1, std::memory_order_relaxed);
+    counters_.raw_log_overflow_frames.fetch_add(b.frames, std::memory_order_relaxed);
+    return;
+  }
+  // The header fields and only the frames in use (a block is mostly empty at low rates).
+  slot->layout = b.layout;
+  slot->channels = b.channels;
+  slot->frames = b.frames;
+  slot->sequence = b.sequence;
+  slot->first_frame = b.first_frame;
+  slot->t0_ns = b.t0_ns;
+  slot->sample_rate_hz = b.sample_rate_hz;
+  slot->lost_frames = b.lost_frames;
+  slot->acquired_ns = b.acquired_ns;
+  slot->clock_synced = b.clock_synced;
+  std::memcpy(slot->data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
+  out_.raw_log->publish();
+}
+
 void Processing::serve_requests() {
   ReadingRequest req;
   bool any = false;
@@ -63,12 +87,9 @@ void Processing::run() {
     bool progressed = false;
     // One block at a time: push, then accumulate what it makes decidable.
     while (acquire::SampleBlock* b = ring_.peek(pushed)) {
+      if (out_.raw_log != nullptr) copy_raw(*b);  // before push(): it calibrates in place
       if (!proc_.push(b)) break;
       ++pushed;
-      if (out_.raw_log != nullptr && !out_.raw_log->try_push(*b)) {
-        counters_.raw_log_overflow.fetch_add(1, std::memory_order_relaxed);
-        counters_.raw_log_overflow_frames.fetch_add(b->frames, std::memory_order_relaxed);
-      }
       const std::size_t done = proc_.advance();
       ring_.release(done);
       pushed -= done;

@@ -173,6 +173,8 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");
   app.add_flag("--zmq-raw", c.zmq_raw, "also publish raw blocks on --zmq-pub");
+  app.add_flag("--stamp-messages", c.stamp_messages,
+               "add wattpipe_closed_ns (steady clock of the window close) to powermeter_values, for latency benchmarks");
   app.add_option("--duration", c.duration, "stop cleanly after this many seconds")->check(CLI::Range(0.0, 1e9));
   app.add_option("--stats-json", c.stats_json, "write final counters as one JSON object to this file at exit");
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))->capture_default_str();

@@ -21,6 +21,7 @@
 #include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/ocmf_transactions.hpp"
 #include "wattpipe/publish/publisher.hpp"
+#include "wattpipe/publish/window_logger.hpp"
 
 namespace wattpipe::publish {
 
@@ -171,6 +172,32 @@ int Daemon::run(bool handle_signals) {
     outs.state = &state;
     outs.state_waker = &state_waker;
   }
+  // High-frequency logging: the log thread's bounded queues.
+  const bool log_windows = !cfg_.log.empty() || !cfg_.zmq_pub.empty();
+  const bool log_raw = !cfg_.log_raw.empty() || (cfg_.zmq_raw && !cfg_.zmq_pub.empty());
+  std::unique_ptr<acquire::SpscRing<pipeline::WindowRecord>> window_queue;
+  std::unique_ptr<acquire::SpscRing<acquire::SampleBlock>> raw_queue;
+  if (log_windows) window_queue = std::make_unique<acquire::SpscRing<pipeline::WindowRecord>>(std::size_t(cfg_.log_queue));
+  if (log_raw) raw_queue = std::make_unique<acquire::SpscRing<acquire::SampleBlock>>(128);
+  outs.window_log = window_queue.get();
+  outs.raw_log = raw_queue.get();
+  std::unique_ptr<WindowLogger> logger;
+  if (log_windows || log_raw) {
+    LoggerConfig lc;
+    lc.jsonl_path = cfg_.log;
+    lc.raw_path = cfg_.log_raw;
+    lc.zmq_endpoint = cfg_.zmq_pub;
+    lc.zmq_raw = cfg_.zmq_raw;
+    lc.max_mb = cfg_.log_max_mb;
+    lc.meter_id = cfg_.meter_serial;
+    try {
+      logger = std::make_unique<WindowLogger>(lc, window_queue.get(), raw_queue.get());
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 2;
+    }
+  }
+
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
   proc.restore(recovered.registers);
   pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker);
@@ -195,12 +222,14 @@ int Daemon::run(bool handle_signals) {
   pc.heartbeat_timeout_ms = cfg_.heartbeat_timeout_ms;
   pc.public_key_interval_ms = cfg_.public_key_interval_ms;
   pc.values_qos = cfg_.mqtt_qos;
+  pc.stamp_messages = cfg_.stamp_messages;
   Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, &transactions,
                       persist ? &writer.persisted_windows() : nullptr);
 
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
   const std::int64_t t0 = acquire::steady_now_ns();
   if (persist) writer.start();
+  if (logger) logger->start();
   publisher.start();
   proc.start();
   acq.start();
@@ -238,6 +267,10 @@ int Daemon::run(bool handle_signals) {
   writer.join();
   publisher.stop();
   publisher.join();
+  if (logger) {
+    logger->stop(proc.counters().windows_closed.load());  // drains both queues, reports a final overflow
+    logger->join();
+  }
   const double elapsed = double(acquire::steady_now_ns() - t0) / 1e9;
 
   const auto& ac = acq.counters();
@@ -275,6 +308,19 @@ int Daemon::run(bool handle_signals) {
   s.add("requests_malformed", mc.requests_malformed.load());
   s.add("replies", mc.replies.load());
   s.add("readings", pcn.readings.load());
+  s.add("windows_log_overflow", pcn.windows_log_overflow.load());
+  s.add("raw_log_overflow_blocks", pcn.raw_log_overflow.load());
+  s.add("raw_log_overflow_frames", pcn.raw_log_overflow_frames.load());
+  if (logger) {
+    const auto& lg = logger->counters();
+    s.add("log_windows_written", lg.windows_written.load());
+    s.add("log_windows_lost", lg.windows_lost.load());
+    s.add("log_raw_blocks_written", lg.raw_blocks_written.load());
+    s.add("log_raw_frames_written", lg.raw_frames_written.load());
+    s.add("log_zmq_messages", lg.zmq_messages.load());
+    s.add("log_write_errors", lg.write_errors.load());
+    s.add("log_rotations", lg.rotations.load());
+  }
   s.add("publish_latency_count", lat.count);
   s.add("publish_latency_p50_us", lat.p50_us);
   s.add("publish_latency_p99_us", lat.p99_us);

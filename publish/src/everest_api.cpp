@@ -323,7 +323,10 @@ std::string write_reply(const StopTransactionReply& r) {
 
 // ---- powermeter_values -----------------------------------------------------
 
-std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+namespace {
+
+// The powermeter_values fields of a window, inside an object the caller opened.
+void write_values_fields(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
   static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
   const unsigned n = r.phases;
   const bool per_phase = !r.dc;
@@ -361,8 +364,6 @@ std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::s
     w.end_object();
   };
 
-  w.reset();
-  w.begin_object();
   w.key("timestamp");
   w.timestamp_ms(r.end_utc_ns);
   if (!meter_id.empty()) {
@@ -422,6 +423,78 @@ std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::s
       w.key("phase_seq_error");
       w.boolean(r.phase_seq_error);
     }
+  }
+}
+
+// {"total":..,"L1":..} of a per-phase quantity (skipped when not finite).
+template <typename Get>
+void per_phase(JsonWriter& w, std::string_view name, const pipeline::WindowRecord& r, Get get, int dec, bool total) {
+  static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
+  double sum = 0;
+  for (unsigned k = 0; k < r.phases; ++k) {
+    if (!std::isfinite(get(r.ph[k]))) return;
+    sum += get(r.ph[k]);
+  }
+  w.key(name);
+  w.begin_object();
+  if (total) {
+    w.key("total");
+    w.fixed(sum, dec);
+  }
+  for (unsigned k = 0; k < r.phases; ++k) {
+    w.key(kL[k]);
+    w.fixed(get(r.ph[k]), dec);
+  }
+  w.end_object();
+}
+
+}  // namespace
+
+std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w,
+                                         bool stamp) {
+  w.reset();
+  w.begin_object();
+  write_values_fields(r, meter_id, w);
+  if (stamp) {
+    // Optional (--stamp-messages): when the processing thread closed the window, for latency benchmarks.
+    w.key("wattpipe_closed_ns");
+    w.integer(r.closed_steady_ns);
+  }
+  w.end_object();
+  return w.view();
+}
+
+std::string_view write_window_record(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+  w.reset();
+  w.begin_object();
+  w.key("seq");
+  w.uinteger(r.seq);
+  w.key("start");
+  w.timestamp_ms(r.start_utc_ns);
+  w.key("start_ns");
+  w.integer(r.start_utc_ns);
+  w.key("end_ns");
+  w.integer(r.end_utc_ns);
+  w.key("samples");
+  w.fixed(r.samples, 3);
+  w.key("frames_dropped");
+  w.uinteger(r.frames_dropped);
+  w.key("whole_cycles");
+  w.boolean(r.whole_cycles);
+  w.key("nominal_timing");
+  w.boolean(r.nominal_timing);
+  w.key("clock_synced");
+  w.boolean(r.clock_synced);
+  w.key("partial");
+  w.boolean(r.partial);
+  write_values_fields(r, meter_id, w);
+  per_phase(w, "S_VA", r, [](const pipeline::PhaseValues& v) { return v.s_va; }, 3, true);
+  per_phase(w, "N_VA", r, [](const pipeline::PhaseValues& v) { return v.n_va; }, 3, true);
+  per_phase(w, "PF", r, [](const pipeline::PhaseValues& v) { return v.pf; }, 5, false);
+  per_phase(w, "energy_Wh_window", r, [](const pipeline::PhaseValues& v) { return v.energy_wh; }, 9, true);
+  if (r.neutral && std::isfinite(r.un_rms_v)) {
+    w.key("UN_V");
+    w.fixed(r.un_rms_v, 3);
   }
   w.end_object();
   return w.view();

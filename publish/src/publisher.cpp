@@ -185,11 +185,15 @@ void Publisher::serve_replies() {
 
 void Publisher::publish_values(std::int64_t now, bool force) {
   if (latest_.read(window_)) {
-    // Throttle on stream time (regular cadence aligned to windows) and on
-    // wall time (bounded rate when replaying faster than real time).
+    // Throttle on stream time (a regular cadence aligned to windows) and on
+    // wall time through a token bucket: the rate stays bounded when a replay
+    // runs faster than real time, while windows that close together (several
+    // per block) still all go out at --publish-interval-ms 1.
     const std::int64_t interval_ns = std::int64_t{cfg_.publish_interval_ms} * kMs;
-    const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) &&
-                      now - last_pub_wall_ns_ >= interval_ns / 2;
+    const double burst = std::max(2.0, double(20 * kMs) / double(interval_ns));
+    tokens_ = std::min(burst, tokens_ + double(now - last_refill_ns_) / double(interval_ns));
+    last_refill_ns_ = now;
+    const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) && tokens_ >= 1.0;
     window_published_ = false;
     if (!window_.partial) shown_ = window_;
     if (open) window_pending_ = true;  // else conflated away: the next window will do
@@ -210,7 +214,7 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     rec = &shown_;
   }
   JsonWriter w(buf_);
-  const std::string_view json = write_powermeter_values(*rec, cfg_.meter_id, w);
+  const std::string_view json = write_powermeter_values(*rec, cfg_.meter_id, w, cfg_.stamp_messages);
   window_pending_ = false;
   if (w.overflow()) return;
   if (send(cfg_.topics.powermeter_values, json, cfg_.values_qos)) {
@@ -218,7 +222,7 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     counters_.values_published.fetch_add(1, std::memory_order_relaxed);
     window_published_ = true;
     last_pub_end_ns_ = double(window_.end_utc_ns);
-    last_pub_wall_ns_ = now;
+    tokens_ -= 1.0;
   }
 }
 

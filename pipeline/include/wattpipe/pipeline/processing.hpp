@@ -90,6 +90,7 @@ class Processing : private WindowSink {
   void run();
   void on_window(WindowRecord& w) override;
   void serve_requests();
+  void copy_raw(const acquire::SampleBlock& b);
   void snapshot(std::int64_t now_ns);
 
   acquire::BlockRing& ring_;

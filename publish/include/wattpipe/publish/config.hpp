@@ -58,11 +58,13 @@ struct Config {
   double log_max_mb = 0;  // 0: no rotation
   int log_queue = 8192;   // windows the log thread may fall behind by
 
+  bool stamp_messages = false;  // hidden: wattpipe_closed_ns in powermeter_values
+
   // Run
   double duration = 0;
   std::string stats_json;
   std::string log_level = "info";
-  int ring_blocks = 128;
+  int ring_blocks = 256;
   acquire::RealTimeConfig acq_rt, proc_rt;
 };
 

@@ -104,7 +104,14 @@ std::string write_reply(const StopTransactionReply& r);
 
 // The powermeter_values message for a window: every field the schema offers
 // that we measure; never NaN (a non-finite value drops its object). Returns
-// the view into `w`'s buffer (>= 2 KiB is enough).
-std::string_view write_powermeter_values(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w);
+// the view into `w`'s buffer (>= 2 KiB is enough). `stamp` adds
+// wattpipe_closed_ns (steady clock of the window's close) for benchmarks.
+std::string_view write_powermeter_values(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w,
+                                         bool stamp = false);
+
+// A window record for the high-frequency log (one JSON Lines record): the
+// powermeter_values fields plus seq, start/end, samples, frame drops, S, N,
+// PF and the window's own energy. (>= 4 KiB buffer.)
+std::string_view write_window_record(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w);
 
 }  // namespace wattpipe::publish

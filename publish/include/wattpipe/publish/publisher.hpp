@@ -47,6 +47,7 @@ struct PublisherConfig {
   int heartbeat_timeout_ms = 2000;
   int public_key_interval_ms = 10000;
   int values_qos = 0;
+  bool stamp_messages = false;  // add wattpipe_closed_ns (benchmarks)
   int reconnect_min_ms = 100, reconnect_max_ms = 5000;
 };
 
@@ -124,7 +125,8 @@ class Publisher : private MqttTransport::Handler {
   pipeline::WindowRecord shown_;      // last representative window: values for partial ones
   bool window_pending_ = false;       // read from latest_, to be published
   bool window_published_ = true;      // window_ went out
-  std::int64_t last_pub_wall_ns_ = 0;
+  double tokens_ = 2.0;               // wall-time token bucket of the throttle
+  std::int64_t last_refill_ns_ = 0;
   double last_pub_end_ns_ = -1e300;   // stream time (window end) of the last publish
   std::int64_t next_connect_ns_ = 0;
   int backoff_ms_ = 0;

@@ -1,0 +1,78 @@
+// The log thread of the high-frequency logging mode: every window record to
+// a JSON Lines file, every raw block to a WPRB file, and both to a ZeroMQ PUB
+// socket for remote loggers. Nothing is dropped silently: windows carry
+// sequence numbers, and when the bounded queue from the processing thread
+// overflowed, the gap is written into the log itself as an overflow record.
+//
+// Threading: start()/stop()/join() from the owner; the thread it starts is
+// the only consumer of both queues and owns the files and the socket.
+// counters() from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/pipeline/window.hpp"
+
+namespace wattpipe::publish {
+
+struct LoggerConfig {
+  std::string jsonl_path;    // --log
+  std::string raw_path;      // --log-raw
+  std::string zmq_endpoint;  // --zmq-pub
+  bool zmq_raw = false;      // raw blocks on the PUB socket too
+  double max_mb = 0;         // rotate files at this size (0: never)
+  std::string meter_id;
+};
+
+struct LoggerCounters {
+  std::atomic<std::uint64_t> windows_written{0};
+  std::atomic<std::uint64_t> windows_lost{0};     // seen as sequence gaps (queue overflow)
+  std::atomic<std::uint64_t> raw_blocks_written{0};
+  std::atomic<std::uint64_t> raw_frames_written{0};
+  std::atomic<std::uint64_t> zmq_messages{0};
+  std::atomic<std::uint64_t> write_errors{0};
+  std::atomic<std::uint64_t> rotations{0};
+};
+
+class WindowLogger {
+ public:
+  // Either queue may be null. Throws std::runtime_error when a file cannot be
+  // opened or the endpoint cannot be bound (a configuration error).
+  WindowLogger(LoggerConfig cfg, acquire::SpscRing<pipeline::WindowRecord>* windows,
+               acquire::SpscRing<acquire::SampleBlock>* raw);
+  ~WindowLogger();
+  WindowLogger(const WindowLogger&) = delete;
+  WindowLogger& operator=(const WindowLogger&) = delete;
+
+  void start();
+  // Owner thread: drains both queues, flushes, closes, ends the thread.
+  // `windows_total` (windows the processing thread closed) lets the log
+  // report an overflow at its very end too.
+  void stop(std::uint64_t windows_total = ~std::uint64_t{0});
+  void join();
+  [[nodiscard]] const LoggerCounters& counters() const noexcept { return counters_; }
+
+ private:
+  struct Impl;
+  void run();
+  bool drain();
+  void report_overflow(std::uint64_t seq);
+
+  LoggerConfig cfg_;
+  acquire::SpscRing<pipeline::WindowRecord>* windows_;
+  acquire::SpscRing<acquire::SampleBlock>* raw_;
+  std::unique_ptr<Impl> impl_;
+  LoggerCounters counters_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> windows_total_{~std::uint64_t{0}};
+  std::thread thread_;
+};
+
+}  // namespace wattpipe::publish
