@@ -34,7 +34,9 @@ void Processing::on_window(WindowRecord& w) {
   // State first: the MQTT thread publishes only what the state writer has saved.
   snapshot(w.closed_steady_ns);
   if (out_.latest != nullptr) out_.latest->write(w);
-  if (out_.waker != nullptr) out_.waker->notify();
+  // With a state writer, it wakes the MQTT thread once the registers are
+  // saved (the MQTT thread could not publish before that anyway).
+  if (out_.waker != nullptr && out_.state == nullptr) out_.waker->notify();
 }
 
 void Processing::snapshot(std::int64_t now_ns) {

@@ -276,7 +276,10 @@ void Publisher::run() {
     if (latest_.fresh() || (processing_ != nullptr && processing_->replies().size_approx() > 0) ||
         stop_.load(std::memory_order_relaxed))
       wait_ns = 0;
-    if (window_pending_) wait_ns = std::min<std::int64_t>(wait_ns, kMs);  // waiting for the state writer
+    // Waiting for the state writer: it wakes us once it saved the registers;
+    // check after arm() so that wake-up cannot be missed.
+    if (window_pending_ && (persisted_ == nullptr || persisted_->load(std::memory_order_seq_cst) >= window_.seq + 1))
+      wait_ns = 0;
     if (mqtt_.connected()) {
       if (cfg_.communication_check_interval_ms > 0) wait_ns = std::min(wait_ns, next_check_ns_ - now);
       wait_ns = std::min(wait_ns, next_key_ns_ - now);

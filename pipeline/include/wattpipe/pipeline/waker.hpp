@@ -28,7 +28,11 @@ class Waker {
   Waker& operator=(const Waker&) = delete;
 
   // Sleeping thread: call before the last check for work, then poll fd().
-  void arm() noexcept { armed_.store(true, std::memory_order_seq_cst); }
+  void arm() noexcept {
+    armed_.store(true, std::memory_order_seq_cst);
+    // The sleeper's checks for work that follow must not move above the store.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
   // Sleeping thread: after waking.
   void drain() noexcept {
     armed_.store(false, std::memory_order_relaxed);

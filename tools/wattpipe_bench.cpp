@@ -1,0 +1,368 @@
+// wattpipe-bench: the whole daemon path, measured, as one JSON object.
+//   - sustained frames/s at --max-rate with zero drops (AC3N, DC), in-process,
+//     publishing to a real broker;
+//   - the highest real-time --sample-rate held with zero drops (probes of --probe-s);
+//   - window close -> MQTT publish latency (the daemon's own stamps) and
+//     window close -> receipt by a subscriber, at --publish-interval-ms 1,
+//     and the messages/s the subscriber receives, against the binary;
+//   - peak RSS of the daemon process;
+//   - heap allocations of the acquisition and processing threads after warm-up.
+// It starts a private mosquitto unless --broker is given.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <mosquitto.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "progress.hpp"
+#include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/publish/config.hpp"
+#include "wattpipe/publish/daemon.hpp"
+
+extern char** environ;
+
+// ---- per-thread allocation counting (this process only) ----------------------
+
+namespace {
+constexpr int kMaxThreads = 256;
+struct ThreadCount {
+  std::atomic<pthread_t> id{};
+  std::atomic<std::uint64_t> allocations{0};
+};
+ThreadCount g_threads[kMaxThreads];
+std::atomic<int> g_thread_slots{0};
+thread_local ThreadCount* t_count = nullptr;
+
+void count_allocation() noexcept {
+  if (t_count == nullptr) {
+    const int slot = g_thread_slots.fetch_add(1, std::memory_order_relaxed);
+    if (slot >= kMaxThreads) return;
+    t_count = &g_threads[slot];
+    t_count->id.store(pthread_self(), std::memory_order_relaxed);
+  }
+  t_count->allocations.fetch_add(1, std::memory_order_relaxed);
+}
+
+void* counted_new(std::size_t n, std::size_t align) {
+  count_allocation();
+  void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
+                                              : std::malloc(n ? n : 1);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+// Allocations so far by the threads whose name starts with `prefix` (live threads only).
+std::uint64_t allocations_of(const char* prefix) {
+  std::uint64_t sum = 0;
+  const int n = std::min(g_thread_slots.load(), kMaxThreads);
+  for (int k = 0; k < n; ++k) {
+    char name[32] = {0};
+    if (pthread_getname_np(g_threads[k].id.load(), name, sizeof name) != 0) continue;
+    if (std::strncmp(name, prefix, std::strlen(prefix)) == 0) sum += g_threads[k].allocations.load();
+  }
+  return sum;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_new(n, 0); }
+void* operator new[](std::size_t n) { return counted_new(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+using wattpipe::acquire::steady_now_ns;
+
+struct Options {
+  std::string broker;
+  double seconds = 10;
+  double probe_s = 30;
+  double warmup_s = 1;
+  std::string bin_dir;
+  bool skip_rate_probe = false;
+};
+
+// ---- helpers -------------------------------------------------------------------
+
+int free_port() {
+  // Let the kernel pick, through a throw-away listener.
+  for (int port = 20000 + (::getpid() % 20000);; ++port) {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (ok) return port;
+  }
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+bool wait_port(int port, double timeout_s) {
+  const std::int64_t end = steady_now_ns() + std::int64_t(timeout_s * 1e9);
+  while (steady_now_ns() < end) {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+struct Stats {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  bool load(const std::string& json) { return parser.parse(json).get(doc) == simdjson::SUCCESS; }
+  double num(const char* key) {
+    double d;
+    if (doc[key].get_double().get(d) == simdjson::SUCCESS) return d;
+    std::uint64_t u;
+    if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
+    return 0;
+  }
+};
+
+// An in-process daemon from command-line style arguments.
+std::string run_in_process(const std::vector<std::string>& args, double warmup_s, std::uint64_t* hot_allocs) {
+  std::vector<const char*> argv{"wattpipe"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  wattpipe::publish::Config cfg;
+  std::string error;
+  if (wattpipe::publish::parse_config(int(argv.size()), argv.data(), cfg, error) != wattpipe::publish::ParseOutcome::run)
+    throw std::runtime_error("bad daemon arguments: " + error);
+  const double duration = cfg.duration;
+  wattpipe::publish::Daemon d(cfg);
+  std::thread t([&] { d.run(false); });
+  if (hot_allocs != nullptr) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(warmup_s));
+    const std::uint64_t a0 = allocations_of("wp-acquire") + allocations_of("wp-process");
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::max(0.5, duration - warmup_s - 0.5)));
+    *hot_allocs = allocations_of("wp-acquire") + allocations_of("wp-process") - a0;
+  }
+  t.join();
+  return d.stats_json();
+}
+
+// Subscriber: receipt latency from wattpipe_closed_ns and message counts.
+struct Receiver {
+  mosquitto* m = nullptr;
+  std::mutex mu;
+  std::vector<double> latency_us;
+  std::uint64_t messages = 0;
+  std::int64_t first_ns = 0, last_ns = 0;
+
+  Receiver(int port, const std::string& topic) {
+    mosquitto_lib_init();
+    m = mosquitto_new(nullptr, true, this);
+    mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_message_callback_set(m, [](mosquitto*, void* self, const mosquitto_message* msg) {
+      const std::int64_t now = steady_now_ns();
+      auto* r = static_cast<Receiver*>(self);
+      const std::string_view p(static_cast<const char*>(msg->payload), std::size_t(msg->payloadlen));
+      const auto at = p.find("\"wattpipe_closed_ns\":");
+      std::lock_guard lock(r->mu);
+      if (r->messages++ == 0) r->first_ns = now;
+      r->last_ns = now;
+      if (at != std::string_view::npos) {
+        const std::int64_t closed = std::strtoll(p.data() + at + 21, nullptr, 10);
+        if (closed > 0) r->latency_us.push_back(double(now - closed) / 1000.0);
+      }
+    });
+    mosquitto_connect(m, "127.0.0.1", port, 30);
+    mosquitto_subscribe(m, nullptr, topic.c_str(), 0);
+    mosquitto_loop_start(m);
+  }
+  ~Receiver() {
+    mosquitto_disconnect(m);
+    mosquitto_loop_stop(m, true);
+    mosquitto_destroy(m);
+  }
+};
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, std::size_t(q * double(v.size() - 1) + 0.5))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"wattpipe-bench: throughput, latency, rate, memory and allocations of the whole daemon path"};
+  Options o;
+  std::string output;
+  app.add_option("--broker", o.broker, "use this broker HOST:PORT (default: a private mosquitto)");
+  app.add_option("--seconds", o.seconds, "length of each throughput and latency run")->capture_default_str();
+  app.add_option("--probe-s", o.probe_s, "length of each real-time sample-rate probe")->capture_default_str();
+  app.add_flag("--skip-rate-probe", o.skip_rate_probe, "do not search the highest real-time sample rate");
+  app.add_option("-o,--output", output, "also write the JSON object to this file");
+  CLI11_PARSE(app, argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  wattpipe::publish::setup_logging("error");
+  o.bin_dir = std::filesystem::canonical("/proc/self/exe").parent_path().string();
+  const std::string tmp = std::filesystem::temp_directory_path() / fmt::format("wattpipe-bench-{}", ::getpid());
+  std::filesystem::create_directories(tmp);
+
+  pid_t broker_pid = -1;
+  std::string broker = o.broker;
+  if (broker.empty()) {
+    const int port = free_port();
+    const std::string conf = tmp + "/mosquitto.conf";
+    std::ofstream(conf) << fmt::format("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n{}", port,
+                                       ::geteuid() == 0 ? "user root\n" : "");
+    for (const char* m : {"/usr/sbin/mosquitto", "/usr/bin/mosquitto"})
+      if (std::filesystem::exists(m)) broker_pid = spawn({m, "-c", conf}, tmp + "/mosquitto.log");
+    if (broker_pid < 0 || !wait_port(port, 10)) {
+      std::fprintf(stderr, "wattpipe-bench: cannot start mosquitto\n");
+      return 1;
+    }
+    broker = fmt::format("127.0.0.1:{}", port);
+  }
+  const int broker_port = std::stoi(broker.substr(broker.rfind(':') + 1));
+  wattpipe::tools::Progress progress("wattpipe-bench");
+  std::string json = "{";
+  auto add = [&](const std::string& k, const std::string& v) { json += (json.size() > 1 ? "," : "") + fmt::format("\"{}\":{}", k, v); };
+  add("machine", fmt::format("\"{} cores, {}\"", std::thread::hardware_concurrency(), [] {
+        std::ifstream f("/proc/cpuinfo");
+        std::string line;
+        while (std::getline(f, line))
+          if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+        return std::string("?");
+      }()));
+
+  // 1. Sustained frames/s at max rate, zero drops, publishing to the broker; hot-path allocations.
+  int step = 0;
+  const int steps = 4 + (o.skip_rate_probe ? 0 : 8);
+  for (const char* profile : {"ac3", "dc"}) {
+    progress.update(++step, steps);
+    std::uint64_t allocs = 0;
+    Stats s;
+    s.load(run_in_process({"--sim-profile", profile, "--max-rate", "--duration", fmt::format("{}", o.seconds),
+                           "--broker", broker, "--state-dir", "none", "--module-id", "bench"},
+                          o.warmup_s, &allocs));
+    const std::string key = std::string("max_rate_") + (std::string(profile) == "ac3" ? "ac3n" : "dc");
+    add(key + "_frames_per_s", fmt::format("{:.0f}", s.num("frames_processed") / s.num("elapsed_s")));
+    add(key + "_frames_dropped", fmt::format("{:.0f}", s.num("frames_dropped")));
+    add(key + "_hot_path_allocations_after_warmup", std::to_string(allocs));
+  }
+
+  // 2. Latency and message rate at --publish-interval-ms 1 (1 ms DC windows), against the binary.
+  {
+    progress.update(++step, steps);
+    Receiver rx(broker_port, "everest_api/1/powermeter/bench/m2e/powermeter_values");
+    const std::string stats_path = tmp + "/latency.json";
+    const pid_t pid = spawn({o.bin_dir + "/wattpipe", "--broker", broker, "--module-id", "bench", "--sim-profile", "dc",
+                             "--window-ms", "1", "--publish-interval-ms", "1", "--stamp-messages", "--duration",
+                             fmt::format("{}", o.seconds), "--state-dir", tmp + "/state", "--stats-json", stats_path},
+                            tmp + "/wattpipe.log");
+    int status = 0;
+    rusage ru{};
+    wait4(pid, &status, 0, &ru);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::ifstream f(stats_path);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    Stats s;
+    s.load(text);
+    std::lock_guard lock(rx.mu);
+    const double span_s = double(rx.last_ns - rx.first_ns) / 1e9;
+    add("publish_latency_us", fmt::format("{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{:.1f},\"count\":{:.0f}}}",
+                                          s.num("publish_latency_p50_us"), s.num("publish_latency_p99_us"),
+                                          s.num("publish_latency_p999_us"), s.num("publish_latency_max_us"),
+                                          s.num("publish_latency_count")));
+    add("receipt_latency_us", fmt::format("{{\"p50\":{:.1f},\"p99\":{:.1f},\"p999\":{:.1f},\"max\":{:.1f},\"count\":{}}}",
+                                          percentile(rx.latency_us, 0.5), percentile(rx.latency_us, 0.99),
+                                          percentile(rx.latency_us, 0.999), percentile(rx.latency_us, 1.0),
+                                          rx.latency_us.size()));
+    add("mqtt_messages_per_s_at_1ms", fmt::format("{:.0f}", span_s > 0 ? double(rx.messages - 1) / span_s : 0.0));
+    add("mqtt_windows_per_s_at_1ms", fmt::format("{:.0f}", s.num("windows_closed") / s.num("elapsed_s")));
+    add("daemon_peak_rss_mib", fmt::format("{:.1f}", double(ru.ru_maxrss) / 1024.0));
+  }
+
+  // 3. The highest real-time sample rate held with zero drops.
+  if (!o.skip_rate_probe) {
+    auto holds = [&](double rate) {
+      progress.update(++step, steps);
+      Stats s;
+      s.load(run_in_process({"--sim-profile", "ac3", "--sample-rate", fmt::format("{}", rate), "--duration",
+                             fmt::format("{}", o.probe_s), "--broker", broker, "--state-dir", "none", "--module-id",
+                             "bench"},
+                            0, nullptr));
+      const double want = rate * s.num("elapsed_s");
+      return s.num("frames_dropped") == 0 && s.num("frames_lost_gap") == 0 && s.num("frames_processed") > 0.98 * want;
+    };
+    double lo = 0, hi = 0;
+    for (double r = 1e6; r <= 512e6; r *= 2) {
+      if (holds(r)) {
+        lo = r;
+      } else {
+        hi = r;
+        break;
+      }
+    }
+    for (int k = 0; k < 3 && hi > 0 && lo > 0; ++k) {
+      const double mid = (lo + hi) / 2;
+      (holds(mid) ? lo : hi) = mid;
+    }
+    add("realtime_max_sample_rate_hz", fmt::format("{:.0f}", lo));
+    add("realtime_probe_s", fmt::format("{}", o.probe_s));
+  }
+  json += "}";
+  if (broker_pid > 0) {
+    ::kill(broker_pid, SIGTERM);
+    ::waitpid(broker_pid, nullptr, 0);
+  }
+  std::filesystem::remove_all(tmp);
+  std::printf("%s\n", json.c_str());
+  if (!output.empty()) std::ofstream(output) << json << "\n";
+  return 0;
+}
