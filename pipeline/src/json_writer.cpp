@@ -168,6 +168,14 @@ void JsonWriter::fixed(double v, int decimals) noexcept {
   raw(std::string_view(tmp, static_cast<std::size_t>(r.ptr - tmp)));
 }
 
+void JsonWriter::single(std::string_view name, std::string_view k, double v, int decimals) noexcept {
+  if (!std::isfinite(v)) return;
+  key(name);
+  begin_object();
+  field_fixed(k, v, decimals);
+  end_object();
+}
+
 void JsonWriter::timestamp_ms(std::int64_t utc_ns) noexcept {
   char ts[24];
   format_timestamp_ms(utc_ns, ts);

@@ -226,25 +226,20 @@ std::string format_kwh(std::int64_t uwh) {
 std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Identification& id,
                           std::span<const ReadingPoint> readings) {
   return write_json(1024 + 256 * readings.size() + id.data.size() * 6 + id.tariff_text.size() * 6, [&](JsonWriter& w) {
-    auto kv = [&](std::string_view k, std::string_view v) {
-      w.key(k);
-      w.string(v);
-    };
     w.begin_object();
-    kv("FV", "1.0");
-    kv("GI", m.gateway_id);
-    kv("GS", m.serial);
-    kv("GV", m.gateway_version);
+    w.field("FV", "1.0");
+    w.field("GI", m.gateway_id);
+    w.field("GS", m.serial);
+    w.field("GV", m.gateway_version);
     std::string pg = std::to_string(pagination);
     pg.insert(pg.begin(), 'T');  // (not "T" + s: GCC 12 warns falsely on that)
-    kv("PG", pg);
-    kv("MV", m.vendor);
-    kv("MM", m.model);
-    kv("MS", m.serial);
-    kv("MF", m.firmware);
-    w.key("IS");
-    w.boolean(id.assigned);
-    kv("IL", id.level.empty() ? "NONE" : id.level);
+    w.field("PG", pg);
+    w.field("MV", m.vendor);
+    w.field("MM", m.model);
+    w.field("MS", m.serial);
+    w.field("MF", m.firmware);
+    w.field_bool("IS", id.assigned);
+    w.field("IL", id.level.empty() ? "NONE" : id.level);
     w.key("IF");
     w.raw('[');
     bool first = true;
@@ -254,11 +249,11 @@ std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Id
       w.string(f);
     }
     w.raw(']');
-    kv("IT", id.type);
-    kv("ID", id.data);
-    if (!id.tariff_text.empty()) kv("TT", id.tariff_text);
-    kv("CT", "EVSEID");
-    kv("CI", id.evse_id);
+    w.field("IT", id.type);
+    w.field("ID", id.data);
+    if (!id.tariff_text.empty()) w.field("TT", id.tariff_text);
+    w.field("CT", "EVSEID");
+    w.field("CI", id.evse_id);
     w.key("RD");
     w.raw('[');
     first = true;
@@ -266,24 +261,24 @@ std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Id
       if (!first) w.raw(',');
       first = false;
       w.begin_object();
-      kv("TM", format_tm(r.utc_ns, r.clock_synced));
-      kv("TX", std::string(1, r.tx));
+      w.field("TM", format_tm(r.utc_ns, r.clock_synced));
+      w.field("TX", std::string(1, r.tx));
       w.key("RV");
       w.raw(format_kwh(r.import_uwh));
-      kv("RI", "1-0:1.8.0");
-      kv("RU", "kWh");
-      kv("RT", r.dc ? "DC" : "AC");
-      kv("EF", r.error_flags);
-      kv("ST", "G");
+      w.field("RI", "1-0:1.8.0");
+      w.field("RU", "kWh");
+      w.field("RT", r.dc ? "DC" : "AC");
+      w.field("EF", r.error_flags);
+      w.field("ST", "G");
       w.end_object();
       if (m.export_readings) {
         w.raw(',');
         w.begin_object();
         w.key("RV");
         w.raw(format_kwh(r.export_uwh));
-        kv("RI", "1-0:2.8.0");
-        kv("RU", "kWh");
-        kv("ST", "G");
+        w.field("RI", "1-0:2.8.0");
+        w.field("RU", "kWh");
+        w.field("ST", "G");
         w.end_object();
       }
     }

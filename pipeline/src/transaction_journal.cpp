@@ -22,17 +22,12 @@ constexpr std::uint64_t kPaginationBlock = 64;
 
 std::string open_json(const JournalTransaction& t) {
   return write_json(1024 + t.begin_record.size() * 2 + t.ident.data.size() * 6, [&](JsonWriter& w) {
-    auto kv = [&](std::string_view k, std::string_view v) {
-      w.key(k);
-      w.string(v);
-    };
     w.begin_object();
-    kv("op", "open");
-    kv("id", t.id);
-    kv("evse", t.ident.evse_id);
-    w.key("is");
-    w.boolean(t.ident.assigned);
-    kv("il", t.ident.level);
+    w.field("op", "open");
+    w.field("id", t.id);
+    w.field("evse", t.ident.evse_id);
+    w.field_bool("is", t.ident.assigned);
+    w.field("il", t.ident.level);
     w.key("if");
     w.raw('[');
     for (std::size_t k = 0; k < t.ident.flags.size(); ++k) {
@@ -40,18 +35,14 @@ std::string open_json(const JournalTransaction& t) {
       w.string(t.ident.flags[k]);
     }
     w.raw(']');
-    kv("it", t.ident.type);
-    kv("idd", t.ident.data);
-    kv("tt", t.ident.tariff_text);
-    w.key("imp");
-    w.integer(t.begin.import_uwh);
-    w.key("exp");
-    w.integer(t.begin.export_uwh);
-    w.key("utc");
-    w.integer(t.begin.utc_ns);
-    w.key("sync");
-    w.boolean(t.begin.clock_synced);
-    kv("rec", t.begin_record);
+    w.field("it", t.ident.type);
+    w.field("idd", t.ident.data);
+    w.field("tt", t.ident.tariff_text);
+    w.field_int("imp", t.begin.import_uwh);
+    w.field_int("exp", t.begin.export_uwh);
+    w.field_int("utc", t.begin.utc_ns);
+    w.field_bool("sync", t.begin.clock_synced);
+    w.field("rec", t.begin_record);
     w.end_object();
   });
 }
@@ -203,10 +194,8 @@ bool TransactionJournal::add(const JournalTransaction& t, std::string& error) {
 bool TransactionJournal::remove(const std::string& id, std::string& error) {
   const std::string json = write_json(64 + id.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
-    w.key("op");
-    w.string("close");
-    w.key("id");
-    w.string(id);
+    w.field("op", "close");
+    w.field("id", id);
     w.end_object();
   });
   if (!append(json, error)) return false;

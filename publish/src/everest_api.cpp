@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 #include <simdjson.h>
 
@@ -256,15 +258,11 @@ namespace {
 
 void write_smv(JsonWriter& w, const SignedMeterValue& v) {
   w.begin_object();
-  w.key("signed_meter_data");
-  w.string(v.signed_meter_data);
-  w.key("signing_method");
-  w.string(v.signing_method);
-  w.key("encoding_method");
-  w.string(v.encoding_method);
+  w.field("signed_meter_data", v.signed_meter_data);
+  w.field("signing_method", v.signing_method);
+  w.field("encoding_method", v.encoding_method);
   if (!v.public_key.empty()) {
-    w.key("public_key");
-    w.string(v.public_key);
+    w.field("public_key", v.public_key);
   }
   if (v.timestamp_utc_ns != 0) {
     w.key("timestamp");
@@ -278,11 +276,9 @@ void write_smv(JsonWriter& w, const SignedMeterValue& v) {
 std::string write_reply(const StartTransactionReply& r) {
   return pipeline::write_json(1024 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
-    w.key("status");
-    w.string(to_string(r.status));
+    w.field("status", to_string(r.status));
     if (!r.error.empty()) {
-      w.key("error");
-      w.string(r.error);
+      w.field("error", r.error);
     }
     if (r.min_stop_utc_ns) {
       w.key("transaction_min_stop_time");
@@ -303,11 +299,9 @@ std::string write_reply(const StartTransactionReply& r) {
 std::string write_reply(const StopTransactionReply& r) {
   return pipeline::write_json(4096 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
-    w.key("status");
-    w.string(to_string(r.status));
+    w.field("status", to_string(r.status));
     if (!r.error.empty()) {
-      w.key("error");
-      w.string(r.error);
+      w.field("error", r.error);
     }
     if (r.signed_meter_value) {
       w.key("signed_meter_value");
@@ -325,127 +319,62 @@ std::string write_reply(const StopTransactionReply& r) {
 
 namespace {
 
-// The powermeter_values fields of a window, inside an object the caller opened.
-void write_values_fields(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
-  static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
-  const unsigned n = r.phases;
-  const bool per_phase = !r.dc;
-  auto finite = [&](auto get) {
-    for (unsigned k = 0; k < n; ++k)
-      if (!std::isfinite(get(r.ph[k]))) return false;
-    return true;
-  };
-  // An object of per-phase values (plus an optional total), omitted if any is not finite.
-  auto phases_obj = [&](std::string_view name, auto get, int dec, const double* total) {
-    if (!finite(get) || (total != nullptr && !std::isfinite(*total))) return;
-    w.key(name);
-    w.begin_object();
-    if (total != nullptr) {
-      w.key("total");
-      w.fixed(*total, dec);
-    }
-    for (unsigned k = 0; k < n; ++k) {
-      w.key(kL[k]);
-      w.fixed(get(r.ph[k]), dec);
-    }
-    w.end_object();
-  };
-  auto energy_obj = [&](std::string_view name, const pipeline::CompensatedRegister& total,
-                        const std::array<pipeline::CompensatedRegister, 3>& phase) {
-    w.key(name);
-    w.begin_object();
-    w.key("total");
-    w.scaled(total.uwh, 6);
-    if (per_phase)
-      for (unsigned k = 0; k < n; ++k) {
-        w.key(kL[k]);
-        w.scaled(phase[k].uwh, 6);
-      }
-    w.end_object();
-  };
+// {"total":..,"L1":..,...} of a per-phase quantity, plus an optional extra
+// member (the neutral current); nothing when a value is not finite (EVerest
+// drops a whole message for one bad field).
+constexpr std::optional<double> kNoTotal{};
 
-  w.key("timestamp");
-  w.timestamp_ms(r.end_utc_ns);
-  if (!meter_id.empty()) {
-    w.key("meter_id");
-    w.string(meter_id);
-  }
-  energy_obj("energy_Wh_import", r.registers.import_total, r.registers.import_phase);
-  energy_obj("energy_Wh_export", r.registers.export_total, r.registers.export_phase);
-  if (r.dc) {
-    const double u = r.ph[0].u_mean_v, i = r.ph[0].i_mean_a, p = r.ph[0].p_w;
-    if (std::isfinite(p)) {
-      w.key("power_W");
-      w.begin_object();
-      w.key("total");
-      w.fixed(p, 3);
-      w.end_object();
-    }
-    if (std::isfinite(u)) {
-      w.key("voltage_V");
-      w.begin_object();
-      w.key("DC");
-      w.fixed(u, 3);
-      w.end_object();
-    }
-    if (std::isfinite(i)) {
-      w.key("current_A");
-      w.begin_object();
-      w.key("DC");
-      w.fixed(i, 3);
-      w.end_object();
-    }
-  } else {
-    phases_obj("power_W", [](const pipeline::PhaseValues& v) { return v.p_w; }, 3, &r.p_total_w);
-    phases_obj("voltage_V", [](const pipeline::PhaseValues& v) { return v.urms_v; }, 3, nullptr);
-    if (finite([](const pipeline::PhaseValues& v) { return v.irms_a; }) && std::isfinite(r.in_rms_a)) {
-      w.key("current_A");
-      w.begin_object();
-      for (unsigned k = 0; k < n; ++k) {
-        w.key(kL[k]);
-        w.fixed(r.ph[k].irms_a, 3);
-      }
-      if (r.neutral) {
-        w.key("N");
-        w.fixed(r.in_rms_a, 3);
-      }
-      w.end_object();
-    }
-    if (r.frequency_valid && std::isfinite(r.frequency_hz)) {
-      w.key("frequency_Hz");
-      w.begin_object();
-      w.key("L1");
-      w.fixed(r.frequency_hz, 4);
-      w.end_object();
-    }
-    phases_obj("VAR", [](const pipeline::PhaseValues& v) { return v.q1_var; }, 3, &r.q1_total_var);
-    if (r.phases == 3 && r.phase_seq_valid) {
-      w.key("phase_seq_error");
-      w.boolean(r.phase_seq_error);
-    }
-  }
-}
-
-// {"total":..,"L1":..} of a per-phase quantity (skipped when not finite).
 template <typename Get>
-void per_phase(JsonWriter& w, std::string_view name, const pipeline::WindowRecord& r, Get get, int dec, bool total) {
+void per_phase(JsonWriter& w, std::string_view name, const pipeline::WindowRecord& r, Get get, int dec,
+               std::optional<double> total, std::string_view extra_key = {}, double extra = 0) {
   static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
-  double sum = 0;
-  for (unsigned k = 0; k < r.phases; ++k) {
+  for (unsigned k = 0; k < r.phases; ++k)
     if (!std::isfinite(get(r.ph[k]))) return;
-    sum += get(r.ph[k]);
-  }
+  if ((!extra_key.empty() && !std::isfinite(extra)) || (total && !std::isfinite(*total))) return;
   w.key(name);
   w.begin_object();
-  if (total) {
-    w.key("total");
-    w.fixed(sum, dec);
-  }
-  for (unsigned k = 0; k < r.phases; ++k) {
+  if (total) w.field_fixed("total", *total, dec);
+  for (unsigned k = 0; k < r.phases; ++k) w.field_fixed(kL[k], get(r.ph[k]), dec);
+  if (!extra_key.empty()) w.field_fixed(extra_key, extra, dec);
+  w.end_object();
+}
+
+// An energy register object: exact decimal micro-watt-hours.
+void energy(JsonWriter& w, std::string_view name, const pipeline::CompensatedRegister& total,
+            const std::array<pipeline::CompensatedRegister, 3>& phase, unsigned phases) {
+  static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
+  w.key(name);
+  w.begin_object();
+  w.key("total");
+  w.scaled(total.uwh, 6);
+  for (unsigned k = 0; k < phases; ++k) {
     w.key(kL[k]);
-    w.fixed(get(r.ph[k]), dec);
+    w.scaled(phase[k].uwh, 6);
   }
   w.end_object();
+}
+
+// The powermeter_values fields of a window, inside an object the caller opened.
+void write_values_fields(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+  using PV = pipeline::PhaseValues;
+  w.key("timestamp");
+  w.timestamp_ms(r.end_utc_ns);
+  if (!meter_id.empty()) w.field("meter_id", meter_id);
+  const unsigned per_phase_energy = r.dc ? 0 : r.phases;
+  energy(w, "energy_Wh_import", r.registers.import_total, r.registers.import_phase, per_phase_energy);
+  energy(w, "energy_Wh_export", r.registers.export_total, r.registers.export_phase, per_phase_energy);
+  if (r.dc) {
+    w.single("power_W", "total", r.ph[0].p_w, 3);
+    w.single("voltage_V", "DC", r.ph[0].u_mean_v, 3);
+    w.single("current_A", "DC", r.ph[0].i_mean_a, 3);
+    return;
+  }
+  per_phase(w, "power_W", r, [](const PV& v) { return v.p_w; }, 3, r.p_total_w);
+  per_phase(w, "voltage_V", r, [](const PV& v) { return v.urms_v; }, 3, kNoTotal);
+  per_phase(w, "current_A", r, [](const PV& v) { return v.irms_a; }, 3, kNoTotal, r.neutral ? "N" : "", r.in_rms_a);
+  if (r.frequency_valid) w.single("frequency_Hz", "L1", r.frequency_hz, 4);
+  per_phase(w, "VAR", r, [](const PV& v) { return v.q1_var; }, 3, r.q1_total_var);
+  if (r.phases == 3 && r.phase_seq_valid) w.field_bool("phase_seq_error", r.phase_seq_error);
 }
 
 }  // namespace
@@ -457,45 +386,35 @@ std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::s
   write_values_fields(r, meter_id, w);
   if (stamp) {
     // Optional (--stamp-messages): when the processing thread closed the window, for latency benchmarks.
-    w.key("wattpipe_closed_ns");
-    w.integer(r.closed_steady_ns);
+    w.field_int("wattpipe_closed_ns", r.closed_steady_ns);
   }
   w.end_object();
   return w.view();
 }
 
 std::string_view write_window_record(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+  using PV = pipeline::PhaseValues;
   w.reset();
   w.begin_object();
-  w.key("seq");
-  w.uinteger(r.seq);
+  w.field_uint("seq", r.seq);
   w.key("start");
   w.timestamp_ms(r.start_utc_ns);
-  w.key("start_ns");
-  w.integer(r.start_utc_ns);
-  w.key("end_ns");
-  w.integer(r.end_utc_ns);
-  w.key("samples");
-  w.fixed(r.samples, 3);
-  w.key("frames_dropped");
-  w.uinteger(r.frames_dropped);
-  w.key("whole_cycles");
-  w.boolean(r.whole_cycles);
-  w.key("nominal_timing");
-  w.boolean(r.nominal_timing);
-  w.key("clock_synced");
-  w.boolean(r.clock_synced);
-  w.key("partial");
-  w.boolean(r.partial);
+  w.field_int("start_ns", r.start_utc_ns);
+  w.field_int("end_ns", r.end_utc_ns);
+  w.field_fixed("samples", r.samples, 3);
+  w.field_uint("frames_dropped", r.frames_dropped);
+  w.field_bool("whole_cycles", r.whole_cycles);
+  w.field_bool("nominal_timing", r.nominal_timing);
+  w.field_bool("clock_synced", r.clock_synced);
+  w.field_bool("partial", r.partial);
   write_values_fields(r, meter_id, w);
-  per_phase(w, "S_VA", r, [](const pipeline::PhaseValues& v) { return v.s_va; }, 3, true);
-  per_phase(w, "N_VA", r, [](const pipeline::PhaseValues& v) { return v.n_va; }, 3, true);
-  per_phase(w, "PF", r, [](const pipeline::PhaseValues& v) { return v.pf; }, 5, false);
-  per_phase(w, "energy_Wh_window", r, [](const pipeline::PhaseValues& v) { return v.energy_wh; }, 9, true);
-  if (r.neutral && std::isfinite(r.un_rms_v)) {
-    w.key("UN_V");
-    w.fixed(r.un_rms_v, 3);
-  }
+  double n_total = 0;
+  for (unsigned k = 0; k < r.phases; ++k) n_total += r.ph[k].n_va;
+  per_phase(w, "S_VA", r, [](const PV& v) { return v.s_va; }, 3, r.s_total_va);
+  per_phase(w, "N_VA", r, [](const PV& v) { return v.n_va; }, 3, n_total);
+  per_phase(w, "PF", r, [](const PV& v) { return v.pf; }, 5, kNoTotal);
+  per_phase(w, "energy_Wh_window", r, [](const PV& v) { return v.energy_wh; }, 9, r.energy_total_wh);
+  if (r.neutral && std::isfinite(r.un_rms_v)) w.field_fixed("UN_V", r.un_rms_v, 3);
   w.end_object();
   return w.view();
 }

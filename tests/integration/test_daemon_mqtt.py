@@ -56,24 +56,17 @@ class DaemonPublishesToBroker(unittest.TestCase):
             self.assertGreaterEqual(stats["energy_Wh_import_total"], energies[-1])
             self.assertGreaterEqual(stats["messages_published"], len(values))
 
-    def test_sigterm_stops_cleanly_and_writes_stats(self):
-        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
-            d = wplib.Daemon(tmp, [], broker.port).start()
-            time.sleep(1.5)
-            d.signal(signal.SIGTERM)
-            self.assertEqual(d.wait(20), 0, d.log())
-            stats = d.stats()
-            self.assertEqual(stats["stop_reason"], "SIGTERM")
-            self.assertEqual(stats["frames_acquired"], stats["frames_processed"] + stats["frames_dropped"])
-            self.assertGreater(stats["energy_Wh_import_total"], 0)
-
-    def test_sigint_stops_cleanly(self):
-        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
-            d = wplib.Daemon(tmp, [], broker.port).start()
-            time.sleep(1.0)
-            d.signal(signal.SIGINT)
-            self.assertEqual(d.wait(20), 0, d.log())
-            self.assertEqual(d.stats()["stop_reason"], "SIGINT")
+    def test_sigterm_and_sigint_stop_cleanly_and_write_stats(self):
+        for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+                d = wplib.Daemon(tmp, [], broker.port).start()
+                time.sleep(1.5)
+                d.signal(sig)
+                self.assertEqual(d.wait(20), 0, d.log())
+                stats = d.stats()
+                self.assertEqual(stats["stop_reason"], name)
+                self.assertEqual(stats["frames_acquired"], stats["frames_processed"] + stats["frames_dropped"])
+                self.assertGreater(stats["energy_Wh_import_total"], 0)
 
 
 class BadConfigurationExitsTwo(unittest.TestCase):

@@ -36,6 +36,15 @@ class JsonWriter {
   void scaled(std::int64_t units, int decimals) noexcept;
   // RFC 3339 UTC with milliseconds: 2024-09-27T07:21:14.127Z
   void timestamp_ms(std::int64_t utc_ns) noexcept;
+  // "key": value pairs.
+  void field(std::string_view k, std::string_view v) noexcept { key(k), string(v); }
+  void field_bool(std::string_view k, bool v) noexcept { key(k), boolean(v); }  // (not an overload: "x" would pick bool)
+  void field_int(std::string_view k, std::int64_t v) noexcept { key(k), integer(v); }
+  void field_uint(std::string_view k, std::uint64_t v) noexcept { key(k), uinteger(v); }
+  void field_fixed(std::string_view k, double v, int decimals) noexcept { key(k), fixed(v, decimals); }
+  // "name":{"k":v} with v fixed-point; nothing when v is not finite.
+  void single(std::string_view name, std::string_view k, double v, int decimals) noexcept;
+
   // Comma bookkeeping for values in arrays.
   void separator() noexcept {
     if (!first_) raw(',');
