@@ -3,7 +3,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -236,7 +239,17 @@ int Daemon::run(bool handle_signals) {
 
   const std::int64_t end_ns = cfg_.duration > 0 ? t0 + static_cast<std::int64_t>(cfg_.duration * 1e9) : INT64_MAX;
   std::string why = "stop requested";
+  // A replay shows its progress and the time left, on a terminal only.
+  const auto* replay = dynamic_cast<const acquire::ReplaySource*>(source.get());
+  const bool show_progress = replay != nullptr && replay->file_size() > 0 && ::isatty(STDERR_FILENO) == 1;
+  std::int64_t next_progress = t0;
   for (;;) {
+    if (show_progress && acquire::steady_now_ns() >= next_progress) {
+      const double done = double(replay->bytes_read()) / double(replay->file_size());
+      const double secs = double(acquire::steady_now_ns() - t0) / 1e9;
+      std::fprintf(stderr, "\rreplay: %5.1f %%, %.0f s left   ", 100 * done, done > 0 ? secs * (1 - done) / done : 0.0);
+      next_progress = acquire::steady_now_ns() + 250'000'000;
+    }
     if (stop_.load(std::memory_order_relaxed)) break;
     if (acquire::steady_now_ns() >= end_ns) {
       why = "duration reached";
@@ -257,6 +270,7 @@ int Daemon::run(bool handle_signals) {
       acquire::sleep_until_steady_ns(acquire::steady_now_ns() + 20'000'000);
     }
   }
+  if (show_progress) std::fprintf(stderr, "\r%40s\r", "");
   spdlog::info("stopping: {}", why);
   // Order: stop the source, drain the ring, close the last window, then let
   // the MQTT thread publish it and say goodbye.

@@ -69,6 +69,20 @@ class DaemonPublishesToBroker(unittest.TestCase):
                 self.assertGreater(stats["energy_Wh_import_total"], 0)
 
 
+class RealTimeSetUp(unittest.TestCase):
+    def test_affinity_priority_and_mlock_apply_or_warn_and_carry_on(self):
+        with wplib.TempDir() as tmp:
+            d = wplib.Daemon(tmp, ["--acq-cpu", "0", "--proc-cpu", "1", "--rt-priority", "10", "--mlock",
+                                   "--duration", "1.5", "--broker", "127.0.0.1:1"]).start()
+            self.assertEqual(d.wait(30), 0, d.log())
+            s = d.stats()
+            self.assertEqual(s["frames_dropped"], 0)
+            self.assertGreater(s["frames_processed"], 20000)
+            log = d.log()
+            # Without CAP_SYS_NICE each setting warns once; with it, none does.
+            self.assertLessEqual(log.count("SCHED_FIFO priority 10 not permitted"), 2)
+
+
 class BadConfigurationExitsTwo(unittest.TestCase):
     def check(self, args, key, files=None):
         with wplib.TempDir() as tmp:

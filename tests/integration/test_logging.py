@@ -96,6 +96,20 @@ class WindowLog(unittest.TestCase):
             self.assertEqual([r["seq"] for r in allrecs], list(range(s["windows_closed"])))
 
 
+class FullDisk(unittest.TestCase):
+    def test_a_log_that_cannot_be_written_is_loud_and_measuring_goes_on(self):
+        with wplib.TempDir() as tmp:
+            d = wplib.Daemon(tmp, ["--window-cycles", "1", "--log", "/dev/full", "--duration", "2.5",
+                                   "--broker", "127.0.0.1:1", "--state-dir", os.path.join(tmp, "s")]).start()
+            self.assertEqual(d.wait(30), 0, d.log())
+            s = d.stats()
+            self.assertGreater(s["log_write_errors"], 0)
+            self.assertIn("LOG NOT WRITTEN", d.log())
+            self.assertGreater(s["windows_closed"], 100)
+            self.assertGreater(s["energy_Wh_import_total"], 0)
+            self.assertGreater(s["state_records"], 100, "the registers are still saved")
+
+
 class RawLog(unittest.TestCase):
     def test_replay_of_a_raw_log_gives_the_same_energy(self):
         with wplib.TempDir() as tmp:
