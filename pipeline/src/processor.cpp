@@ -303,7 +303,9 @@ void Processor::close_window(const Boundary& bd) {
   r.nominal_timing = bd.nominal;
   r.frequency_valid = bd.frequency_hz > 0 && std::isfinite(bd.frequency_hz);
   r.frequency_hz = r.frequency_valid ? bd.frequency_hz : 0.0;
-  r.partial = !r.dc && !r.whole_cycles && r.samples < acc_fs_ / cfg_.nominal_hz;
+  // Bounded by a crossing on one side only (stream start or end, a gap, a
+  // lost lock): a fraction of a cycle makes RMS and power values meaningless.
+  r.partial = !r.dc && !r.whole_cycles && !r.nominal_timing;
   r.frames_dropped = win_lost_;
   r.clock_synced = clock_synced_;
   book_partial(reg_);

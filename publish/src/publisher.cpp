@@ -205,8 +205,8 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     counters_.values_waiting_for_state.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  // A window shorter than a cycle (stream start/end, gap) carries exact
-  // registers but no representative values: show the last full window's.
+  // A partial window (stream start/end, gap) carries exact registers but no
+  // representative values: show the last whole window's values with them.
   const pipeline::WindowRecord* rec = &window_;
   if (window_.partial && shown_.closed_steady_ns != 0) {
     shown_.registers = window_.registers;

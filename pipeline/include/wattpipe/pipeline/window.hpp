@@ -39,7 +39,7 @@ struct WindowRecord {
   bool phase_seq_valid = false;
   bool phase_seq_error = false;    // U2 leads U1 (counter-clockwise)
   bool clock_synced = false;
-  bool partial = false;            // AC, shorter than a nominal cycle (start, end, gap): values not representative
+  bool partial = false;            // AC, not whole cycles nor nominal timing (start, end, gap): values not representative
   double frequency_hz = 0;
   PhaseValues ph[3];
   double un_rms_v = 0, in_rms_a = 0;
