@@ -118,6 +118,72 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const
     accumulate_one(kDft ? Layout::ac1 : Layout::dc, x + 2 * k, kDft ? rc[k] : 0.0, kDft ? rs[k] : 0.0, 1.0, out);
 }
 
+// ---- two-lane kernels (x86-64 baseline, SSE2: 16 registers) ------------------
+// Nine four-lane accumulators would not fit in 16 XMM registers; pairs of
+// lanes do: three-phase frames are taken in two passes (L1 L2, then L3 N),
+// single-phase frames two at a time.
+
+using v2d = double __attribute__((vector_size(16)));
+using v2f = float __attribute__((vector_size(8)));
+
+WP_INLINE v2d load2f(const float* p) noexcept {
+  v2f f;
+  std::memcpy(&f, p, sizeof f);
+  return __builtin_convertvector(f, v2d);
+}
+WP_INLINE void add_pair(Sums::Lanes& a, std::size_t at, v2d v) noexcept {
+  a[at] += v[0];
+  a[at + 1] += v[1];
+}
+
+template <std::size_t kStride, std::size_t kIOff, bool kAc3>
+WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  const std::size_t margin = kAc3 ? 1 : 0;  // AC3's second pass reads a float past the frame
+  const std::size_t full = n > margin ? n - margin : 0;
+  for (std::size_t half = 0; half < 2; ++half) {
+    // AC3 has no neutral: its second pass masks the lane that would be UN/IN.
+    const v2d mask = kAc3 && half == 1 ? v2d{1, 0} : v2d{1, 1};
+    v2d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
+    for (std::size_t k = 0; k < full; ++k) {
+      const float* f = x + k * kStride + 2 * half;
+      const v2d u = load2f(f) * mask, i = load2f(f + kIOff) * mask;
+      const v2d c = v2d{} + rc[k], s = v2d{} + rs[k];
+      su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
+      suc += u * c, sus += u * s, sic += i * c, sis += i * s;
+    }
+    const std::size_t at = 2 * half;
+    add_pair(out.su, at, su), add_pair(out.si, at, si), add_pair(out.suu, at, suu), add_pair(out.sii, at, sii);
+    add_pair(out.sui, at, sui), add_pair(out.suc, at, suc), add_pair(out.sus, at, sus), add_pair(out.sic, at, sic);
+    add_pair(out.sis, at, sis);
+  }
+  out.w += double(full);
+  for (std::size_t k = full; k < n; ++k)
+    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, rc[k], rs[k], 1.0, out);
+}
+
+template <bool kDft>
+WP_INLINE void kernel_1ph_x2(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+  v2d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
+  std::size_t k = 0;
+  for (; k + 2 <= n; k += 2) {
+    const v2d a = load2f(x + 2 * k), b = load2f(x + 2 * k + 2);  // (u0 i0), (u1 i1)
+    const v2d u = __builtin_shufflevector(a, b, 0, 2), i = __builtin_shufflevector(a, b, 1, 3);
+    su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
+    if constexpr (kDft) {
+      v2d c, s;
+      std::memcpy(&c, rc + k, sizeof c);
+      std::memcpy(&s, rs + k, sizeof s);
+      suc += u * c, sus += u * s, sic += i * c, sis += i * s;
+    }
+  }
+  add_pair(out.su, 0, su), add_pair(out.si, 0, si), add_pair(out.suu, 0, suu), add_pair(out.sii, 0, sii);
+  add_pair(out.sui, 0, sui), add_pair(out.suc, 0, suc), add_pair(out.sus, 0, sus), add_pair(out.sic, 0, sic);
+  add_pair(out.sis, 0, sis);
+  out.w += double(k);
+  for (; k < n; ++k)
+    accumulate_one(kDft ? Layout::ac1 : Layout::dc, x + 2 * k, kDft ? rc[k] : 0.0, kDft ? rs[k] : 0.0, 1.0, out);
+}
+
 // ---- eight-lane kernels (AVX-512: one register per frame) -------------------
 
 using v8d = double __attribute__((vector_size(64)));
@@ -214,6 +280,13 @@ WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, con
       case Layout::ac3: kernel_3ph_x8<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::ac1: kernel_1ph_x8<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::dc: kernel_1ph_x8<false>(frames, n, nullptr, nullptr, s); break;
+    }
+  } else if constexpr (kIsa == 0) {
+    switch (l) {
+      case Layout::ac3n: kernel_3ph_x2<8, 4, false>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac3: kernel_3ph_x2<6, 3, true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::ac1: kernel_1ph_x2<true>(frames, n, ref_c, ref_s, s); break;
+      case Layout::dc: kernel_1ph_x2<false>(frames, n, nullptr, nullptr, s); break;
     }
   } else {
     switch (l) {
