@@ -2,7 +2,10 @@
 // recorded WPRB file.
 //
 // Threading: a Source is owned and called by the acquisition thread only.
-// counters() may be read from any thread (relaxed atomics).
+// counters() may be read from any thread.
+//
+// Memory ordering: counters are relaxed statistics; nothing is published
+// through them.
 #pragma once
 
 #include <atomic>

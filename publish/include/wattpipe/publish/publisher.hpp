@@ -9,7 +9,11 @@
 // Reconnects with backoff; measuring never depends on the broker.
 //
 // Threading: construct, start(), stop(), join() from the owning thread; the
-// thread it starts owns the transport. counters()/snapshot() from any thread.
+// thread it starts owns the transport. counters() from any thread.
+//
+// Memory ordering: counters are relaxed statistics. The persisted-windows
+// count is loaded with acquire (pairs with the state writer's release), and
+// with seq_cst right after Waker::arm() so a wake-up cannot be missed.
 #pragma once
 
 #include <atomic>

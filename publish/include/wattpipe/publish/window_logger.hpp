@@ -7,6 +7,9 @@
 // Threading: start()/stop()/join() from the owner; the thread it starts is
 // the only consumer of both queues and owns the files and the socket.
 // counters() from any thread.
+//
+// Memory ordering: the queues are SpscRing (see there); counters are relaxed
+// statistics; stop() is a relaxed flag, the owner joins before reading results.
 #pragma once
 
 #include <atomic>
