@@ -100,12 +100,12 @@ class CommunicationCheckOff(unittest.TestCase):
 
 class Liveness(unittest.TestCase):
     def test_heartbeat_gone_and_back_is_logged_once_each_and_measuring_goes_on(self):
-        m = Meter(["--heartbeat-timeout-ms", "600", "--publish-interval-ms", "200"])
+        m = Meter(["--heartbeat-timeout-ms", "1000", "--publish-interval-ms", "200"])
         try:
             for i in range(6):
                 m.ev.heartbeat(i)
                 time.sleep(0.1)
-            time.sleep(1.5)  # silence: gone
+            time.sleep(2.2)  # silence: gone
             e_mid = m.ev.values()[-1]["energy_Wh_import"]["total"]
             for i in range(6, 12):
                 m.ev.heartbeat(i)
