@@ -38,67 +38,12 @@
 #include <simdjson.h>
 
 #include "progress.hpp"
+#include "wattpipe/acquire/alloc_counter.hpp"
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/publish/config.hpp"
 #include "wattpipe/publish/daemon.hpp"
 
 extern char** environ;
-
-// ---- per-thread allocation counting (this process only) ----------------------
-
-namespace {
-constexpr int kMaxThreads = 256;
-struct ThreadCount {
-  std::atomic<pthread_t> id{};
-  std::atomic<std::uint64_t> allocations{0};
-};
-ThreadCount g_threads[kMaxThreads];
-std::atomic<int> g_thread_slots{0};
-thread_local ThreadCount* t_count = nullptr;
-
-void count_allocation() noexcept {
-  if (t_count == nullptr) {
-    const int slot = g_thread_slots.fetch_add(1, std::memory_order_relaxed);
-    if (slot >= kMaxThreads) return;
-    t_count = &g_threads[slot];
-    t_count->id.store(pthread_self(), std::memory_order_relaxed);
-  }
-  t_count->allocations.fetch_add(1, std::memory_order_relaxed);
-}
-
-void* counted_new(std::size_t n, std::size_t align) {
-  count_allocation();
-  void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
-                                              : std::malloc(n ? n : 1);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-// Allocations so far by the threads whose name starts with `prefix` (live threads only).
-std::uint64_t allocations_of(const char* prefix) {
-  std::uint64_t sum = 0;
-  const int n = std::min(g_thread_slots.load(), kMaxThreads);
-  for (int k = 0; k < n; ++k) {
-    char name[32] = {0};
-    if (pthread_getname_np(g_threads[k].id.load(), name, sizeof name) != 0) continue;
-    if (std::strncmp(name, prefix, std::strlen(prefix)) == 0) sum += g_threads[k].allocations.load();
-  }
-  return sum;
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n, 0); }
-void* operator new[](std::size_t n) { return counted_new(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_new(n, static_cast<std::size_t>(a)); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -185,9 +130,10 @@ std::string run_in_process(const std::vector<std::string>& args, double warmup_s
   std::thread t([&] { d.run(false); });
   if (hot_allocs != nullptr) {
     std::this_thread::sleep_for(std::chrono::duration<double>(warmup_s));
-    const std::uint64_t a0 = allocations_of("wp-acquire") + allocations_of("wp-process");
+    auto hot = [] { return wattpipe::alloc_counter::of_threads("wp-acquire") + wattpipe::alloc_counter::of_threads("wp-process"); };
+    const std::uint64_t a0 = hot();
     std::this_thread::sleep_for(std::chrono::duration<double>(std::max(0.5, duration - warmup_s - 0.5)));
-    *hot_allocs = allocations_of("wp-acquire") + allocations_of("wp-process") - a0;
+    *hot_allocs = hot() - a0;
   }
   t.join();
   return d.stats_json();

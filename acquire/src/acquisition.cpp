@@ -106,7 +106,6 @@ void Acquisition::run() {
     }
     target.lost_frames = lost_since_publish;
     lost_since_publish = 0;
-    target.acquired_ns = steady_now_ns();
     ring_.publish();
     const std::uint64_t depth = ring_.size_approx();
     if (depth > high_water) {

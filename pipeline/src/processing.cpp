@@ -28,7 +28,7 @@ void Processing::join() {
 void Processing::on_window(WindowRecord& w) {
   w.closed_steady_ns = acquire::steady_now_ns();
   counters_.windows_closed.fetch_add(1, std::memory_order_relaxed);
-  if (w.frames_dropped > 0) counters_.frame_dropped_windows.fetch_add(1, std::memory_order_relaxed);
+  if (w.frames_dropped > 0) counters_.windows_with_lost_frames.fetch_add(1, std::memory_order_relaxed);
   if (out_.window_log != nullptr && !out_.window_log->try_push(w))
     counters_.windows_log_overflow.fetch_add(1, std::memory_order_relaxed);
   // State first: the MQTT thread publishes only what the state writer has saved.
@@ -63,7 +63,6 @@ void Processing::copy_raw(const acquire::SampleBlock& b) {
   slot->t0_ns = b.t0_ns;
   slot->sample_rate_hz = b.sample_rate_hz;
   slot->lost_frames = b.lost_frames;
-  slot->acquired_ns = b.acquired_ns;
   slot->clock_synced = b.clock_synced;
   std::memcpy(slot->data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
   out_.raw_log->publish();
@@ -89,8 +88,9 @@ void Processing::run() {
     bool progressed = false;
     // One block at a time: push, then accumulate what it makes decidable.
     while (acquire::SampleBlock* b = ring_.peek(pushed)) {
+      if (proc_.full()) break;
       if (out_.raw_log != nullptr) copy_raw(*b);  // before push(): it calibrates in place
-      if (!proc_.push(b)) break;
+      proc_.push(b);
       ++pushed;
       const std::size_t done = proc_.advance();
       ring_.release(done);

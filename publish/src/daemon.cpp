@@ -306,8 +306,10 @@ int Daemon::run(bool handle_signals) {
   s.add("ring_high_water", ac.ring_high_water.load());
   s.add("ring_capacity", std::uint64_t(ring.capacity()));
   s.add("windows_closed", pcn.windows_closed.load());
+  s.add("windows_with_lost_frames", pcn.windows_with_lost_frames.load());
   s.add("messages_published", mc.messages_published.load());
   s.add("values_published", mc.values_published.load());
+  s.add("values_held_for_state", mc.values_held_for_state.load());
   s.add("publish_failures", mc.publish_failures.load());
   s.add("mqtt_connects", mc.connects.load());
   s.add("mqtt_connection_losses", mc.connection_losses.load());

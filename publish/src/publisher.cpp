@@ -202,7 +202,8 @@ void Publisher::publish_values(std::int64_t now, bool force) {
   if (!window_pending_ || !mqtt_.connected()) return;
   // Acquire: pairs with the state writer's release after it saved the registers.
   if (persisted_ != nullptr && persisted_->load(std::memory_order_acquire) < window_.seq + 1) {
-    counters_.values_waiting_for_state.fetch_add(1, std::memory_order_relaxed);
+    if (held_seq_ != window_.seq) counters_.values_held_for_state.fetch_add(1, std::memory_order_relaxed);
+    held_seq_ = window_.seq;
     return;
   }
   // A partial window (stream start/end, gap) carries exact registers but no

@@ -1,6 +1,7 @@
 """Helpers for wattpipe's integration tests: a real mosquitto on a free
 loopback port, the real daemon binary, a paho subscriber, and schema
 validation against the AsyncAPI contract (publish/spec/powermeter_API.yaml)."""
+import atexit
 import json
 import os
 import re
@@ -23,6 +24,19 @@ SPEC = os.environ.get("WATTPIPE_SPEC", os.path.join(ROOT, "publish", "spec", "po
 TEST_DATA = os.environ.get("WATTPIPE_TEST_DATA", os.path.join(ROOT, "tests", "data"))
 MOSQUITTO = os.environ.get("MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+# Every process a test starts, so that a failing test never leaves a daemon
+# or a broker running (they would load the machine for the tests after it).
+_STARTED = []
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in _STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def binary(name):
@@ -79,6 +93,7 @@ class Broker:
     def start(self):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf()], stdout=log, stderr=subprocess.STDOUT)
+        _STARTED.append(self.proc)
         wait_port(self.port)
         return self
 
@@ -205,6 +220,7 @@ class Daemon:
             os.remove(self.stats_path)
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        _STARTED.append(self.proc)
         return self
 
     def wait(self, timeout=60):

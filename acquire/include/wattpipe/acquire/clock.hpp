@@ -28,11 +28,4 @@ inline void sleep_until_steady_ns(std::int64_t t_ns) noexcept {
   }
 }
 
-// Spin-wait hint for busy loops.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace wattpipe::acquire

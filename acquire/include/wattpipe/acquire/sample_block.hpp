@@ -62,7 +62,6 @@ struct SampleBlock {
   std::int64_t t0_ns = 0;             // UTC ns of frame 0
   double sample_rate_hz = 0;          // per channel
   std::uint64_t lost_frames = 0;      // frames lost (gaps, ring drops) just before this block
-  std::int64_t acquired_ns = 0;       // steady-clock stamp when acquisition published it
   bool clock_synced = false;
   // One spare frame so vector loads of the last frame never leave the array.
   alignas(64) std::array<float, (kBlockFrames + 1) * kMaxChannels> data{};

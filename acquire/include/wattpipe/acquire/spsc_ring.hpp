@@ -33,11 +33,12 @@ namespace wattpipe::acquire {
 
 inline constexpr std::size_t kCacheLine = 64;
 
-// A caller that finds the ring empty (or full) and polls again at once would
+// Spin-wait hint for busy loops. The ring uses it on its failing paths: a
+// caller that finds the ring empty (or full) and polls again at once would
 // pull the other side's index line over on every try, slowing the side that
-// has work. A pause on the failing path costs a poller nothing: there is
-// nothing for it to do. (Measured in bench/bm_spsc_ring.cpp.)
-inline void spin_pause() noexcept {
+// has work; a pause costs a poller nothing, it has nothing to do.
+// (Measured in bench/bm_spsc_ring.cpp.)
+inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
@@ -51,11 +52,7 @@ class SpscRing {
  public:
   // Any thread, before the ring is shared. Capacity is rounded up to a power of two.
   explicit SpscRing(std::size_t capacity)
-      : capacity_(std::bit_ceil(std::max<std::size_t>(capacity, 2))),
-        mask_(capacity_ - 1),
-        slots_(std::make_unique<T[]>(capacity_)) {
-    if (capacity > (std::size_t{1} << 40)) throw std::length_error("SpscRing: capacity too large");
-  }
+      : capacity_(checked_capacity(capacity)), mask_(capacity_ - 1), slots_(std::make_unique<T[]>(capacity_)) {}
 
   SpscRing(const SpscRing&) = delete;
   SpscRing& operator=(const SpscRing&) = delete;
@@ -167,6 +164,11 @@ class SpscRing {
     return true;
   }
 
+  static std::size_t checked_capacity(std::size_t c) {
+    if (c > (std::size_t{1} << 40)) throw std::length_error("SpscRing: capacity too large");
+    return std::bit_ceil(std::max<std::size_t>(c, 2));
+  }
+
   // Producer side: free slots, refreshing the cached read index only when the
   // cache cannot show `wanted` free slots.
   std::size_t free_slots(std::size_t w, std::size_t wanted) noexcept {
@@ -177,8 +179,8 @@ class SpscRing {
       free = capacity_ - (w - prod_.cached_read);
       if (free == 0) {
         // Still full: back off before the caller polls again, so the
-        // consumer keeps its index line (see spin_pause).
-        for (int k = 0; k < 64; ++k) spin_pause();
+        // consumer keeps its index line (see cpu_relax).
+        for (int k = 0; k < 64; ++k) cpu_relax();
       }
     }
     return free;
@@ -192,7 +194,7 @@ class SpscRing {
       // Acquire: pairs with the producer's release store of write_idx.
       cons_.cached_write = prod_.write_idx.load(std::memory_order_acquire);
       avail = cons_.cached_write - r;
-      if (avail < wanted) spin_pause();
+      if (avail < wanted) cpu_relax();
     }
     return avail;
   }

@@ -32,7 +32,6 @@ class WprbSplitter {
   void reset_stream() noexcept { have_prev_ = false; }
   // Shift applied to first_frame and t0 (continuous numbering for loops).
   void set_offset(std::uint64_t frames, std::int64_t ns) noexcept { frame_offset_ = frames, ns_offset_ = ns; }
-  [[nodiscard]] const wprb::Header& header() const noexcept { return header_; }
   // UTC ns just after the last frame of the next piece (for pacing).
   [[nodiscard]] std::int64_t next_piece_end_ns() const noexcept;
 

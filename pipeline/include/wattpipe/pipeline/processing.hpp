@@ -58,7 +58,7 @@ struct ProcessingCounters {
   std::atomic<std::uint64_t> raw_log_overflow{0};      // raw queue full: block not logged
   std::atomic<std::uint64_t> raw_log_overflow_frames{0};
   std::atomic<std::uint64_t> readings{0};
-  std::atomic<std::int64_t> frame_dropped_windows{0};  // windows that saw lost frames
+  std::atomic<std::uint64_t> windows_with_lost_frames{0};
 };
 
 class Processing : private WindowSink {

@@ -64,6 +64,8 @@ class Processor {
   // Processing thread. Takes the next block of the stream (calibrated in place).
   // False when max_pending blocks are already held (call advance() first).
   bool push(SampleBlock* b);
+  // Processing thread. True when push() would refuse a block.
+  [[nodiscard]] bool full() const noexcept { return count_ == pending_.size(); }
   // Processing thread. Accumulates what can be; returns how many of the oldest
   // pushed blocks are done (the caller may now reuse them).
   std::size_t advance();

@@ -71,7 +71,7 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> replies{0};
   std::atomic<std::uint64_t> communication_checks{0};
   std::atomic<std::uint64_t> public_keys{0};
-  std::atomic<std::uint64_t> values_waiting_for_state{0};  // publishes held until the register was saved
+  std::atomic<std::uint64_t> values_held_for_state{0};  // windows that waited for their registers to be saved
 };
 
 struct LatencySummary {
@@ -129,6 +129,7 @@ class Publisher : private MqttTransport::Handler {
   pipeline::WindowRecord shown_;      // last representative window: values for partial ones
   bool window_pending_ = false;       // read from latest_, to be published
   bool window_published_ = true;      // window_ went out
+  std::uint64_t held_seq_ = ~std::uint64_t{0};  // last window counted as held
   double tokens_ = 2.0;               // wall-time token bucket of the throttle
   std::int64_t last_refill_ns_ = 0;
   double last_pub_end_ns_ = -1e300;   // stream time (window end) of the last publish
