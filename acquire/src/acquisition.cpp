@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "wattpipe/acquire/clock.hpp"
@@ -45,8 +47,17 @@ int apply_real_time(const RealTimeConfig& rt, const char* thread_name) {
   return applied;
 }
 
-Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt)
-    : source_(source), ring_(ring), rt_(rt) {}
+std::string_view to_string(SourceHealth h) noexcept {
+  switch (h) {
+    case SourceHealth::gone: return "gone";
+    case SourceHealth::live: return "live";
+    case SourceHealth::stalled: return "stalled";
+  }
+  return "?";
+}
+
+Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits)
+    : source_(source), ring_(ring), rt_(rt), limits_(limits) {}
 
 Acquisition::~Acquisition() {
   stop();
@@ -57,6 +68,127 @@ void Acquisition::start() { thread_ = std::thread([this] { run(); }); }
 
 void Acquisition::join() {
   if (thread_.joinable()) thread_.join();
+}
+
+LossCounts Acquisition::losses() const noexcept {
+  const auto& sc = source_.counters();
+  const auto r = std::memory_order_relaxed;
+  LossCounts l;
+  l.v = {sc.frames_lost_gap.load(r),
+         sc.frames_invalid.load(r),
+         sc.blocks_invalid.load(r),
+         counters_.frames_dropped.load(r),
+         counters_.blocks_rejected_rate.load(r),
+         counters_.blocks_rejected_full_scale.load(r),
+         counters_.blocks_time_replaced.load(r),
+         counters_.outages.load(r)};
+  return l;
+}
+
+namespace {
+// True when every sample of the block is within its channel's full scale
+// (NaN and inf are not). One pass, no branches in the loop.
+bool within_full_scale(const SampleBlock& b, double fs_v, double fs_a) noexcept {
+  const LayoutInfo li = layout_info(b.layout);
+  float lim[kMaxChannels];
+  for (std::size_t c = 0; c < li.channels; ++c) lim[c] = static_cast<float>(fs_a);
+  for (std::uint32_t k = 0; k < li.phases; ++k) lim[li.u[k]] = static_cast<float>(fs_v);
+  if (li.neutral) lim[li.un] = static_cast<float>(fs_v);
+  const float* x = b.data.data();
+  const std::size_t ch = li.channels, n = std::size_t{b.frames} * ch;
+  bool bad = false;
+  if (ch == 8) {
+    for (std::size_t k = 0; k < n; k += 8)
+      for (std::size_t c = 0; c < 8; ++c) bad |= !(std::fabs(x[k + c]) <= lim[c]);
+  } else {
+    for (std::size_t k = 0; k < n; ++k) bad |= !(std::fabs(x[k]) <= lim[k % ch]);
+  }
+  return !bad;
+}
+}  // namespace
+
+bool Acquisition::check_time(SampleBlock& b) {
+  const std::int64_t dur = std::llround(double(b.frames) * 1e9 / b.sample_rate_hz);
+  const std::int64_t tol = limits_.clock_tolerance_ns;
+  const bool wall = source_.wall_clock();
+  const std::int64_t receive_t0 = utc_now_ns() - dur;  // the block ends about now
+  const bool continuous = have_prev_ && b.first_frame == prev_end_frame_;
+  bool ok = true;
+  const char* why = nullptr;
+  if (have_prev_ && b.t0_ns < prev_end_ns_ - tol) ok = false, why = "goes backwards";
+  if (ok && continuous && b.t0_ns > prev_end_ns_ + tol) ok = false, why = "jumps ahead";
+  if (ok && wall && (b.t0_ns > receive_t0 + tol || b.t0_ns < receive_t0 - tol)) ok = false, why = "is off the wall clock";
+  if (ok) {
+    if (time_replaced_) spdlog::info("source: block timestamps plausible again; using the source's t0");
+    time_replaced_ = false;
+  } else {
+    counters_.blocks_time_replaced.fetch_add(1, std::memory_order_relaxed);
+    if (!time_replaced_)
+      spdlog::warn("source: block t0 {} ({} ns; tolerance {} ms); using the receive-time mapping, clock_synced false",
+                   why, b.t0_ns, tol / 1'000'000);
+    time_replaced_ = true;
+    // Continue the previous block's time where frames continue; else receive time.
+    std::int64_t t0 = continuous ? prev_end_ns_ : receive_t0;
+    if (wall && (t0 > receive_t0 + tol / 2 || t0 < receive_t0 - tol / 2)) t0 = receive_t0;
+    if (!wall && !have_prev_) t0 = receive_t0;
+    b.t0_ns = t0;
+    b.clock_synced = false;
+  }
+  have_prev_ = true;
+  prev_end_frame_ = b.first_frame + b.frames;
+  prev_end_ns_ = b.t0_ns + dur;
+  return ok;
+}
+
+bool Acquisition::admit(SampleBlock& b, std::int64_t now) {
+  if (!(b.sample_rate_hz >= limits_.min_rate_hz && b.sample_rate_hz <= limits_.max_rate_hz)) {
+    counters_.blocks_rejected_rate.fetch_add(1, std::memory_order_relaxed);
+    last_reject_ = "sample rate outside [1 Hz, 1 GHz]";
+  } else if (!within_full_scale(b, limits_.full_scale_v, limits_.full_scale_a)) {
+    counters_.blocks_rejected_full_scale.fetch_add(1, std::memory_order_relaxed);
+    last_reject_ = "samples beyond full scale";
+  } else {
+    check_time(b);
+    last_valid_ns_ = now;
+    return true;
+  }
+  counters_.frames_rejected.fetch_add(b.frames, std::memory_order_relaxed);
+  if (std::uint64_t sup = 0; reject_log_.allow(sup))
+    spdlog::warn("source: block {} refused: {} ({} ch x {} frames at {} Hz; {} more refused since the last line)",
+                 b.sequence, last_reject_, b.channels, b.frames, b.sample_rate_hz, sup);
+  return false;
+}
+
+void Acquisition::set_health(SourceHealth h, std::int64_t now, const char* cause) {
+  const SourceHealth was = health_.load(std::memory_order_relaxed);
+  if (was == h) return;
+  if (h == SourceHealth::live) {
+    if (was == SourceHealth::stalled)
+      spdlog::warn("source: live again after an outage of {:.3f} s; publishing resumes",
+                   double(now - stalled_since_ns_) / 1e9);
+    else
+      spdlog::info("source: live");
+  } else if (h == SourceHealth::stalled) {
+    stalled_since_ns_ = last_valid_ns_;
+    counters_.outages.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("source: STALLED: {}; powermeter_values and communication_check stop until it is back", cause);
+  } else if (cause != nullptr) {
+    spdlog::error("source: GONE: {}", cause);
+  }
+  // Release: the publisher that sees `live` also sees the counters above.
+  health_.store(h, std::memory_order_release);
+}
+
+void Acquisition::log_losses(std::int64_t now, bool final) {
+  if (!final && now < next_loss_log_ns_) return;
+  next_loss_log_ns_ = now + 5'000'000'000;
+  const LossCounts l = losses();
+  std::string line;
+  for (std::size_t k = 0; k < LossCounts::kCount; ++k)
+    if (l.v[k] != logged_.v[k])
+      line += fmt::format("{}{} +{}", line.empty() ? "" : ", ", LossCounts::kNames[k], l.v[k] - logged_.v[k]);
+  if (!line.empty()) spdlog::warn("input losses since the last line: {}", line);
+  logged_ = l;
 }
 
 void Acquisition::run() {
@@ -71,15 +203,19 @@ void Acquisition::run() {
   std::uint64_t gap_seen = source_lost();
   std::uint64_t high_water = 0;
   unsigned spins = 0;
+  started_ns_ = last_valid_ns_ = steady_now_ns();
+  next_loss_log_ns_ = started_ns_ + 1'000'000'000;
 
   while (!stop_.load(std::memory_order_relaxed)) {
     SampleBlock* slot = ring_.claim();
     if (slot == nullptr && !real_time) {
-      // --max-rate: no real time is being sampled, so wait for the consumer.
+      // --max-rate: no real time is being sampled, so wait for the consumer
+      // (not a stall of the source).
       if (++spins < 64) {
         cpu_relax();
       } else {
         std::this_thread::yield();
+        last_valid_ns_ = steady_now_ns();
       }
       continue;
     }
@@ -91,6 +227,21 @@ void Acquisition::run() {
       source_ended_.store(true, std::memory_order_release);
       break;
     }
+    const std::int64_t now = steady_now_ns();
+    const bool admitted = st == ReadStatus::ok && admit(target, now);
+    if (admitted) {
+      set_health(SourceHealth::live, now, nullptr);
+    } else if (now - last_valid_ns_ > limits_.source_timeout_ns) {
+      const std::string cause = fmt::format("no valid block for {} ms{}{}", (now - last_valid_ns_) / 1'000'000,
+                                            last_reject_ ? "; last refused: " : "", last_reject_ ? last_reject_ : "");
+      if (health_.load(std::memory_order_relaxed) == SourceHealth::live) {
+        set_health(SourceHealth::stalled, now, cause.c_str());
+      } else if (health_.load(std::memory_order_relaxed) == SourceHealth::gone && !warned_gone_) {
+        warned_gone_ = true;
+        spdlog::error("source: no valid block since start ({}); nothing is published until one arrives", cause);
+      }
+    }
+    log_losses(now, false);
     if (st != ReadStatus::ok) continue;
 
     counters_.frames_acquired.fetch_add(target.frames, std::memory_order_relaxed);
@@ -98,6 +249,10 @@ void Acquisition::run() {
     const std::uint64_t gap_now = source_lost();
     lost_since_publish += gap_now - gap_seen;
     gap_seen = gap_now;
+    if (!admitted) {
+      lost_since_publish += target.frames;
+      continue;
+    }
     if (dropping) {
       counters_.frames_dropped.fetch_add(target.frames, std::memory_order_relaxed);
       counters_.blocks_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -113,6 +268,8 @@ void Acquisition::run() {
       counters_.ring_high_water.store(high_water, std::memory_order_relaxed);
     }
   }
+  log_losses(steady_now_ns(), true);
+  if (source_ended_.load(std::memory_order_relaxed)) set_health(SourceHealth::gone, steady_now_ns(), nullptr);
   // Release: pairs with the consumer's acquire load in finished().
   finished_.store(true, std::memory_order_release);
 }

@@ -259,12 +259,7 @@ void Simulator::generate_ac(SampleBlock& b, std::uint32_t frames) {
 }
 
 SimSource::SimSource(const SimConfig& cfg, bool max_rate, std::uint32_t block_frames)
-    : sim_([&] {
-        SimConfig c = cfg;
-        if (c.start_utc_ns == 0) c.start_utc_ns = utc_now_ns();
-        return c;
-      }()),
-      max_rate_(max_rate) {
+    : sim_(cfg), max_rate_(max_rate), anchor_utc_(cfg.start_utc_ns == 0) {
   if (block_frames == 0) {
     // Real time: about 1 ms of samples per block keeps latency low (and one
     // 1 ms window per block in high-frequency mode); max rate: full blocks.
@@ -275,6 +270,12 @@ SimSource::SimSource(const SimConfig& cfg, bool max_rate, std::uint32_t block_fr
 }
 
 ReadStatus SimSource::read(SampleBlock& out, std::chrono::nanoseconds timeout) {
+  if (anchor_utc_) {
+    // UTC anchor and pacing taken at the same instant: timestamps follow the wall clock.
+    sim_.set_start_utc_ns(utc_now_ns());
+    start_steady_ns_ = steady_now_ns();
+    anchor_utc_ = false;
+  }
   if (!max_rate_) {
     const std::int64_t now = steady_now_ns();
     if (start_steady_ns_ < 0) start_steady_ns_ = now;

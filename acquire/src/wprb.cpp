@@ -66,8 +66,9 @@ bool parse_header(std::span<const std::byte> b, Header& h, std::string& error) {
     error = "bad frame_count " + std::to_string(h.frame_count);
     return false;
   }
-  if (!std::isfinite(h.sample_rate_hz) || h.sample_rate_hz <= 0 || h.sample_rate_hz > 1e9) {
-    error = "bad sample_rate_hz";
+  // [1 Hz, 1 GHz]: below it one sample would span hours of energy.
+  if (!(h.sample_rate_hz >= 1 && h.sample_rate_hz <= 1e9)) {
+    error = "sample_rate_hz " + std::to_string(h.sample_rate_hz) + " outside [1 Hz, 1 GHz]";
     return false;
   }
   if (h.format != SampleFormat::float32 &&

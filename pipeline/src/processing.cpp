@@ -72,7 +72,10 @@ void Processing::serve_requests() {
   ReadingRequest req;
   bool any = false;
   while (requests_.try_dequeue(req)) {
-    replies_.enqueue(ReadingReply{req.id, proc_.commit()});
+    Reading r = proc_.commit();
+    r.outages = acq_.counters().outages.load(std::memory_order_relaxed);
+    r.source_live = acq_.health() == acquire::SourceHealth::live;
+    replies_.enqueue(ReadingReply{req.id, r});
     counters_.readings.fetch_add(1, std::memory_order_relaxed);
     any = true;
   }

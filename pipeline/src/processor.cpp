@@ -282,13 +282,23 @@ std::int64_t Processor::utc_at(double pos) const noexcept {
   return utc_ref_ns_ + std::llround((pos - double(frame_ref_)) * 1e9 / acc_fs_);
 }
 
-void Processor::book_partial(Registers& r) const {
+AddResult Processor::book_partial(Registers& r) const {
   const auto ps = phase_sums(acc_layout_, sums_);
   const unsigned phases = acquire::layout_info(acc_layout_).phases;
   double uwh[3] = {0, 0, 0};
   const double to_uwh = acc_fs_ > 0 ? 1e6 / (acc_fs_ * 3600.0) : 0.0;
-  for (unsigned k = 0; k < phases; ++k) uwh[k] = (ps[k].sui - committed_sui_[k]) * to_uwh;
-  r.book(uwh, phases);
+  // Full scale over the window's length so far bounds what one phase can carry.
+  const double limit = cfg_.full_scale_v * cfg_.full_scale_a * (sums_.w + 1) * to_uwh;
+  for (unsigned k = 0; k < phases; ++k) {
+    uwh[k] = (ps[k].sui - committed_sui_[k]) * to_uwh;
+    if (!(std::fabs(uwh[k]) <= limit)) return AddResult::refused;  // also NaN
+  }
+  return r.book(uwh, phases);
+}
+
+void Processor::count(AddResult a) noexcept {
+  if (a == AddResult::refused) ++faults_.energy_refused;
+  if (a == AddResult::saturated) ++faults_.saturated;
 }
 
 void Processor::close_window(const Boundary& bd) {
@@ -308,7 +318,10 @@ void Processor::close_window(const Boundary& bd) {
   r.partial = !r.dc && !r.whole_cycles && !r.nominal_timing;
   r.frames_dropped = win_lost_;
   r.clock_synced = clock_synced_;
-  book_partial(reg_);
+  const AddResult booked = book_partial(reg_);
+  count(booked);
+  r.energy_refused = booked == AddResult::refused;
+  r.register_saturated = booked == AddResult::saturated;
   r.registers = reg_;
   r.closed_steady_ns = 0;
   // The next window starts before the sink runs: a sink that asks for
@@ -327,7 +340,7 @@ void Processor::close_window(const Boundary& bd) {
 }
 
 Reading Processor::commit() {
-  book_partial(reg_);
+  count(book_partial(reg_));
   const auto ps = phase_sums(acc_layout_, sums_);
   for (int k = 0; k < 4; ++k) committed_sui_[k] = ps[k].sui;
   return Reading{reg_, utc_at(acc_pos_), clock_synced_, acquire::layout_info(acc_layout_).dc,

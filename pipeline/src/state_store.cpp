@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "wattpipe/acquire/clock.hpp"
@@ -20,7 +22,7 @@ namespace wattpipe::pipeline {
 namespace {
 
 constexpr char kMagic[4] = {'W', 'P', 'S', 'T'};
-constexpr std::uint16_t kVersion = 1;
+constexpr std::uint16_t kVersion = 2;
 constexpr std::int64_t kSyncIntervalNs = 1'000'000'000;
 constexpr std::int64_t kSnapshotIntervalNs = 60'000'000'000;
 
@@ -51,57 +53,81 @@ bool fsync_dir(const std::string& dir) {
 
 // Record layout (little-endian): magic[4] version u16 kind u16 serial u64
 // utc_ns i64, then 10 registers as (uwh i64, frac f64): import L1..L3,
-// export L1..L3, import total, export total; zero padding; CRC-32 of bytes
-// [0, 252) at 252.
-void RegisterStore::encode(std::uint64_t serial, const Registers& r, std::int64_t utc_ns,
-                           unsigned char out[kRecordBytes]) {
+// export L1..L3, import total, export total; version 2 adds pg_reserved u64
+// at 184 and flags u32 at 192 (bit 0: a snapshot exists); zero padding;
+// CRC-32 of bytes [0, 252) at 252. Version 1 records (no pagination) are read.
+void RegisterStore::encode(const Record& rec, unsigned char out[kRecordBytes]) {
   std::memset(out, 0, kRecordBytes);
   std::memcpy(out, kMagic, 4);
   put<std::uint16_t>(out + 4, kVersion);
   put<std::uint16_t>(out + 6, 1);
-  put<std::uint64_t>(out + 8, serial);
-  put<std::int64_t>(out + 16, utc_ns);
+  put<std::uint64_t>(out + 8, rec.serial);
+  put<std::int64_t>(out + 16, rec.utc_ns);
   unsigned char* p = out + 24;
   auto reg = [&](const CompensatedRegister& c) {
     put<std::int64_t>(p, c.uwh);
     put<double>(p + 8, c.frac_uwh);
     p += 16;
   };
+  const Registers& r = rec.registers;
   for (const auto& c : r.import_phase) reg(c);
   for (const auto& c : r.export_phase) reg(c);
   reg(r.import_total);
   reg(r.export_total);
+  put<std::uint64_t>(out + 184, rec.pg_reserved);
+  put<std::uint32_t>(out + 192, rec.snapshot_exists ? 1u : 0u);
   put<std::uint32_t>(out + 252, static_cast<std::uint32_t>(crc32(0, out, 252)));
 }
 
-bool RegisterStore::decode(const unsigned char in[kRecordBytes], std::uint64_t& serial, Registers& r,
-                           std::int64_t& utc_ns) {
-  if (std::memcmp(in, kMagic, 4) != 0 || get<std::uint16_t>(in + 4) != kVersion || get<std::uint16_t>(in + 6) != 1)
+bool RegisterStore::decode(const unsigned char in[kRecordBytes], Record& out) {
+  const auto version = get<std::uint16_t>(in + 4);
+  if (std::memcmp(in, kMagic, 4) != 0 || (version != 1 && version != kVersion) || get<std::uint16_t>(in + 6) != 1)
     return false;
   if (get<std::uint32_t>(in + 252) != static_cast<std::uint32_t>(crc32(0, in, 252))) return false;
-  serial = get<std::uint64_t>(in + 8);
-  utc_ns = get<std::int64_t>(in + 16);
+  out.version = version;
+  out.serial = get<std::uint64_t>(in + 8);
+  out.utc_ns = get<std::int64_t>(in + 16);
   const unsigned char* p = in + 24;
   auto reg = [&](CompensatedRegister& c) {
     c.uwh = get<std::int64_t>(p);
     c.frac_uwh = get<double>(p + 8);
     p += 16;
-    return c.uwh >= 0 && c.frac_uwh >= 0 && c.frac_uwh < 1;
   };
-  bool ok = true;
-  for (auto& c : r.import_phase) ok &= reg(c);
-  for (auto& c : r.export_phase) ok &= reg(c);
-  ok &= reg(r.import_total);
-  ok &= reg(r.export_total);
-  return ok && serial != 0;
+  Registers& r = out.registers;
+  for (auto& c : r.import_phase) reg(c);
+  for (auto& c : r.export_phase) reg(c);
+  reg(r.import_total);
+  reg(r.export_total);
+  out.pg_reserved = version >= 2 ? get<std::uint64_t>(in + 184) : 0;
+  out.snapshot_exists = version >= 2 && (get<std::uint32_t>(in + 192) & 1u) != 0;
+  return r.sane() && out.serial != 0;
+}
+
+void RegisterStore::encode(std::uint64_t serial, const Registers& r, std::int64_t utc_ns,
+                           unsigned char out[kRecordBytes]) {
+  Record rec;
+  rec.serial = serial;
+  rec.registers = r;
+  rec.utc_ns = utc_ns;
+  encode(rec, out);
+}
+
+bool RegisterStore::decode(const unsigned char in[kRecordBytes], std::uint64_t& serial, Registers& r,
+                           std::int64_t& utc_ns) {
+  Record rec;
+  if (!decode(in, rec)) return false;
+  serial = rec.serial, r = rec.registers, utc_ns = rec.utc_ns;
+  return true;
 }
 
 RegisterStore::~RegisterStore() {
-  if (fd_ >= 0) ::close(fd_);
+  for (int fd : fd_)
+    if (fd >= 0) ::close(fd);
 }
 
 bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& error) {
   dir_ = dir;
+  out = Recovered{};
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec || !std::filesystem::is_directory(dir)) {
@@ -119,89 +145,180 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
   ::close(pf);
   ::unlink(probe.c_str());
 
-  const std::string wal = dir + "/registers.wal";
-  fd_ = ::open(wal.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
-    error = errno_text("cannot open", wal);
-    return false;
-  }
-  if (const int e = ::posix_fallocate(fd_, 0, off_t(kSlots * kRecordBytes)); e != 0) {
-    error = "cannot reserve space for '" + wal + "': " + std::strerror(e);
-    return false;
-  }
-  // Recover: the highest serial among valid records of the ring and the snapshot.
-  auto consider = [&](const unsigned char* rec) {
-    std::uint64_t serial;
-    Registers r;
-    std::int64_t utc;
-    if (!decode(rec, serial, r, utc)) {
-      bool blank = true;
-      for (std::size_t k = 0; k < kRecordBytes && blank; ++k) blank = rec[k] == 0;
-      if (!blank) ++out.corrupt;
-      return;
-    }
-    if (serial > out.serial) out.serial = serial, out.registers = r, out.utc_ns = utc;
-  };
-  std::vector<unsigned char> buf(kSlots * kRecordBytes);
-  const ssize_t got = ::pread(fd_, buf.data(), buf.size(), 0);
-  for (std::size_t s = 0; got > 0 && (s + 1) * kRecordBytes <= std::size_t(got); ++s) consider(buf.data() + s * kRecordBytes);
+  const std::string ring_name[2] = {"registers.wal", "registers.wal.b"};
   const std::string snap = dir + "/registers.snap";
+  constexpr off_t kRingBytes = off_t(kSlots * kRecordBytes);
+  bool existed[2] = {false, false};
+  std::uint64_t valid[2] = {0, 0}, newest[2] = {0, 0};
+  bool v2_seen = false, snap_claimed = false;
+  Record best;
+  auto consider = [&](const Record& r) {
+    v2_seen |= r.version >= 2;
+    out.pg_reserved = std::max(out.pg_reserved, r.pg_reserved);
+    if (r.serial > best.serial) best = r;
+  };
+  auto damage = [&](std::string what) { out.damage.push_back(std::move(what)); };
+
+  for (int k = 0; k < 2; ++k) {
+    const std::string path = dir + "/" + ring_name[k];
+    struct stat st{};
+    existed[k] = ::stat(path.c_str(), &st) == 0;
+    fd_[k] = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_[k] < 0) {
+      error = errno_text("cannot open", path);
+      return false;
+    }
+    if (existed[k] && st.st_size < kRingBytes)
+      damage(fmt::format("{}: {} bytes, made as {}", ring_name[k], st.st_size, kRingBytes));
+    std::vector<unsigned char> buf(kSlots * kRecordBytes);
+    const ssize_t got = ::pread(fd_[k], buf.data(), buf.size(), 0);
+    std::uint64_t bad = 0;
+    for (std::size_t s = 0; got > 0 && (s + 1) * kRecordBytes <= std::size_t(got); ++s) {
+      const unsigned char* rec = buf.data() + s * kRecordBytes;
+      Record r;
+      if (decode(rec, r)) {
+        ++valid[k];
+        newest[k] = std::max(newest[k], r.serial);
+        snap_claimed |= r.snapshot_exists;
+        consider(r);
+        continue;
+      }
+      bool blank = true;
+      for (std::size_t i = 0; i < kRecordBytes && blank; ++i) blank = rec[i] == 0;
+      if (!blank) ++bad;
+    }
+    if (bad > 0) damage(fmt::format("{}: {} record(s) fail their checks", ring_name[k], bad));
+    out.corrupt += bad;
+    // Allocate only after reading: a short ring is reported, then made whole.
+    if (const int e = ::posix_fallocate(fd_[k], 0, kRingBytes); e != 0) {
+      error = "cannot reserve space for '" + path + "': " + std::strerror(e);
+      return false;
+    }
+  }
+  bool snap_exists = false;
   if (const int sf = ::open(snap.c_str(), O_RDONLY | O_CLOEXEC); sf >= 0) {
+    snap_exists = true;
     unsigned char rec[kRecordBytes];
-    if (::read(sf, rec, kRecordBytes) == ssize_t(kRecordBytes)) consider(rec);
+    Record r;
+    if (::read(sf, rec, kRecordBytes) == ssize_t(kRecordBytes) && decode(rec, r)) {
+      consider(r);
+    } else {
+      ++out.corrupt;
+      damage("registers.snap: fails its check");
+    }
     ::close(sf);
   }
-  serial_ = out.serial;
-  last_ = out.registers;
-  last_utc_ = out.utc_ns;
+  out.fresh = !existed[0] && !existed[1] && !snap_exists;
+  if (!out.fresh) {
+    // Version 1 kept one ring: its absent twin is an upgrade, not damage.
+    const bool upgrade = existed[0] && !existed[1] && !v2_seen;
+    for (int k = 0; k < 2; ++k)
+      if (!existed[k] && !upgrade) damage(ring_name[k] + ": missing");
+    if (snap_claimed && !snap_exists) damage("registers.snap: missing, but the rings say it was written");
+    // A ring far behind its twin lost records (replaced by an old copy).
+    if (existed[0] && existed[1] && valid[0] > 0 && valid[1] > 0) {
+      const std::uint64_t lo = std::min(newest[0], newest[1]), hi = std::max(newest[0], newest[1]);
+      if (hi - lo > 1) damage(fmt::format("registers.wal{}: {} records behind its twin", newest[0] < newest[1] ? "" : ".b", hi - lo));
+    }
+  }
+  out.serial = best.serial;
+  out.registers = best.registers;
+  out.utc_ns = best.utc_ns;
+  last_ = best;
+  last_.pg_reserved = out.pg_reserved;
+  snapshot_exists_ = snap_exists && best.serial > 0;
   return true;
 }
 
-bool RegisterStore::write(const Registers& r, std::int64_t utc_ns, std::string& error) {
+bool RegisterStore::write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved) {
   unsigned char rec[kRecordBytes];
-  const std::uint64_t serial = serial_ + 1;
-  encode(serial, r, utc_ns, rec);
-  const off_t at = off_t((serial % kSlots) * kRecordBytes);
-  if (::pwrite(fd_, rec, kRecordBytes, at) != ssize_t(kRecordBytes)) {
-    error = errno_text("cannot write", dir_ + "/registers.wal");
-    return false;
+  Record next;
+  next.serial = last_.serial + 1;
+  next.registers = r;
+  next.utc_ns = utc_ns;
+  next.pg_reserved = std::max(pg_reserved, last_.pg_reserved);
+  next.snapshot_exists = snapshot_exists_;
+  encode(next, rec);
+  const off_t at = off_t((next.serial % kSlots) * kRecordBytes);
+  for (int k = 0; k < 2; ++k) {
+    if (::pwrite(fd_[k], rec, kRecordBytes, at) != ssize_t(kRecordBytes)) {
+      error = errno_text("cannot write", dir_ + (k == 0 ? "/registers.wal" : "/registers.wal.b"));
+      return false;
+    }
   }
-  serial_ = serial;
-  last_ = r;
-  last_utc_ = utc_ns;
+  last_ = next;
   return true;
 }
 
 bool RegisterStore::sync(std::string& error) {
-  if (::fdatasync(fd_) != 0) {
-    error = errno_text("cannot sync", dir_ + "/registers.wal");
-    return false;
+  for (int k = 0; k < 2; ++k) {
+    if (::fdatasync(fd_[k]) != 0) {
+      error = errno_text("cannot sync", dir_ + (k == 0 ? "/registers.wal" : "/registers.wal.b"));
+      return false;
+    }
   }
   return true;
 }
 
 bool RegisterStore::write_snapshot(std::string& error) {
   unsigned char rec[kRecordBytes];
-  encode(serial_, last_, last_utc_, rec);
+  Record r = last_;
+  r.snapshot_exists = true;
+  encode(r, rec);
   const std::string tmp = dir_ + "/registers.snap.tmp", snap = dir_ + "/registers.snap";
   const int f = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (f < 0 || ::write(f, rec, kRecordBytes) != ssize_t(kRecordBytes) || ::fsync(f) != 0) {
     error = errno_text("cannot write", tmp);
     if (f >= 0) ::close(f);
+    ::unlink(tmp.c_str());  // never leave a torn temporary behind
     return false;
   }
   ::close(f);
   if (::rename(tmp.c_str(), snap.c_str()) != 0 || !fsync_dir(dir_)) {
     error = errno_text("cannot replace", snap);
+    ::unlink(tmp.c_str());
     return false;
+  }
+  snapshot_exists_ = true;
+  return true;
+}
+
+// ---- StateDirLock --------------------------------------------------------------
+
+StateDirLock::~StateDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
+bool StateDirLock::lock(const std::string& dir, std::string& error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = dir + "/lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    error = errno_text("cannot open", path);
+    return false;
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    const std::string pid = n > 0 ? std::string(buf, std::size_t(n)) : std::string("?");
+    error = "state dir '" + dir + "' is in use by another wattpipe (pid " + pid.substr(0, pid.find('\n')) + ")";
+    ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
+    // The lock holds without the pid; only the message of a second daemon is poorer.
   }
   return true;
 }
 
 // ---- StateWriter ---------------------------------------------------------------
 
-StateWriter::StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published)
-    : store_(store), in_(in), in_waker_(in_waker), published_(published) {}
+StateWriter::StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
+                         const std::atomic<std::uint64_t>* pagination)
+    : store_(store), in_(in), in_waker_(in_waker), published_(published), pagination_(pagination) {}
 
 StateWriter::~StateWriter() {
   stop();
@@ -222,7 +339,8 @@ void StateWriter::join() {
 bool StateWriter::write_latest() {
   if (!in_.read(snap_)) return false;
   std::string error;
-  if (!store_.write(snap_.registers, snap_.utc_ns, error)) {
+  const std::uint64_t pg = pagination_ != nullptr ? pagination_->load(std::memory_order_relaxed) : 0;
+  if (!store_.write(snap_.registers, snap_.utc_ns, error, pg)) {
     counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
     thread_local acquire::LogLimit limit(5'000'000'000);
     if (std::uint64_t sup = 0; limit.allow(sup))
@@ -237,6 +355,16 @@ bool StateWriter::write_latest() {
   persisted_windows_.store(snap_.windows_closed, std::memory_order_release);
   if (published_ != nullptr) published_->notify();
   return true;
+}
+
+void StateWriter::snapshot() {
+  std::string error;
+  if (store_.write_snapshot(error)) {
+    counters_.snapshots.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+  spdlog::error("register snapshot not written: {} (the rings still hold the registers)", error);
 }
 
 void StateWriter::run() {
@@ -261,14 +389,19 @@ void StateWriter::run() {
       next_sync = now + kSyncIntervalNs;
     }
     if (now >= next_snapshot) {
-      if (store_.write_snapshot(error)) counters_.snapshots.fetch_add(1, std::memory_order_relaxed);
+      snapshot();
       next_snapshot = now + kSnapshotIntervalNs;
     }
   }
   // Shutdown: the final registers, synced, and a fresh snapshot.
   write_latest();
-  if (store_.sync(error)) counters_.syncs.fetch_add(1, std::memory_order_relaxed);
-  if (store_.write_snapshot(error)) counters_.snapshots.fetch_add(1, std::memory_order_relaxed);
+  if (store_.sync(error)) {
+    counters_.syncs.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("STATE NOT SYNCED at shutdown: {}", error);
+  }
+  snapshot();
 }
 
 }  // namespace wattpipe::pipeline

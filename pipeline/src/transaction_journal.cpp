@@ -9,16 +9,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string_view>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <simdjson.h>
+#include <spdlog/spdlog.h>
 
 #include "wattpipe/pipeline/json_writer.hpp"
 
 namespace wattpipe::pipeline {
 namespace {
-
-constexpr std::uint64_t kPaginationBlock = 64;
 
 std::string open_json(const JournalTransaction& t) {
   return write_json(1024 + t.begin_record.size() * 2 + t.ident.data.size() * 6, [&](JsonWriter& w) {
@@ -48,9 +50,49 @@ std::string open_json(const JournalTransaction& t) {
 }
 
 std::string line_for(const std::string& json) {
-  char crc[16];
-  std::snprintf(crc, sizeof crc, "%08lx ", crc32(0, reinterpret_cast<const Bytef*>(json.data()), uInt(json.size())));
-  return crc + json + "\n";
+  char head[24];
+  std::snprintf(head, sizeof head, "%08zx %08lx ", json.size(),
+                crc32(0, reinterpret_cast<const Bytef*>(json.data()), uInt(json.size())));
+  return head + json + "\n";
+}
+
+bool hex8(std::string_view s, unsigned long& out) {
+  if (s.size() != 8) return false;
+  out = 0;
+  for (char c : s) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    out = out * 16 + unsigned(d);
+  }
+  return true;
+}
+
+// The JSON of a journal line when its length and checksum hold (version 1
+// lines, "<crc> <json>", are read too); nullopt otherwise.
+std::optional<std::string_view> entry_json(std::string_view line) {
+  unsigned long len = 0, crc = 0;
+  std::string_view json;
+  if (line.size() >= 18 && line[8] == ' ' && line[17] == ' ' && hex8(line.substr(0, 8), len) &&
+      hex8(line.substr(9, 8), crc)) {
+    json = line.substr(18);
+    if (json.size() != len) return std::nullopt;
+  } else if (line.size() >= 10 && line[8] == ' ' && hex8(line.substr(0, 8), crc)) {
+    json = line.substr(9);
+  } else {
+    return std::nullopt;
+  }
+  if (crc32(0, reinterpret_cast<const Bytef*>(json.data()), uInt(json.size())) != crc) return std::nullopt;
+  return json;
+}
+
+// The pagination number in a signed OCMF record ("PG":"T<n>"), 0 if none.
+std::uint64_t record_pagination(std::string_view rec) {
+  const std::size_t at = rec.find("\"PG\":\"T");
+  if (at == std::string_view::npos) return 0;
+  std::uint64_t n = 0;
+  for (std::size_t i = at + 7; i < rec.size() && rec[i] >= '0' && rec[i] <= '9' && n < (1ull << 60); ++i)
+    n = n * 10 + std::uint64_t(rec[i] - '0');
+  return n;
 }
 
 bool write_all(int fd, const std::string& s) {
@@ -70,30 +112,41 @@ TransactionJournal::~TransactionJournal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool TransactionJournal::open(const std::string& dir, std::string& error) {
-  if (dir.empty()) return true;  // in memory only
+bool TransactionJournal::open(const std::string& dir, std::string& error, std::uint64_t pagination_floor) {
+  if (dir.empty()) {  // in memory only
+    next_pg_ = reserved_ = std::max<std::uint64_t>(1, pagination_floor);
+    return true;
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   path_ = dir + "/transactions.journal";
-  // Replay.
-  std::ifstream in(path_);
-  std::string line;
+  std::string text;
+  {
+    std::ifstream in(path_, std::ios::binary);
+    existed_ = bool(in);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
   simdjson::dom::parser parser;
-  while (std::getline(in, line)) {
-    unsigned long crc = 0;
-    if (line.size() < 10 || line[8] != ' ' || std::sscanf(line.c_str(), "%8lx", &crc) != 1) {
-      ++skipped_;
-      continue;
-    }
-    const std::string json = line.substr(9);
-    if (crc32(0, reinterpret_cast<const Bytef*>(json.data()), uInt(json.size())) != crc) {
-      ++skipped_;  // torn or corrupt: never trusted
-      continue;
-    }
+  std::uint64_t bad = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t nl = text.find('\n', pos);
+    const bool last = nl == std::string::npos;
+    const std::string_view line(text.data() + pos, (last ? text.size() : nl) - pos);
+    pos = last ? text.size() : nl + 1;
+    if (line.empty()) continue;
+    const auto json = entry_json(line);
     simdjson::dom::element doc;
     std::string_view op;
-    if (parser.parse(json).get(doc) != simdjson::SUCCESS || doc["op"].get_string().get(op) != simdjson::SUCCESS) {
+    if (!json || parser.parse(json->data(), json->size()).get(doc) != simdjson::SUCCESS ||
+        doc["op"].get_string().get(op) != simdjson::SUCCESS) {
       ++skipped_;
+      // A torn last line is what a crash during an append leaves: its reply never went out.
+      if (last) {
+        spdlog::warn("journal {}: torn last entry ({} bytes) dropped", path_, line.size());
+      } else {
+        ++bad;
+      }
       continue;
     }
     auto str = [&](const char* k) {
@@ -127,30 +180,42 @@ bool TransactionJournal::open(const std::string& dir, std::string& error) {
       t.begin.tx = 'B';
       t.begin_record = str("rec");
       t.restored = true;
+      highest_seen_ = std::max(highest_seen_, record_pagination(t.begin_record));
       if (!t.id.empty()) open_[t.id] = std::move(t);
     } else if (op == "close") {
       open_.erase(str("id"));
+      std::uint64_t pg = 0;
+      if (doc["pg"].get_uint64().get(pg) == simdjson::SUCCESS) highest_seen_ = std::max(highest_seen_, pg);
+      history_.emplace_back(*json);
+      if (history_.size() > kHistory) history_.pop_front();
     }
   }
+  if (bad > 0) damage_.push_back(fmt::format("transactions.journal: {} entr{} fail their checks", bad, bad == 1 ? "y" : "ies"));
+  highest_seen_ = std::max(highest_seen_, reserved_ - 1);
   // Never reuse a number that may have been handed out before the restart.
-  next_pg_ = reserved_;
+  next_pg_ = std::max(reserved_, pagination_floor);
   return compact(error);
 }
 
 bool TransactionJournal::compact(std::string& error) {
   const std::string tmp = path_ + ".tmp";
   const int f = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  reserved_ = next_pg_ + kPaginationBlock;
-  std::string body = line_for("{\"op\":\"pg\",\"next\":" + std::to_string(reserved_) + "}");
+  const std::uint64_t reserve = next_pg_ + kPaginationBlock;
+  std::string body = line_for("{\"op\":\"pg\",\"next\":" + std::to_string(reserve) + "}");
+  for (const auto& h : history_) body += line_for(h);
   for (const auto& [id, t] : open_) body += line_for(open_json(t));
   if (f < 0 || !write_all(f, body) || ::fsync(f) != 0) {
     error = "cannot write transaction journal '" + tmp + "': " + std::strerror(errno);
     if (f >= 0) ::close(f);
+    ::unlink(tmp.c_str());
+    spdlog::error("{}", error);
     return false;
   }
   ::close(f);
   if (::rename(tmp.c_str(), path_.c_str()) != 0) {
     error = "cannot replace '" + path_ + "': " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    spdlog::error("{}", error);
     return false;
   }
   const std::string dir = std::filesystem::path(path_).parent_path().string();
@@ -158,29 +223,57 @@ bool TransactionJournal::compact(std::string& error) {
     ::fsync(d);
     ::close(d);
   }
+  reserved_ = reserve;
+  reserved_pub_.store(reserved_, std::memory_order_relaxed);
+  need_newline_ = false;
+  appends_since_compact_ = 0;
   if (fd_ >= 0) ::close(fd_);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd_ < 0) {
     error = "cannot open '" + path_ + "': " + std::strerror(errno);
+    spdlog::error("{}", error);
     return false;
   }
   return true;
 }
 
 bool TransactionJournal::append(const std::string& json, std::string& error) {
-  if (fd_ < 0) return true;  // in memory only
-  if (!write_all(fd_, line_for(json)) || ::fdatasync(fd_) != 0) {
+  if (path_.empty()) return true;  // in memory only
+  if (fd_ < 0) {
+    // The last compaction could not reopen the journal: try again.
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd_ < 0) {
+      error = "cannot open transaction journal '" + path_ + "': " + std::strerror(errno);
+      spdlog::error("{}", error);
+      return false;
+    }
+  }
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  std::string line;
+  if (need_newline_) line = "\n";
+  line += line_for(json);
+  if (!write_all(fd_, line) || ::fdatasync(fd_) != 0) {
     error = "cannot write transaction journal '" + path_ + "': " + std::strerror(errno);
+    // Cut the torn entry off; if even that fails, the next entry starts on a
+    // new line so the torn one cannot swallow it.
+    if (before < 0 || ::ftruncate(fd_, before) != 0) need_newline_ = true;
+    spdlog::error("{}; the entry was not recorded", error);
     return false;
+  }
+  need_newline_ = false;
+  if (++appends_since_compact_ >= kCompactEvery) {
+    std::string e;
+    if (!compact(e)) spdlog::error("journal compaction failed: {} (appending goes on)", e);
   }
   return true;
 }
 
 std::optional<std::uint64_t> TransactionJournal::take_pagination(std::string& error) {
   if (next_pg_ >= reserved_) {
-    if (!append("{\"op\":\"pg\",\"next\":" + std::to_string(next_pg_ + kPaginationBlock) + "}", error))
-      return std::nullopt;
-    reserved_ = next_pg_ + kPaginationBlock;
+    const std::uint64_t reserve = next_pg_ + kPaginationBlock;
+    if (!append("{\"op\":\"pg\",\"next\":" + std::to_string(reserve) + "}", error)) return std::nullopt;
+    reserved_ = reserve;
+    reserved_pub_.store(reserved_, std::memory_order_relaxed);
   }
   return next_pg_++;
 }
@@ -191,16 +284,31 @@ bool TransactionJournal::add(const JournalTransaction& t, std::string& error) {
   return true;
 }
 
-bool TransactionJournal::remove(const std::string& id, std::string& error) {
-  const std::string json = write_json(64 + id.size() * 6, [&](JsonWriter& w) {
+bool TransactionJournal::remove(const std::string& id, std::string& error, std::uint64_t pg) {
+  const std::string json = write_json(96 + id.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
     w.field("op", "close");
     w.field("id", id);
+    w.field_uint("pg", pg);
     w.end_object();
   });
   if (!append(json, error)) return false;
   open_.erase(id);
+  history_.push_back(json);
+  if (history_.size() > kHistory) history_.pop_front();
   return true;
 }
+
+bool TransactionJournal::skip_to(std::uint64_t floor, std::string& error) {
+  if (floor <= next_pg_) return true;
+  next_pg_ = floor;
+  if (path_.empty()) {
+    reserved_ = next_pg_;
+    return true;
+  }
+  return compact(error);
+}
+
+bool TransactionJournal::note(const std::string& json, std::string& error) { return append(json, error); }
 
 }  // namespace wattpipe::pipeline

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 namespace wattpipe::publish {
@@ -38,10 +39,16 @@ bool boolean(const YAML::Node& n, const std::string& key) {
   }
 }
 
+// A key must be a plain scalar: YAML also allows lists and maps as keys.
+std::string key_name(const YAML::Node& key, const std::string& where) {
+  if (!key.IsScalar()) throw ConfigError{where + ": a key must be a plain name, not a list or a mapping"};
+  return key.Scalar();
+}
+
 void check_keys(const YAML::Node& map, const std::string& where, std::initializer_list<const char*> known) {
   if (!map.IsMap()) throw ConfigError{where + ": expected a mapping"};
   for (const auto& kv : map) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = key_name(kv.first, where);
     bool ok = false;
     for (const char* n : known) ok |= k == n;
     if (!ok) throw ConfigError{where + "." + k + ": unknown key"};
@@ -106,11 +113,11 @@ void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
   }
 }
 
-void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc) {
+void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, const Config& cfg) {
   static constexpr const char* kRoles[8] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"};
   if (!n.IsMap()) throw ConfigError{"calibration: expected a mapping of channels (U1..U3, UN, I1..I3, IN)"};
   for (const auto& kv : n) {
-    std::string ch = kv.first.as<std::string>();
+    std::string ch = key_name(kv.first, "calibration");
     if (ch == "U") ch = "U1";
     if (ch == "I") ch = "I1";
     int role = -1;
@@ -120,8 +127,18 @@ void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc) 
     const std::string k = "calibration." + ch;
     check_keys(kv.second, k, {"gain", "offset", "delay_us"});
     pipeline::ChannelCal& c = pc.cal[static_cast<std::size_t>(role)];
-    if (kv.second["gain"]) c.gain = num(kv.second["gain"], k + ".gain");
-    if (kv.second["offset"]) c.offset = num(kv.second["offset"], k + ".offset");
+    if (kv.second["gain"]) {
+      c.gain = num(kv.second["gain"], k + ".gain");
+      if (!(std::fabs(c.gain) >= 1 / cfg.cal_gain_max && std::fabs(c.gain) <= cfg.cal_gain_max))
+        throw ConfigError{fmt::format("{}.gain: {} is outside +-[1/{}, {}] (--cal-gain-max)", k, c.gain, cfg.cal_gain_max,
+                                      cfg.cal_gain_max)};
+    }
+    if (kv.second["offset"]) {
+      c.offset = num(kv.second["offset"], k + ".offset");
+      const double fs = role == 3 || role < 3 ? cfg.full_scale_v : cfg.full_scale_a;
+      if (std::fabs(c.offset) > fs)
+        throw ConfigError{fmt::format("{}.offset: {} is beyond full scale {}", k, c.offset, fs)};
+    }
     if (kv.second["delay_us"]) {
       c.delay_us = num(kv.second["delay_us"], k + ".delay_us");
       if (c.delay_us < 0) throw ConfigError{k + ".delay_us: must be >= 0"};
@@ -155,11 +172,17 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--window-ms", c.processor.window_ms, "DC window length")->check(CLI::Range(0.05, 600000.0))->capture_default_str();
   app.add_option("--nominal-hz", c.processor.nominal_hz, "nominal grid frequency (fallback timing)")->check(CLI::Range(10.0, 1000.0))->capture_default_str();
   app.add_option("--min-voltage", c.processor.min_voltage_v, "U1 RMS below which there is no zero crossing to lock on")->check(CLI::Range(0.001, 1e6))->capture_default_str();
+  app.add_option("--full-scale-v", c.full_scale_v, "voltage full scale: a sample beyond it refuses its block")->check(CLI::Range(1e-3, 1e7))->capture_default_str();
+  app.add_option("--full-scale-a", c.full_scale_a, "current full scale: a sample beyond it refuses its block")->check(CLI::Range(1e-3, 1e6))->capture_default_str();
+  app.add_option("--cal-gain-max", c.cal_gain_max, "calibration gains must lie in [1/this, this] (CT ratios)")->check(CLI::Range(1.0, 1e7))->capture_default_str();
+  app.add_option("--source-timeout-ms", c.source_timeout_ms, "no valid block this long: the source is stalled, values and communication_check stop")->check(CLI::Range(10, 3600000))->capture_default_str();
+  app.add_option("--clock-tolerance-ms", c.clock_tolerance_ms, "block t0 further than this from the wall clock or the previous block is replaced by the receive time")->check(CLI::Range(1, 86400000))->capture_default_str();
   app.add_option("--publish-interval-ms", c.publish_interval_ms, "powermeter_values throttle")->check(CLI::Range(1, 3600000))->capture_default_str();
   app.add_option("--communication-check-interval-ms", c.communication_check_interval_ms, "m2e/communication_check period; 0: off")->check(CLI::Range(0, 3600000))->capture_default_str();
   app.add_option("--heartbeat-timeout-ms", c.heartbeat_timeout_ms, "EVerest is gone after this long without e2m/heartbeat")->check(CLI::Range(1, 3600000))->capture_default_str();
   app.add_option("--public-key-interval-ms", c.public_key_interval_ms, "m2e/public_key_ocmf period")->check(CLI::Range(100, 3600000))->capture_default_str();
   app.add_option("--state-dir", c.state_dir, "energy registers, transaction journal, OCMF key; 'none' disables")->capture_default_str();
+  app.add_flag("--state-recover", c.state_recover, "start even when the state is damaged, from the best surviving value (logged, journalled)");
   app.add_option("--ocmf-key", c.ocmf_key, "OCMF signing key (PEM, EC P-256); default: generated in the state dir");
   app.add_option("--meter-vendor", c.meter_vendor, "OCMF MV")->capture_default_str();
   app.add_option("--meter-model", c.meter_model, "OCMF MM")->capture_default_str();
@@ -190,7 +213,7 @@ std::vector<std::string> yaml_to_args(const YAML::Node& root, const CLI::App& ap
   std::vector<std::string> args;
   if (!root.IsMap()) throw ConfigError{"the file must hold a mapping of keys to values"};
   for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = key_name(kv.first, "the file");
     if (key == "sim") {
       sim = kv.second;
       continue;
@@ -242,6 +265,43 @@ void validate(Config& c) {
   if (c.transaction_max_s > 0 && c.transaction_min_s > c.transaction_max_s)
     throw ConfigError{"--transaction-min-s: larger than --transaction-max-s"};
   if (c.meter_firmware.empty()) c.meter_firmware = std::string("wattpipe-") + version();
+  c.processor.full_scale_v = c.full_scale_v;
+  c.processor.full_scale_a = c.full_scale_a;
+  c.limits.full_scale_v = c.full_scale_v;
+  c.limits.full_scale_a = c.full_scale_a;
+  c.limits.source_timeout_ns = std::int64_t{c.source_timeout_ms} * 1'000'000;
+  c.limits.clock_tolerance_ns = std::int64_t{c.clock_tolerance_ms} * 1'000'000;
+}
+
+// The simulator's signal must be one a meter can have: within full scale.
+void check_sim_plausible(const Config& c) {
+  if (c.source != "sim") return;
+  const acquire::SimConfig& s = c.sim;
+  auto peak_ok = [](double rms, double offset, double noise, double harmonics_pct, double fs) {
+    const double peak = std::fabs(offset) + std::sqrt(2.0) * std::fabs(rms) * (1 + harmonics_pct / 100) + 6 * std::fabs(noise);
+    return std::isfinite(peak) && peak <= fs;
+  };
+  double hu = 0, hi = 0;
+  for (const auto& h : s.u_harmonics) hu += std::fabs(h.percent);
+  for (const auto& h : s.i_harmonics) hi += std::fabs(h.percent);
+  const acquire::LayoutInfo li = acquire::layout_info(s.layout);
+  if (li.dc) {
+    double vmax = std::fabs(s.dc_voltage_v), imax = std::fabs(s.dc_current_a);
+    for (const auto& [t, v] : s.dc_voltage_ramp.points) vmax = std::max(vmax, std::fabs(v));
+    for (const auto& [t, v] : s.dc_current_ramp.points) imax = std::max(imax, std::fabs(v));
+    if (!peak_ok(0, vmax + std::fabs(s.u_offset_v), s.u_noise_v, 0, c.full_scale_v))
+      throw ConfigError{fmt::format("sim: DC voltage beyond full scale {} V (--full-scale-v)", c.full_scale_v)};
+    if (!peak_ok(0, imax + std::fabs(s.i_offset_a), s.i_noise_a, 0, c.full_scale_a))
+      throw ConfigError{fmt::format("sim: DC current beyond full scale {} A (--full-scale-a)", c.full_scale_a)};
+    return;
+  }
+  for (std::uint32_t k = 0; k < li.phases; ++k) {
+    if (!peak_ok(s.phases[k].urms_v, s.u_offset_v, s.u_noise_v, hu, c.full_scale_v))
+      throw ConfigError{fmt::format("sim.phases[{}].urms_v: peak beyond full scale {} V (--full-scale-v)", k, c.full_scale_v)};
+    if (!peak_ok(s.phases[k].irms_a, s.i_offset_a, s.i_noise_a, hi, c.full_scale_a))
+      throw ConfigError{fmt::format("sim.phases[{}].irms_a: peak beyond full scale {} A (--full-scale-a)", k, c.full_scale_a)};
+  }
+  if (!peak_ok(s.un_rms_v, 0, 0, 0, c.full_scale_v)) throw ConfigError{"sim.un_rms_v: beyond full scale"};
 }
 
 }  // namespace
@@ -305,12 +365,20 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
     }
     try {
       if (sim_yaml) apply_sim_yaml(*sim_yaml, c.sim);
-      if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor);
+      if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor, c);
+      check_sim_plausible(c);
     } catch (const ConfigError& e) {
       throw ConfigError{"config " + config_file + ": " + e.message};
     }
   } catch (const ConfigError& e) {
     error = e.message;
+    return ParseOutcome::bad;
+  } catch (const YAML::Exception& e) {
+    // Any construct the checks above did not foresee: still a clear exit 2.
+    error = "config " + config_file + ": " + e.what();
+    return ParseOutcome::bad;
+  } catch (const std::exception& e) {
+    error = e.what();
     return ParseOutcome::bad;
   }
   return ParseOutcome::run;

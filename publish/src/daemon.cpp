@@ -88,6 +88,54 @@ class StatsWriter {
 }  // namespace
 
 Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
+
+// Damage anywhere in the state refuses the start (exit 1, naming the files
+// and the best value found) unless --state-recover: then the best surviving
+// value is used, the event journalled and logged at error level, and OCMF
+// pagination skips far past anything that could have been handed out.
+bool Daemon::check_state(const pipeline::RegisterStore::Recovered& rec, pipeline::TransactionJournal& journal) {
+  std::vector<std::string> damage = rec.damage;
+  for (const auto& d : journal.damage()) damage.push_back(d);
+  if (!rec.fresh && !journal.existed()) damage.push_back("transactions.journal: missing");
+  if (rec.fresh && journal.existed()) damage.push_back("registers.wal, registers.wal.b, registers.snap: missing");
+  if (journal.highest_pagination_seen() + 1 < rec.pg_reserved)
+    damage.push_back(fmt::format("transactions.journal: pagination reserved to {} only, the registers record {}",
+                                 journal.highest_pagination_seen() + 1, rec.pg_reserved));
+  if (damage.empty()) return true;
+  std::string list;
+  for (const auto& d : damage) list += (list.empty() ? "" : "; ") + d;
+  const std::string best =
+      fmt::format("the best surviving value is record {}: import {:.6f} Wh, export {:.6f} Wh", rec.serial,
+                  rec.registers.import_total.wh(), rec.registers.export_total.wh());
+  if (!cfg_.state_recover) {
+    spdlog::error("STATE DAMAGED in '{}': {}; {}. Refusing to start: keep a copy of the directory, then start with "
+                  "--state-recover to continue from that value",
+                  cfg_.state_dir, list, best);
+    return false;
+  }
+  std::string err;
+  // Margin: the registers' copy of the reservation may lag the journal by a block or two.
+  const std::uint64_t floor = std::max(journal.highest_pagination_seen() + 1, rec.pg_reserved) +
+                              64 * pipeline::TransactionJournal::kPaginationBlock;
+  const std::string event = pipeline::write_json(512 + list.size() * 2, [&](pipeline::JsonWriter& w) {
+    w.begin_object();
+    w.field("op", "recover");
+    w.field("damage", list);
+    w.field_uint("serial", rec.serial);
+    w.field_int("import_uwh", rec.registers.import_total.uwh);
+    w.field_int("export_uwh", rec.registers.export_total.uwh);
+    w.field_uint("pg_from", floor);
+    w.field_int("utc", acquire::utc_now_ns());
+    w.end_object();
+  });
+  if (!journal.skip_to(floor, err) || !journal.note(event, err)) {
+    spdlog::error("--state-recover: cannot record the recovery: {}", err);
+    return false;
+  }
+  spdlog::error("STATE DAMAGED in '{}': {}; RECOVERING (--state-recover): {}; OCMF pagination continues at T{}",
+                cfg_.state_dir, list, best, floor);
+  return true;
+}
 Daemon::~Daemon() = default;
 
 int Daemon::run(bool handle_signals) {
@@ -124,20 +172,26 @@ int Daemon::run(bool handle_signals) {
 
   // State: registers (restored before anything runs), transactions, OCMF key.
   const bool persist = cfg_.state_dir != "none";
+  pipeline::StateDirLock lock;
   pipeline::RegisterStore store;
   pipeline::RegisterStore::Recovered recovered;
   pipeline::TransactionJournal journal;
   std::optional<pipeline::ocmf::Signer> signer;
   {
     std::string err;
+    if (persist && !lock.lock(cfg_.state_dir, err)) {
+      spdlog::error("--state-dir: {}", err);
+      return 2;
+    }
     if (persist && !store.open(cfg_.state_dir, recovered, err)) {
       spdlog::error("--state-dir: {}", err);
       return 1;
     }
-    if (!journal.open(persist ? cfg_.state_dir : std::string(), err)) {
+    if (!journal.open(persist ? cfg_.state_dir : std::string(), err, recovered.pg_reserved)) {
       spdlog::error("--state-dir: {}", err);
       return 1;
     }
+    if (persist && !check_state(recovered, journal)) return 1;
     bool created = false;
     if (!cfg_.ocmf_key.empty()) {
       signer = pipeline::ocmf::Signer::load(cfg_.ocmf_key, err);
@@ -167,7 +221,7 @@ int Daemon::run(bool handle_signals) {
   acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
   proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
 
-  acquire::Acquisition acq(*source, ring, cfg_.acq_rt);
+  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits);
   pipeline::ProcessingOutputs outs;
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
@@ -203,7 +257,7 @@ int Daemon::run(bool handle_signals) {
 
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
   proc.restore(recovered.registers);
-  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker);
+  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker, &journal.pagination_reserved());
 
   OcmfOptions oo;
   oo.meter.gateway_version = version();
@@ -228,6 +282,7 @@ int Daemon::run(bool handle_signals) {
   pc.stamp_messages = cfg_.stamp_messages;
   Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, &transactions,
                       persist ? &writer.persisted_windows() : nullptr);
+  publisher.set_source(&acq);
 
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
   const std::int64_t t0 = acquire::steady_now_ns();
@@ -299,10 +354,17 @@ int Daemon::run(bool handle_signals) {
   s.add("frames_dropped", ac.frames_dropped.load());
   s.add("blocks_acquired", ac.blocks_acquired.load());
   s.add("blocks_dropped", ac.blocks_dropped.load());
-  s.add("blocks_invalid", sc.blocks_invalid.load());
-  s.add("frames_lost_gap", sc.frames_lost_gap.load());
-  s.add("frames_invalid", sc.frames_invalid.load());
+  // Losses and input faults under their shared names (also the live log lines and JSONL).
+  const acquire::LossCounts losses = acq.losses();
+  for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k)
+    if (acquire::LossCounts::kNames[k] != "frames_dropped") s.add(acquire::LossCounts::kNames[k], losses.v[k]);
+  s.add("frames_rejected", ac.frames_rejected.load());
   s.add("stream_restarts", sc.stream_restarts.load());
+  s.add("source_health", std::string(acquire::to_string(acq.health())));
+  s.add("register_energy_refused", proc.register_faults().energy_refused);
+  s.add("register_saturated", proc.register_faults().saturated);
+  s.add("values_withheld_source", mc.values_withheld_source.load());
+  s.add("replies_refused_topic", mc.replies_refused_topic.load());
   s.add("ring_high_water", ac.ring_high_water.load());
   s.add("ring_capacity", std::uint64_t(ring.capacity()));
   s.add("windows_closed", pcn.windows_closed.load());
@@ -367,9 +429,12 @@ int Daemon::run(bool handle_signals) {
       return 1;
     }
   }
-  spdlog::info("stopped after {:.3f} s: {} frames acquired, {} processed, {} dropped; {} values published; "
+  std::string loss_text;
+  for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k)
+    if (losses.v[k] != 0) loss_text += fmt::format("{}{} {}", loss_text.empty() ? "" : ", ", acquire::LossCounts::kNames[k], losses.v[k]);
+  spdlog::info("stopped after {:.3f} s: {} frames acquired, {} processed; losses: {}; {} values published; "
                "import {:.6f} Wh, export {:.6f} Wh",
-               elapsed, ac.frames_acquired.load(), pcn.frames_processed.load(), ac.frames_dropped.load(),
+               elapsed, ac.frames_acquired.load(), pcn.frames_processed.load(), loss_text.empty() ? "none" : loss_text,
                mc.values_published.load(), reg.import_total.wh(), reg.export_total.wh());
   return 0;
 }

@@ -107,7 +107,8 @@ RequestParser::~RequestParser() = default;
 
 std::optional<std::uint64_t> RequestParser::parse_heartbeat(std::string_view payload) {
   simdjson::dom::element doc;
-  if (payload.size() > kMaxRequestBytes) return std::nullopt;
+  // Empty first: a zero-length MQTT payload may come with a null pointer.
+  if (payload.empty() || payload.data() == nullptr || payload.size() > kMaxRequestBytes) return std::nullopt;
   if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
   std::uint64_t v;
   if (doc.get_uint64().get(v) != simdjson::SUCCESS) return std::nullopt;
@@ -118,6 +119,10 @@ ParseResult RequestParser::parse(Request::Kind kind, std::string_view payload) {
   ParseResult r;
   r.request.kind = kind;
   simdjson::dom::element doc;
+  if (payload.empty() || payload.data() == nullptr) {
+    r.error = "empty payload";
+    return r;
+  }
   if (payload.size() > kMaxRequestBytes) {
     r.error = "request larger than " + std::to_string(kMaxRequestBytes) + " bytes";
     r.reply_to = scavenge_reply_to(payload);

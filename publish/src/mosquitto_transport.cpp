@@ -43,8 +43,10 @@ class MosquittoTransport final : public MqttTransport {
     mosquitto_message_callback_set(m_, [](mosquitto*, void* self, const mosquitto_message* msg) {
       auto* t = static_cast<MosquittoTransport*>(self);
       if (t->h_ == nullptr || msg->topic == nullptr) return;
-      t->h_->on_message(msg->topic, std::string_view(static_cast<const char*>(msg->payload),
-                                                     static_cast<std::size_t>(std::max(msg->payloadlen, 0))));
+      // A zero-length payload has no buffer: hand on an empty view, never a null pointer.
+      const std::size_t n = msg->payload != nullptr ? static_cast<std::size_t>(std::max(msg->payloadlen, 0)) : 0;
+      t->h_->on_message(msg->topic, n > 0 ? std::string_view(static_cast<const char*>(msg->payload), n)
+                                          : std::string_view());
     });
   }
   ~MosquittoTransport() override {

@@ -1,5 +1,6 @@
 #include "wattpipe/publish/ocmf_transactions.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace wattpipe::publish {
@@ -47,8 +48,9 @@ StartTransactionReply OcmfTransactions::start(const StartTransactionRequest& req
     const pipeline::JournalTransaction t = it->second;
     ++it;
     if (t.ident.evse_id != req.evse_id) continue;
-    spdlog::warn("OCMF: EVSE '{}' starts transaction '{}' while '{}' is open; closing that one as aborted",
-                 req.evse_id, req.transaction_id, t.id);
+    if (std::uint64_t sup = 0; log_limit_.allow(sup))
+      spdlog::warn("OCMF: EVSE '{}' starts transaction '{}' while '{}' is open; closing that one as aborted",
+                   req.evse_id, req.transaction_id, t.id);
     if (!close(t, reading, 'A', error)) return fail(error);
     it = open.begin();
   }
@@ -62,6 +64,9 @@ StartTransactionReply OcmfTransactions::start(const StartTransactionRequest& req
   t.ident.tariff_text = req.tariff_text;
   t.ident.evse_id = req.evse_id;
   t.begin = point(reading, 'B');
+  t.begin_outages = reading.outages;
+  // Begun while the source is down: the reading is the last measured one.
+  if (!reading.source_live) t.begin.error_flags = "E";
   const auto pg = journal_.take_pagination(error);
   if (!pg) return fail(error);
   const ocmf::ReadingPoint readings[] = {t.begin};
@@ -72,8 +77,10 @@ StartTransactionReply OcmfTransactions::start(const StartTransactionRequest& req
   if (opts_.min_stop_s > 0) r.min_stop_utc_ns = reading.utc_ns + std::int64_t(opts_.min_stop_s * 1e9);
   if (opts_.max_stop_s > 0) r.max_stop_utc_ns = reading.utc_ns + std::int64_t(opts_.max_stop_s * 1e9);
   r.signed_meter_value = smv(t.begin_record, reading.utc_ns);
-  spdlog::info("OCMF: transaction '{}' started on EVSE '{}' at {} kWh (PG T{})", t.id, t.ident.evse_id,
-               ocmf::format_kwh(t.begin.import_uwh), *pg);
+  if (std::uint64_t sup = 0; log_limit_.allow(sup))
+    spdlog::info("OCMF: transaction '{}' started on EVSE '{}' at {} kWh (PG T{}){}", t.id, t.ident.evse_id,
+                 ocmf::format_kwh(t.begin.import_uwh), *pg,
+                 sup ? fmt::format(" ({} more transaction lines suppressed)", sup) : "");
   return r;
 }
 
@@ -81,8 +88,10 @@ std::optional<StopTransactionReply> OcmfTransactions::close(const pipeline::Jour
                                                             const pipeline::Reading& reading, char tx,
                                                             std::string& error) {
   ocmf::ReadingPoint end = point(reading, tx);
-  // Energy measured across a restart may lack the last moments before it.
-  if (t.restored) end.error_flags = "E";
+  // Energy measured across a restart or a source outage may lack what was
+  // not measured: the reading says so.
+  const bool outage = reading.outages != t.begin_outages || !reading.source_live;
+  if (t.restored || outage) end.error_flags = "E";
   const auto pg = journal_.take_pagination(error);
   if (!pg) return std::nullopt;
   const ocmf::ReadingPoint readings[] = {t.begin, end};
@@ -91,13 +100,15 @@ std::optional<StopTransactionReply> OcmfTransactions::close(const pipeline::Jour
     error = "signing the end record failed";
     return std::nullopt;
   }
-  if (!journal_.remove(t.id, error)) return std::nullopt;
+  if (!journal_.remove(t.id, error, *pg)) return std::nullopt;
   StopTransactionReply r;
   r.signed_meter_value = smv(record, reading.utc_ns);
   r.start_signed_meter_value = smv(t.begin_record, t.begin.utc_ns);
-  spdlog::info("OCMF: transaction '{}' stopped at {} kWh (began at {} kWh; PG T{}{})", t.id,
-               ocmf::format_kwh(end.import_uwh), ocmf::format_kwh(t.begin.import_uwh), *pg,
-               t.restored ? "; it crossed a restart, EF E" : "");
+  if (std::uint64_t sup = 0; log_limit_.allow(sup))
+    spdlog::info("OCMF: transaction '{}' stopped at {} kWh (began at {} kWh; PG T{}{}){}", t.id,
+                 ocmf::format_kwh(end.import_uwh), ocmf::format_kwh(t.begin.import_uwh), *pg,
+                 t.restored ? "; it crossed a restart, EF E" : outage ? "; it spanned a source outage, EF E" : "",
+                 sup ? fmt::format(" ({} more transaction lines suppressed)", sup) : "");
   return r;
 }
 

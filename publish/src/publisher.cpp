@@ -52,6 +52,27 @@ LatencySummary Publisher::latency() const {
                         latency_.percentile_us(0.999), double(latency_.max_ns()) / 1000.0};
 }
 
+bool Publisher::source_live() const noexcept {
+  return acq_ == nullptr || acq_->health() == acquire::SourceHealth::live;
+}
+
+// Only under the meter's own reply prefix, as EVerest makes them: a request
+// can never write onto a value topic, another meter's topics or e2m.
+bool Publisher::reply(const std::optional<std::string>& topic, const std::string& body) {
+  if (!topic) return false;
+  const std::string prefix = cfg_.topics.base + "/m2e/reply/";
+  if (topic->size() <= prefix.size() || topic->compare(0, prefix.size(), prefix) != 0) {
+    counters_.replies_refused_topic.fetch_add(1, std::memory_order_relaxed);
+    if (std::uint64_t sup = 0; malformed_log().allow(sup))
+      spdlog::warn("EVerest: replyTo '{}' is not under {}: not answered ({} more suppressed)",
+                   topic->substr(0, 200), prefix, sup);
+    return false;
+  }
+  if (!send(*topic, body, 0)) return false;
+  counters_.replies.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 bool Publisher::send(const std::string& topic, std::string_view payload, int qos) {
   if (!mqtt_.connected()) return false;
   if (mqtt_.publish(topic, payload, qos, false)) {
@@ -127,7 +148,7 @@ void Publisher::handle_request(Request::Kind kind, std::string_view payload) {
     const std::string body = kind == Request::Kind::start
                                  ? write_reply(StartTransactionReply{TransactionStatus::unexpected_error, error, {}, {}, {}})
                                  : write_reply(StopTransactionReply{TransactionStatus::unexpected_error, error, {}, {}});
-    if (send(*pr.reply_to, body, 0)) counters_.replies.fetch_add(1, std::memory_order_relaxed);
+    reply(pr.reply_to, body);
   };
   if (!pr.ok) {
     counters_.requests_malformed.fetch_add(1, std::memory_order_relaxed);
@@ -166,8 +187,7 @@ void Publisher::serve_replies() {
                                                                      "signed metering is not configured", {}, {}};
       body = write_reply(r);
     }
-    if (p.request.reply_to && send(*p.request.reply_to, body, 0))
-      counters_.replies.fetch_add(1, std::memory_order_relaxed);
+    reply(p.request.reply_to, body);
   }
   // Acquire (finished): every reading the processing thread will ever give is already queued.
   if (!pending_.empty() && processing_->finished() && processing_->replies().size_approx() == 0) {
@@ -177,7 +197,7 @@ void Publisher::serve_replies() {
           p.request.kind == Request::Kind::start
               ? write_reply(StartTransactionReply{TransactionStatus::unexpected_error, "meter is shutting down", {}, {}, {}})
               : write_reply(StopTransactionReply{TransactionStatus::unexpected_error, "meter is shutting down", {}, {}});
-      send(*p.request.reply_to, body, 0);
+      reply(p.request.reply_to, body);
     }
     pending_.clear();
   }
@@ -195,10 +215,24 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     last_refill_ns_ = now;
     const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) && tokens_ >= 1.0;
     window_published_ = false;
-    if (!window_.partial) shown_ = window_;
+    if (window_.energy_refused || window_.register_saturated) {
+      thread_local acquire::LogLimit limit(5'000'000'000);
+      if (std::uint64_t sup = 0; limit.allow(sup))
+        spdlog::error("window {}: {} ({} more such windows since the last line)", window_.seq,
+                      window_.energy_refused ? "energy beyond full scale or not finite: NOT BOOKED"
+                                             : "a register reached its maximum and stays there",
+                      sup);
+    }
+    if (!window_.partial && !window_.energy_refused) shown_ = window_;
     if (open) window_pending_ = true;  // else conflated away: the next window will do
   }
   if (force && !window_published_ && window_.closed_steady_ns != 0) window_pending_ = true;
+  if (window_pending_ && !force && !source_live()) {
+    // The source is stalled or gone: nothing goes out until it is live again.
+    counters_.values_withheld_source.fetch_add(1, std::memory_order_relaxed);
+    window_pending_ = false;
+    return;
+  }
   if (!window_pending_ || !mqtt_.connected()) return;
   // Acquire: pairs with the state writer's release after it saved the registers.
   if (persisted_ != nullptr && persisted_->load(std::memory_order_acquire) < window_.seq + 1) {
@@ -209,7 +243,11 @@ void Publisher::publish_values(std::int64_t now, bool force) {
   // A partial window (stream start/end, gap) carries exact registers but no
   // representative values: show the last whole window's values with them.
   const pipeline::WindowRecord* rec = &window_;
-  if (window_.partial && shown_.closed_steady_ns != 0) {
+  if (window_.energy_refused && shown_.closed_steady_ns == 0) {
+    window_pending_ = false;  // nothing representative to show yet
+    return;
+  }
+  if ((window_.partial || window_.energy_refused) && shown_.closed_steady_ns != 0) {
     shown_.registers = window_.registers;
     shown_.end_utc_ns = window_.end_utc_ns;
     rec = &shown_;
@@ -229,8 +267,10 @@ void Publisher::publish_values(std::int64_t now, bool force) {
 
 void Publisher::timers(std::int64_t now) {
   if (mqtt_.connected()) {
+    // Only while the source is live: EVerest raises CommunicationFault when
+    // they stop. Never `false` here: that would end EVerest's check for good.
     if (cfg_.communication_check_interval_ms > 0 && now >= next_check_ns_) {
-      if (send(cfg_.topics.communication_check, "true", 0))
+      if (source_live() && send(cfg_.topics.communication_check, "true", 0))
         counters_.communication_checks.fetch_add(1, std::memory_order_relaxed);
       next_check_ns_ = now + std::int64_t{cfg_.communication_check_interval_ms} * kMs;
     }

@@ -16,16 +16,43 @@
 #include "wattpipe/acquire/wprb.hpp"
 #include "wattpipe/publish/everest_api.hpp"
 
+#include <sys/stat.h>
+
 namespace wattpipe::publish {
 namespace {
 
 // A file written through stdio with a large buffer, rotated by size:
-// path -> path.1, path.2, ... (the live file keeps its name).
+// path -> path.1, path.2, ... (the live file keeps its name; a rotated name
+// already taken is skipped, never overwritten). Existing data is never
+// truncated: a line-oriented file is appended to; a block file (`append`
+// false) that already holds data is first moved aside to the next free name,
+// so a torn block of an earlier run cannot hide this run's blocks.
 class RotatingFile {
  public:
-  RotatingFile(std::string path, double max_mb, const char* what)
+  RotatingFile(std::string path, double max_mb, const char* what, bool append)
       : path_(std::move(path)), max_bytes_(max_mb > 0 ? std::uint64_t(max_mb * 1024 * 1024) : 0), what_(what) {
-    open_or_throw();
+    struct stat st{};
+    if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      if (append) {
+        open_or_throw("ab");
+        written_ = std::uint64_t(st.st_size);
+        // A torn last line of an earlier run must not swallow this run's first one.
+        char last = '\n';
+        if (std::FILE* r = std::fopen(path_.c_str(), "rb"); r != nullptr) {
+          if (std::fseek(r, -1, SEEK_END) == 0 && std::fread(&last, 1, 1, r) != 1) last = '\n';
+          std::fclose(r);
+        }
+        if (last != '\n') std::fputc('\n', f_);
+        spdlog::info("{}: appending to '{}' ({} bytes already there)", what_, path_, st.st_size);
+        return;
+      }
+      const std::string aside = next_free_name();
+      if (std::rename(path_.c_str(), aside.c_str()) != 0)
+        throw std::runtime_error(std::string(what_) + ": '" + path_ + "' holds data and cannot be moved aside: " +
+                                 std::strerror(errno));
+      spdlog::info("{}: '{}' held data: moved to '{}'", what_, path_, aside);
+    }
+    open_or_throw("wb");
   }
   ~RotatingFile() {
     if (f_ != nullptr) std::fclose(f_);
@@ -40,8 +67,15 @@ class RotatingFile {
   bool flush() { return f_ != nullptr && std::fflush(f_) == 0; }
 
  private:
-  void open_or_throw() {
-    f_ = std::fopen(path_.c_str(), "wb");
+  std::string next_free_name() {
+    for (;;) {
+      std::string name = path_ + "." + std::to_string(++index_);
+      struct stat st{};
+      if (::stat(name.c_str(), &st) != 0) return name;
+    }
+  }
+  void open_or_throw(const char* mode) {
+    f_ = std::fopen(path_.c_str(), mode);
     if (f_ == nullptr) throw std::runtime_error(std::string(what_) + ": cannot open '" + path_ + "': " + std::strerror(errno));
     std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
     written_ = 0;
@@ -49,7 +83,7 @@ class RotatingFile {
   void rotate(std::atomic<std::uint64_t>& rotations) {
     std::fclose(f_);
     f_ = nullptr;
-    const std::string target = path_ + "." + std::to_string(++index_);
+    const std::string target = next_free_name();
     if (std::rename(path_.c_str(), target.c_str()) != 0)
       spdlog::error("{}: cannot rotate '{}': {}", what_, path_, std::strerror(errno));
     f_ = std::fopen(path_.c_str(), "wb");
@@ -83,8 +117,8 @@ struct WindowLogger::Impl {
 WindowLogger::WindowLogger(LoggerConfig cfg, acquire::SpscRing<pipeline::WindowRecord>* windows,
                            acquire::SpscRing<acquire::SampleBlock>* raw)
     : cfg_(std::move(cfg)), windows_(windows), raw_(raw), impl_(std::make_unique<Impl>()) {
-  if (!cfg_.jsonl_path.empty()) impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log");
-  if (!cfg_.raw_path.empty()) impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw");
+  if (!cfg_.jsonl_path.empty()) impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log", true);
+  if (!cfg_.raw_path.empty()) impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw", false);
   if (!cfg_.zmq_endpoint.empty()) {
     impl_->pub = std::make_unique<zmq::socket_t>(impl_->ctx, zmq::socket_type::pub);
     impl_->pub->set(zmq::sockopt::sndhwm, 100000);

@@ -66,7 +66,7 @@ TEST(RegisterStore, RecoversTheLastRecordAcrossReopens) {
   EXPECT_EQ(s.serial(), 5001u);
 }
 
-TEST(RegisterStore, CorruptNewestRecordFallsBackToThePreviousGoodOne) {
+TEST(RegisterStore, CorruptNewestRecordIsReportedAndItsTwinKeepsTheValue) {
   TempDir d;
   std::string err;
   {
@@ -80,9 +80,128 @@ TEST(RegisterStore, CorruptNewestRecordFallsBackToThePreviousGoodOne) {
   RegisterStore s;
   RegisterStore::Recovered rec;
   ASSERT_TRUE(s.open(d.path, rec, err));
+  EXPECT_EQ(rec.serial, 10u) << "the twin ring still holds the newest record";
+  EXPECT_EQ(rec.registers, regs(10));
+  EXPECT_EQ(rec.corrupt, 1u);
+  ASSERT_EQ(rec.damage.size(), 1u);
+  EXPECT_NE(rec.damage[0].find("registers.wal: 1 record(s) fail"), std::string::npos) << rec.damage[0];
+}
+
+TEST(RegisterStore, BothRingsDamagedFallBackToThePreviousGoodRecord) {
+  TempDir d;
+  std::string err;
+  {
+    RegisterStore s;
+    RegisterStore::Recovered rec;
+    ASSERT_TRUE(s.open(d.path, rec, err));
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(s.write(regs(i), i, err));
+  }
+  flip_byte(d.path + "/registers.wal", 10 * RegisterStore::kRecordBytes + 40);
+  flip_byte(d.path + "/registers.wal.b", 10 * RegisterStore::kRecordBytes + 40);
+  RegisterStore s;
+  RegisterStore::Recovered rec;
+  ASSERT_TRUE(s.open(d.path, rec, err));
   EXPECT_EQ(rec.serial, 9u);
   EXPECT_EQ(rec.registers, regs(9));
-  EXPECT_EQ(rec.corrupt, 1u);
+  EXPECT_EQ(rec.damage.size(), 2u);
+}
+
+TEST(RegisterStore, EveryKindOfDamageIsReported) {
+  std::string err;
+  auto made = [&](TempDir& d, bool snapshot) {
+    RegisterStore s;
+    RegisterStore::Recovered rec;
+    ASSERT_TRUE(s.open(d.path, rec, err));
+    EXPECT_TRUE(rec.fresh);
+    EXPECT_TRUE(rec.damage.empty());
+    for (int i = 1; i <= 20; ++i) ASSERT_TRUE(s.write(regs(i), i, err, 1000 + i));
+    if (snapshot) ASSERT_TRUE(s.write_snapshot(err));
+    ASSERT_TRUE(s.write(regs(21), 21, err, 1021));
+  };
+  auto reopen = [&](TempDir& d) {
+    RegisterStore s;
+    RegisterStore::Recovered rec;
+    EXPECT_TRUE(s.open(d.path, rec, err)) << err;
+    return rec;
+  };
+  {  // intact
+    TempDir d;
+    made(d, true);
+    auto rec = reopen(d);
+    EXPECT_TRUE(rec.damage.empty());
+    EXPECT_FALSE(rec.fresh);
+    EXPECT_EQ(rec.registers, regs(21));
+    EXPECT_EQ(rec.pg_reserved, 1021u) << "the pagination backup survives in the records";
+  }
+  {  // a ring cut short
+    TempDir d;
+    made(d, true);
+    fs::resize_file(d.path + "/registers.wal", 1000);
+    auto rec = reopen(d);
+    ASSERT_FALSE(rec.damage.empty());
+    EXPECT_NE(rec.damage[0].find("1000 bytes"), std::string::npos) << rec.damage[0];
+    EXPECT_EQ(rec.registers, regs(21)) << "one damaged file never costs a value";
+  }
+  {  // a ring deleted
+    TempDir d;
+    made(d, true);
+    fs::remove(d.path + "/registers.wal.b");
+    auto rec = reopen(d);
+    ASSERT_EQ(rec.damage.size(), 1u);
+    EXPECT_NE(rec.damage[0].find("missing"), std::string::npos);
+    EXPECT_EQ(rec.registers, regs(21));
+  }
+  {  // the snapshot the records speak of is gone
+    TempDir d;
+    made(d, true);
+    fs::remove(d.path + "/registers.snap");
+    auto rec = reopen(d);
+    ASSERT_EQ(rec.damage.size(), 1u);
+    EXPECT_NE(rec.damage[0].find("registers.snap: missing"), std::string::npos);
+  }
+  {  // garbage snapshot
+    TempDir d;
+    made(d, true);
+    std::ofstream(d.path + "/registers.snap", std::ios::trunc) << std::string(256, 'x');
+    auto rec = reopen(d);
+    ASSERT_EQ(rec.damage.size(), 1u);
+    EXPECT_EQ(rec.registers, regs(21));
+  }
+  {  // everything replaced by garbage: nothing survives, and that is said
+    TempDir d;
+    made(d, true);
+    for (const char* f : {"/registers.wal", "/registers.wal.b", "/registers.snap"})
+      std::ofstream(d.path + f, std::ios::trunc) << std::string(4096, '\x5a');
+    auto rec = reopen(d);
+    EXPECT_FALSE(rec.fresh);
+    EXPECT_GE(rec.damage.size(), 3u);
+    EXPECT_EQ(rec.serial, 0u);
+  }
+}
+
+TEST(RegisterStore, RestoredRegistersThatNoAdditionCouldMakeAreRefused) {
+  unsigned char rec[RegisterStore::kRecordBytes];
+  Registers r = regs(5);
+  r.import_total.uwh = -5;
+  RegisterStore::encode(3, r, 3, rec);
+  std::uint64_t serial;
+  Registers out;
+  std::int64_t utc;
+  EXPECT_FALSE(RegisterStore::decode(rec, serial, out, utc)) << "a negative register is damage, even with a good CRC";
+  r.import_total.uwh = kMaxUwh + 1;
+  RegisterStore::encode(3, r, 3, rec);
+  EXPECT_FALSE(RegisterStore::decode(rec, serial, out, utc));
+}
+
+TEST(StateDirLock, ASecondHolderIsRefusedWithTheFirstOnesPid) {
+  TempDir d;
+  std::string err;
+  StateDirLock a;
+  ASSERT_TRUE(a.lock(d.path, err)) << err;
+  // flock locks belong to open file descriptions: a second open in this process conflicts too.
+  StateDirLock b;
+  EXPECT_FALSE(b.lock(d.path, err));
+  EXPECT_NE(err.find("pid " + std::to_string(::getpid())), std::string::npos) << err;
 }
 
 TEST(RegisterStore, TornRecordIsNeverTrusted) {
@@ -221,4 +340,74 @@ TEST(TransactionJournal, CorruptLinesAreSkipped) {
   EXPECT_EQ(j.open_transactions().count("keep"), 1u);
   EXPECT_EQ(j.open_transactions().count("damaged"), 0u);
   EXPECT_EQ(j.skipped_lines(), 2u);
+  // The damaged middle entry is damage; the torn tail (a crash mid-append) is not.
+  ASSERT_EQ(j.damage().size(), 1u);
+  EXPECT_NE(j.damage()[0].find("1 entry"), std::string::npos) << j.damage()[0];
+}
+
+TEST(TransactionJournal, ATornEntryNeverHidesTheNextOne) {
+  TempDir d;
+  std::string err;
+  {
+    TransactionJournal j;
+    ASSERT_TRUE(j.open(d.path, err));
+    JournalTransaction t;
+    t.id = "before";
+    ASSERT_TRUE(j.add(t, err));
+  }
+  // A torn entry without its newline, as a full disk leaves it, then a good one appended after it.
+  {
+    std::ofstream f(d.path + "/transactions.journal", std::ios::app);
+    f << "0000004a 1234abcd {\"op\":\"open\",\"id\":\"tor";
+  }
+  {
+    TransactionJournal j;
+    ASSERT_TRUE(j.open(d.path, err));
+    EXPECT_TRUE(j.damage().empty()) << "a torn last line is not damage";
+    JournalTransaction t;
+    t.id = "after";
+    ASSERT_TRUE(j.add(t, err));
+  }
+  TransactionJournal j;
+  ASSERT_TRUE(j.open(d.path, err));
+  EXPECT_EQ(j.open_transactions().count("before"), 1u);
+  EXPECT_EQ(j.open_transactions().count("after"), 1u);
+  EXPECT_TRUE(j.damage().empty());
+}
+
+TEST(TransactionJournal, SizeStaysBoundedAndPaginationNeverRepeats) {
+  TempDir d;
+  std::string err;
+  std::uint64_t last = 0;
+  TransactionJournal j;
+  ASSERT_TRUE(j.open(d.path, err));
+  for (int i = 0; i < 5000; ++i) {
+    JournalTransaction t;
+    t.id = "tx-" + std::to_string(i);
+    t.begin_record = std::string(300, 'r');
+    ASSERT_TRUE(j.add(t, err));
+    const auto pg = j.take_pagination(err);
+    ASSERT_TRUE(pg);
+    ASSERT_GT(*pg, last);
+    last = *pg;
+    ASSERT_TRUE(j.remove(t.id, err, *pg));
+  }
+  const auto size = fs::file_size(d.path + "/transactions.journal");
+  // kCompactEvery entries of ~400 bytes plus the history: well under 300 KB whatever the count.
+  EXPECT_LT(size, 300'000u);
+  EXPECT_GE(j.pagination_reserved().load(), last + 1);
+  TransactionJournal again;
+  ASSERT_TRUE(again.open(d.path, err));
+  EXPECT_GE(again.highest_pagination_seen(), last);
+  EXPECT_GT(*again.take_pagination(err), last);
+}
+
+TEST(TransactionJournal, PaginationFloorFromTheRegisterStoreWins) {
+  TempDir d;
+  std::string err;
+  TransactionJournal j;
+  ASSERT_TRUE(j.open(d.path, err, 5000));
+  EXPECT_GE(*j.take_pagination(err), 5000u);
+  ASSERT_TRUE(j.skip_to(90000, err));
+  EXPECT_GE(*j.take_pagination(err), 90000u);
 }

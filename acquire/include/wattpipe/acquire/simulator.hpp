@@ -74,6 +74,8 @@ class Simulator {
 
   [[nodiscard]] std::uint64_t next_frame() const noexcept { return next_frame_; }
   [[nodiscard]] const SimConfig& config() const noexcept { return cfg_; }
+  // Before the first block: UTC of frame 0.
+  void set_start_utc_ns(std::int64_t t) noexcept { cfg_.start_utc_ns = t; }
   // Exact fundamental phase in cycles at stream frame n (for tests).
   [[nodiscard]] long double cycles_at(std::uint64_t n) const noexcept;
 
@@ -113,6 +115,7 @@ class SimSource final : public Source {
  private:
   Simulator sim_;
   bool max_rate_;
+  bool anchor_utc_;  // start_utc_ns not given: anchored at the first read
   std::uint32_t block_frames_;
   std::int64_t start_steady_ns_ = -1;
   std::uint64_t sequence_ = 0;

@@ -42,6 +42,10 @@ class Source {
   // the block. False for --max-rate: acquisition waits for ring space instead.
   [[nodiscard]] virtual bool real_time() const noexcept = 0;
 
+  // Any thread. True when block timestamps should follow the wall clock
+  // (live data): the acquisition thread then checks t0 against it.
+  [[nodiscard]] virtual bool wall_clock() const noexcept { return real_time(); }
+
   // Any thread. Why a finite source ended ("" when it simply reached its end).
   [[nodiscard]] virtual std::string end_reason() const { return {}; }
 

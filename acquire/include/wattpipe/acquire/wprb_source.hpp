@@ -72,6 +72,8 @@ class ReplaySource final : public Source {
   ~ReplaySource() override;
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
   [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
+  // A recording keeps the time it was made: only its monotony is checked.
+  [[nodiscard]] bool wall_clock() const noexcept override { return false; }
   [[nodiscard]] std::string end_reason() const override { return end_reason_; }
   // Bytes consumed and total file size, for progress display (any thread, approximate).
   [[nodiscard]] std::uint64_t bytes_read() const noexcept { return offset_.load(std::memory_order_relaxed); }

@@ -85,6 +85,8 @@ class Processing : private WindowSink {
   [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
   // Owner thread, after join(): the registers at the end.
   [[nodiscard]] const Registers& final_registers() const noexcept { return proc_.registers(); }
+  // Owner thread, after join().
+  [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return proc_.register_faults(); }
 
  private:
   void run();

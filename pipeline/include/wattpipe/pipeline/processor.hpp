@@ -35,6 +35,10 @@ struct ProcessorConfig {
   double window_ms = 100;       // DC window length
   double nominal_hz = 50;       // AC: nominal timing when there is no voltage to lock on
   double min_voltage_v = 10;    // AC: U1 below this RMS has no usable zero crossings
+  // Full scale: no energy above full_scale_v x full_scale_a per phase over a
+  // window's length is booked (the window is flagged energy_refused instead).
+  double full_scale_v = 1e6;
+  double full_scale_a = 1e5;
   // By role, in AC3N order: U1 U2 U3 UN I1 I2 I3 IN (AC1 and DC use U1 and I1).
   std::array<ChannelCal, acquire::kMaxChannels> cal{};
 };
@@ -54,6 +58,14 @@ struct Reading {
   bool clock_synced = false;
   bool dc = false;
   std::uint64_t frame = 0;  // stream position of the reading
+  std::uint64_t outages = 0;  // source outages so far in this run (filled by the processing thread)
+  bool source_live = true;    // the source was live when the reading was taken
+};
+
+// Register faults seen by the processor (plain counts, processing thread).
+struct RegisterFaults {
+  std::uint64_t energy_refused = 0;  // segments with energy above full scale, NaN or infinite: not booked
+  std::uint64_t saturated = 0;       // additions that reached kMaxUwh
 };
 
 class Processor {
@@ -84,6 +96,7 @@ class Processor {
   // Processing thread, before the first block: continue from saved registers.
   void restore(const Registers& r) noexcept { reg_ = r; }
 
+  [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return faults_; }
   [[nodiscard]] std::uint64_t frames_processed() const noexcept { return frames_done_; }
   [[nodiscard]] std::uint64_t windows_closed() const noexcept { return win_seq_; }
   // UTC of the accumulation position.
@@ -109,7 +122,10 @@ class Processor {
   std::size_t accumulate_until(double horizon);
   void accumulate_range(const SampleBlock& b, std::size_t a, std::size_t e);
   void close_window(const Boundary& b);
-  void book_partial(Registers& r) const;
+  // Books the open window's energy not yet booked into `r`: ok, refused
+  // (implausible: nothing booked) or saturated.
+  AddResult book_partial(Registers& r) const;
+  void count(AddResult a) noexcept;
   [[nodiscard]] std::int64_t utc_at(double pos) const noexcept;
 
   ProcessorConfig cfg_;
@@ -162,6 +178,7 @@ class Processor {
   WindowRecord rec_;
   std::uint64_t win_seq_ = 0;
   Registers reg_;
+  RegisterFaults faults_;
   std::uint64_t frames_done_ = 0;
 };
 

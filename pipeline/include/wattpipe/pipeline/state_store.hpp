@@ -2,13 +2,19 @@
 // meter stopped and a register EVerest has seen never goes back.
 //
 // Files in the state directory:
-//   registers.wal   preallocated ring of 4096 checksummed 256-byte records,
-//                   each holding every register; written at the slot of its
-//                   serial. A full disk after start-up cannot stop it.
-//   registers.snap  the same record, rewritten every minute through a
-//                   synced temporary file and an atomic rename.
-// Recovery takes the valid record with the highest serial; torn or corrupt
-// records fail their CRC and are skipped, so the previous good state is used.
+//   registers.wal    preallocated ring of 4096 checksummed 256-byte records,
+//   registers.wal.b  each holding every register and the OCMF pagination
+//                    reservation; every record goes to both rings at the slot
+//                    of its serial. A full disk after start-up cannot stop it.
+//   registers.snap   the same record, rewritten every minute through a
+//                    synced temporary file and an atomic rename.
+//   lock             flock()ed by the running daemon; holds its pid.
+// Recovery takes the valid record with the highest serial of the three
+// files, so one damaged file never costs a published value. Any damage
+// found (a record or snapshot failing its check, a ring shorter than it was
+// made, a file missing that the others say exists) is reported in
+// Recovered::damage: the daemon refuses to start on it unless told to
+// recover (--state-recover).
 //
 // Threading: RegisterStore::open() on the main thread before start-up; after
 // that only the StateWriter thread touches the store. StateWriter::start/
@@ -23,6 +29,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "wattpipe/pipeline/energy_register.hpp"
 #include "wattpipe/pipeline/processing.hpp"
@@ -41,6 +48,9 @@ class RegisterStore {
     std::uint64_t serial = 0;    // 0: nothing found (a new meter)
     std::int64_t utc_ns = 0;
     std::uint64_t corrupt = 0;   // records that failed their checks
+    std::uint64_t pg_reserved = 0;       // highest OCMF pagination reservation in any valid record
+    std::vector<std::string> damage;     // what is wrong, one finding each; empty when intact
+    bool fresh = false;                  // no state file existed: a new meter
   };
 
   RegisterStore() = default;
@@ -53,25 +63,53 @@ class RegisterStore {
   // directory cannot be written (read-only, full, not a directory).
   bool open(const std::string& dir, Recovered& out, std::string& error);
 
-  // Writes one record (page cache; no fsync). False with `error` on failure.
-  bool write(const Registers& r, std::int64_t utc_ns, std::string& error);
+  // Writes one record to both rings (page cache; no fsync). `pg_reserved`:
+  // the journal's pagination reservation, kept here as its backup. False
+  // with `error` on failure.
+  bool write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved = 0);
   // fdatasync of the ring.
   bool sync(std::string& error);
   // Rewrites registers.snap atomically (temporary file, fsync, rename, fsync dir).
   bool write_snapshot(std::string& error);
 
-  [[nodiscard]] std::uint64_t serial() const noexcept { return serial_; }
+  [[nodiscard]] std::uint64_t serial() const noexcept { return last_.serial; }
 
   // Encodes/decodes a record (exposed for tests of the format).
+  struct Record {
+    std::uint64_t serial = 0;
+    Registers registers;
+    std::int64_t utc_ns = 0;
+    std::uint64_t pg_reserved = 0;
+    bool snapshot_exists = false;  // a snapshot had been written when this record was
+    std::uint16_t version = 2;
+  };
+  static void encode(const Record& r, unsigned char out[kRecordBytes]);
+  static bool decode(const unsigned char in[kRecordBytes], Record& out);
+  // Shorthands of the above (tests of the format).
   static void encode(std::uint64_t serial, const Registers& r, std::int64_t utc_ns, unsigned char out[kRecordBytes]);
   static bool decode(const unsigned char in[kRecordBytes], std::uint64_t& serial, Registers& r, std::int64_t& utc_ns);
 
  private:
   std::string dir_;
+  int fd_[2] = {-1, -1};
+  Record last_{};  // the last record written or recovered
+  bool snapshot_exists_ = false;
+};
+
+// An exclusive lock on the state directory: two daemons on one register
+// would each lose the other's energy.
+class StateDirLock {
+ public:
+  StateDirLock() = default;
+  ~StateDirLock();
+  StateDirLock(const StateDirLock&) = delete;
+  StateDirLock& operator=(const StateDirLock&) = delete;
+  // Main thread. False with `error` naming the holder's pid when another
+  // process holds it.
+  bool lock(const std::string& dir, std::string& error);
+
+ private:
   int fd_ = -1;
-  std::uint64_t serial_ = 0;  // of the last record written or recovered
-  Registers last_{};
-  std::int64_t last_utc_ = 0;
 };
 
 struct StateWriterCounters {
@@ -85,7 +123,10 @@ struct StateWriterCounters {
 // writes them: the processing thread never waits on the disk.
 class StateWriter {
  public:
-  StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published);
+  // `pagination` (optional): the journal's pagination reservation, written
+  // into every record as its backup.
+  StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
+              const std::atomic<std::uint64_t>* pagination = nullptr);
   ~StateWriter();
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
@@ -103,11 +144,13 @@ class StateWriter {
  private:
   void run();
   bool write_latest();
+  void snapshot();
 
   RegisterStore& store_;
   TripleBuffer<StateSnapshot>& in_;
   Waker& in_waker_;
   Waker* published_;
+  const std::atomic<std::uint64_t>* pagination_;
   std::atomic<std::uint64_t> persisted_windows_{0};
   StateWriterCounters counters_;
   std::atomic<bool> stop_{false};

@@ -40,6 +40,8 @@ struct WindowRecord {
   bool phase_seq_error = false;    // U2 leads U1 (counter-clockwise)
   bool clock_synced = false;
   bool partial = false;            // AC, not whole cycles nor nominal timing (start, end, gap): values not representative
+  bool energy_refused = false;     // energy beyond full scale (or not finite): not booked, values not shown
+  bool register_saturated = false; // a register reached kMaxUwh
   double frequency_hz = 0;
   PhaseValues ph[3];
   double un_rms_v = 0, in_rms_a = 0;

@@ -39,6 +39,13 @@ struct Config {
   // Metrology
   pipeline::ProcessorConfig processor;
 
+  // Plausibility: what the meter refuses at the door (see acquire::InputLimits)
+  acquire::InputLimits limits;
+  double full_scale_v = 1e6, full_scale_a = 1e5;
+  double cal_gain_max = 1e4;  // |gain| in [1/max, max]: room for a CT or divider ratio
+  int source_timeout_ms = 1000;
+  int clock_tolerance_ms = 2000;
+
   // EVerest API
   int publish_interval_ms = 1000;
   int communication_check_interval_ms = 1000;
@@ -47,6 +54,7 @@ struct Config {
 
   // State and OCMF
   std::string state_dir = "./wattpipe-state";  // "none": no persistence (benchmarks)
+  bool state_recover = false;  // start from the best surviving value when the state is damaged
   std::string ocmf_key;
   std::string meter_vendor = "wattpipe", meter_model = "wattpipe-sw", meter_firmware;
   bool ocmf_export_readings = false;

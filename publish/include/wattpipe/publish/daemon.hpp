@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "wattpipe/pipeline/state_store.hpp"
+#include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/config.hpp"
 
 namespace wattpipe::publish {
@@ -31,6 +33,8 @@ class Daemon {
   [[nodiscard]] const std::string& stats_json() const noexcept { return stats_; }
 
  private:
+  bool check_state(const pipeline::RegisterStore::Recovered& rec, pipeline::TransactionJournal& journal);
+
   Config cfg_;
   std::atomic<bool> stop_{false};
   std::string stats_;

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "wattpipe/acquire/log_limit.hpp"
 #include "wattpipe/pipeline/ocmf.hpp"
 #include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/publisher.hpp"
@@ -39,6 +40,7 @@ class OcmfTransactions final : public TransactionHandler {
   pipeline::ocmf::Signer signer_;
   pipeline::TransactionJournal& journal_;
   OcmfOptions opts_;
+  acquire::LogLimit log_limit_{100'000'000};  // request-level lines: at most 10 a second
 };
 
 }  // namespace wattpipe::publish

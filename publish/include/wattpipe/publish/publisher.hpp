@@ -1,11 +1,16 @@
 // The MQTT thread: EVerest's powermeter API over libmosquitto.
 //  - m2e/powermeter_values: the newest window, throttled and conflated;
 //  - m2e/public_key_ocmf at connect and periodically;
-//  - m2e/communication_check: true every interval, false on shutdown;
+//  - m2e/communication_check: true every interval while the source is live,
+//    nothing while it is stalled or gone (EVerest then raises its
+//    CommunicationFault), false on shutdown;
+//  - values only while the source is live: never a stale value;
 //  - e2m/heartbeat: liveness of EVerest (logged once when lost, once back);
 //  - e2m/start_transaction, e2m/stop_transaction: parsed (simdjson), a
 //    reading taken by the processing thread at an exact sample position,
-//    handed to the TransactionHandler, the bare reply sent to replyTo.
+//    handed to the TransactionHandler, the bare reply sent to replyTo, which
+//    must lie under the meter's own .../m2e/reply/ (no other topic can be
+//    written through a request).
 // Reconnects with backoff; measuring never depends on the broker.
 //
 // Threading: construct, start(), stop(), join() from the owning thread; the
@@ -21,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -72,6 +78,8 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> communication_checks{0};
   std::atomic<std::uint64_t> public_keys{0};
   std::atomic<std::uint64_t> values_held_for_state{0};  // windows that waited for their registers to be saved
+  std::atomic<std::uint64_t> values_withheld_source{0};  // windows not published: the source was not live
+  std::atomic<std::uint64_t> replies_refused_topic{0};   // replyTo outside .../m2e/reply/: not answered
 };
 
 struct LatencySummary {
@@ -89,6 +97,9 @@ class Publisher : private MqttTransport::Handler {
             const std::atomic<std::uint64_t>* persisted_windows = nullptr);
   ~Publisher() override;
 
+  // Owner thread, before start(): whose health gates values and
+  // communication_check (none: always live).
+  void set_source(const acquire::Acquisition* acq) noexcept { acq_ = acq; }
   // Owner thread.
   void start();
   // Owner thread: publish `false` on communication_check (deliberate
@@ -111,12 +122,15 @@ class Publisher : private MqttTransport::Handler {
   void serve_replies();
   void timers(std::int64_t now);
   bool send(const std::string& topic, std::string_view payload, int qos);
+  bool reply(const std::optional<std::string>& topic, const std::string& body);
+  [[nodiscard]] bool source_live() const noexcept;
 
   PublisherConfig cfg_;
   MqttTransport& mqtt_;
   pipeline::TripleBuffer<pipeline::WindowRecord>& latest_;
   pipeline::Waker& waker_;
   pipeline::Processing* processing_;
+  const acquire::Acquisition* acq_ = nullptr;
   TransactionHandler* tx_;
   const std::atomic<std::uint64_t>* persisted_;
   PublisherCounters counters_;
