@@ -54,7 +54,8 @@ bool fsync_dir(const std::string& dir) {
 // Record layout (little-endian): magic[4] version u16 kind u16 serial u64
 // utc_ns i64, then 10 registers as (uwh i64, frac f64): import L1..L3,
 // export L1..L3, import total, export total; version 2 adds pg_reserved u64
-// at 184 and flags u32 at 192 (bit 0: a snapshot exists); zero padding;
+// at 184, flags u32 at 192 (bit 0: a snapshot exists) and journal_entries
+// u64 at 200; zero padding;
 // CRC-32 of bytes [0, 252) at 252. Version 1 records (no pagination) are read.
 void RegisterStore::encode(const Record& rec, unsigned char out[kRecordBytes]) {
   std::memset(out, 0, kRecordBytes);
@@ -76,6 +77,7 @@ void RegisterStore::encode(const Record& rec, unsigned char out[kRecordBytes]) {
   reg(r.export_total);
   put<std::uint64_t>(out + 184, rec.pg_reserved);
   put<std::uint32_t>(out + 192, rec.snapshot_exists ? 1u : 0u);
+  put<std::uint64_t>(out + 200, rec.journal_entries);
   put<std::uint32_t>(out + 252, static_cast<std::uint32_t>(crc32(0, out, 252)));
 }
 
@@ -100,6 +102,7 @@ bool RegisterStore::decode(const unsigned char in[kRecordBytes], Record& out) {
   reg(r.export_total);
   out.pg_reserved = version >= 2 ? get<std::uint64_t>(in + 184) : 0;
   out.snapshot_exists = version >= 2 && (get<std::uint32_t>(in + 192) & 1u) != 0;
+  out.journal_entries = version >= 2 ? get<std::uint64_t>(in + 200) : 0;
   return r.sane() && out.serial != 0;
 }
 
@@ -149,12 +152,13 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
   const std::string snap = dir + "/registers.snap";
   constexpr off_t kRingBytes = off_t(kSlots * kRecordBytes);
   bool existed[2] = {false, false};
-  std::uint64_t valid[2] = {0, 0}, newest[2] = {0, 0};
+  std::uint64_t valid[2] = {0, 0}, newest[2] = {0, 0}, bad_in[2] = {0, 0};
   bool v2_seen = false, snap_claimed = false;
   Record best;
   auto consider = [&](const Record& r) {
     v2_seen |= r.version >= 2;
     out.pg_reserved = std::max(out.pg_reserved, r.pg_reserved);
+    out.journal_entries = std::max(out.journal_entries, r.journal_entries);
     if (r.serial > best.serial) best = r;
   };
   auto damage = [&](std::string what) { out.damage.push_back(std::move(what)); };
@@ -187,13 +191,9 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
       for (std::size_t i = 0; i < kRecordBytes && blank; ++i) blank = rec[i] == 0;
       if (!blank) ++bad;
     }
+    bad_in[k] = bad;
     if (bad > 0) damage(fmt::format("{}: {} record(s) fail their checks", ring_name[k], bad));
     out.corrupt += bad;
-    // Allocate only after reading: a short ring is reported, then made whole.
-    if (const int e = ::posix_fallocate(fd_[k], 0, kRingBytes); e != 0) {
-      error = "cannot reserve space for '" + path + "': " + std::strerror(e);
-      return false;
-    }
   }
   bool snap_exists = false;
   if (const int sf = ::open(snap.c_str(), O_RDONLY | O_CLOEXEC); sf >= 0) {
@@ -216,7 +216,7 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
       if (!existed[k] && !upgrade) damage(ring_name[k] + ": missing");
     if (snap_claimed && !snap_exists) damage("registers.snap: missing, but the rings say it was written");
     // A ring far behind its twin lost records (replaced by an old copy).
-    if (existed[0] && existed[1] && valid[0] > 0 && valid[1] > 0) {
+    if (existed[0] && existed[1] && valid[0] > 0 && valid[1] > 0 && bad_in[0] == 0 && bad_in[1] == 0) {
       const std::uint64_t lo = std::min(newest[0], newest[1]), hi = std::max(newest[0], newest[1]);
       if (hi - lo > 1) damage(fmt::format("registers.wal{}: {} records behind its twin", newest[0] < newest[1] ? "" : ".b", hi - lo));
     }
@@ -226,17 +226,32 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
   out.utc_ns = best.utc_ns;
   last_ = best;
   last_.pg_reserved = out.pg_reserved;
+  last_.journal_entries = out.journal_entries;
   snapshot_exists_ = snap_exists && best.serial > 0;
+  return out.damage.empty() ? make_ready(error) : true;
+}
+
+bool RegisterStore::make_ready(std::string& error) {
+  constexpr off_t kRingBytes = off_t(kSlots * kRecordBytes);
+  for (int k = 0; k < 2; ++k) {
+    if (const int e = ::posix_fallocate(fd_[k], 0, kRingBytes); e != 0) {
+      error = "cannot reserve space for '" + dir_ + (k == 0 ? "/registers.wal" : "/registers.wal.b") +
+              "': " + std::strerror(e);
+      return false;
+    }
+  }
   return true;
 }
 
-bool RegisterStore::write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved) {
+bool RegisterStore::write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved,
+                          std::uint64_t journal_entries) {
   unsigned char rec[kRecordBytes];
   Record next;
   next.serial = last_.serial + 1;
   next.registers = r;
   next.utc_ns = utc_ns;
   next.pg_reserved = std::max(pg_reserved, last_.pg_reserved);
+  next.journal_entries = std::max(journal_entries, last_.journal_entries);
   next.snapshot_exists = snapshot_exists_;
   encode(next, rec);
   const off_t at = off_t((next.serial % kSlots) * kRecordBytes);
@@ -289,13 +304,14 @@ StateDirLock::~StateDirLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
-bool StateDirLock::lock(const std::string& dir, std::string& error) {
+bool StateDirLock::lock(const std::string& dir, std::string& error, bool& held_by_other) {
+  held_by_other = false;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string path = dir + "/lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) {
-    error = errno_text("cannot open", path);
+    error = errno_text("state dir cannot be used: cannot open", path);
     return false;
   }
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -303,6 +319,7 @@ bool StateDirLock::lock(const std::string& dir, std::string& error) {
     const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
     const std::string pid = n > 0 ? std::string(buf, std::size_t(n)) : std::string("?");
     error = "state dir '" + dir + "' is in use by another wattpipe (pid " + pid.substr(0, pid.find('\n')) + ")";
+    held_by_other = true;
     ::close(fd_);
     fd_ = -1;
     return false;
@@ -317,8 +334,14 @@ bool StateDirLock::lock(const std::string& dir, std::string& error) {
 // ---- StateWriter ---------------------------------------------------------------
 
 StateWriter::StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
-                         const std::atomic<std::uint64_t>* pagination)
-    : store_(store), in_(in), in_waker_(in_waker), published_(published), pagination_(pagination) {}
+                         const std::atomic<std::uint64_t>* pagination,
+                         const std::atomic<std::uint64_t>* journal_entries)
+    : store_(store),
+      in_(in),
+      in_waker_(in_waker),
+      published_(published),
+      pagination_(pagination),
+      journal_entries_(journal_entries) {}
 
 StateWriter::~StateWriter() {
   stop();
@@ -340,7 +363,8 @@ bool StateWriter::write_latest() {
   if (!in_.read(snap_)) return false;
   std::string error;
   const std::uint64_t pg = pagination_ != nullptr ? pagination_->load(std::memory_order_relaxed) : 0;
-  if (!store_.write(snap_.registers, snap_.utc_ns, error, pg)) {
+  const std::uint64_t entries = journal_entries_ != nullptr ? journal_entries_->load(std::memory_order_relaxed) : 0;
+  if (!store_.write(snap_.registers, snap_.utc_ns, error, pg, entries)) {
     counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
     thread_local acquire::LogLimit limit(5'000'000'000);
     if (std::uint64_t sup = 0; limit.allow(sup))

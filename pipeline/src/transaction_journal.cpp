@@ -85,6 +85,16 @@ std::optional<std::string_view> entry_json(std::string_view line) {
   return json;
 }
 
+// An entry's JSON without its number (compaction numbers entries anew).
+std::string unnumbered(std::string_view json) {
+  std::string s(json);
+  if (s.rfind("{\"n\":", 0) == 0) {
+    const std::size_t comma = s.find(',');
+    s.erase(1, comma == std::string::npos ? s.size() - 2 : comma);
+  }
+  return s;
+}
+
 // The pagination number in a signed OCMF record ("PG":"T<n>"), 0 if none.
 std::uint64_t record_pagination(std::string_view rec) {
   const std::size_t at = rec.find("\"PG\":\"T");
@@ -112,9 +122,13 @@ TransactionJournal::~TransactionJournal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool TransactionJournal::open(const std::string& dir, std::string& error, std::uint64_t pagination_floor) {
+std::string TransactionJournal::numbered(std::uint64_t n, const std::string& json) {
+  return "{\"n\":" + std::to_string(n) + (json.size() > 2 ? "," : "") + json.substr(1);
+}
+
+bool TransactionJournal::open(const std::string& dir, std::string& error, JournalExpect expect) {
   if (dir.empty()) {  // in memory only
-    next_pg_ = reserved_ = std::max<std::uint64_t>(1, pagination_floor);
+    next_pg_ = reserved_ = std::max<std::uint64_t>(1, expect.pagination_floor);
     return true;
   }
   std::error_code ec;
@@ -153,6 +167,7 @@ bool TransactionJournal::open(const std::string& dir, std::string& error, std::u
       std::string_view v;
       return doc[k].get_string().get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
     };
+    if (std::uint64_t n = 0; doc["n"].get_uint64().get(n) == simdjson::SUCCESS) last_n_ = std::max(last_n_, n);
     if (op == "pg") {
       std::uint64_t next = 0;
       if (doc["next"].get_uint64().get(next) == simdjson::SUCCESS) reserved_ = std::max(reserved_, next);
@@ -186,14 +201,24 @@ bool TransactionJournal::open(const std::string& dir, std::string& error, std::u
       open_.erase(str("id"));
       std::uint64_t pg = 0;
       if (doc["pg"].get_uint64().get(pg) == simdjson::SUCCESS) highest_seen_ = std::max(highest_seen_, pg);
-      history_.emplace_back(*json);
+      history_.emplace_back(unnumbered(*json));
       if (history_.size() > kHistory) history_.pop_front();
     }
   }
   if (bad > 0) damage_.push_back(fmt::format("transactions.journal: {} entr{} fail their checks", bad, bad == 1 ? "y" : "ies"));
+  if (!existed_ && expect.must_exist) damage_.push_back("transactions.journal: missing");
+  if (existed_ && last_n_ < expect.entries)
+    damage_.push_back(fmt::format("transactions.journal: ends at entry {}, the registers saw entry {} written",
+                                  last_n_, expect.entries));
+  if (existed_ && reserved_ < expect.pagination_floor)
+    damage_.push_back(fmt::format("transactions.journal: pagination reserved to {} only, the registers record {}",
+                                  reserved_, expect.pagination_floor));
   highest_seen_ = std::max(highest_seen_, reserved_ - 1);
   // Never reuse a number that may have been handed out before the restart.
-  next_pg_ = std::max(reserved_, pagination_floor);
+  next_pg_ = std::max(reserved_, expect.pagination_floor);
+  entries_pub_.store(last_n_, std::memory_order_relaxed);
+  reserved_pub_.store(std::max(reserved_, expect.pagination_floor), std::memory_order_relaxed);
+  if (!damage_.empty()) return true;  // nothing written: the caller decides
   return compact(error);
 }
 
@@ -201,9 +226,10 @@ bool TransactionJournal::compact(std::string& error) {
   const std::string tmp = path_ + ".tmp";
   const int f = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   const std::uint64_t reserve = next_pg_ + kPaginationBlock;
-  std::string body = line_for("{\"op\":\"pg\",\"next\":" + std::to_string(reserve) + "}");
-  for (const auto& h : history_) body += line_for(h);
-  for (const auto& [id, t] : open_) body += line_for(open_json(t));
+  std::uint64_t n = last_n_;
+  std::string body = line_for(numbered(++n, "{\"op\":\"pg\",\"next\":" + std::to_string(reserve) + "}"));
+  for (const auto& h : history_) body += line_for(numbered(++n, h));
+  for (const auto& [id, t] : open_) body += line_for(numbered(++n, open_json(t)));
   if (f < 0 || !write_all(f, body) || ::fsync(f) != 0) {
     error = "cannot write transaction journal '" + tmp + "': " + std::strerror(errno);
     if (f >= 0) ::close(f);
@@ -224,7 +250,9 @@ bool TransactionJournal::compact(std::string& error) {
     ::close(d);
   }
   reserved_ = reserve;
+  last_n_ = n;
   reserved_pub_.store(reserved_, std::memory_order_relaxed);
+  entries_pub_.store(last_n_, std::memory_order_relaxed);
   need_newline_ = false;
   appends_since_compact_ = 0;
   if (fd_ >= 0) ::close(fd_);
@@ -251,7 +279,7 @@ bool TransactionJournal::append(const std::string& json, std::string& error) {
   const off_t before = ::lseek(fd_, 0, SEEK_END);
   std::string line;
   if (need_newline_) line = "\n";
-  line += line_for(json);
+  line += line_for(numbered(last_n_ + 1, json));
   if (!write_all(fd_, line) || ::fdatasync(fd_) != 0) {
     error = "cannot write transaction journal '" + path_ + "': " + std::strerror(errno);
     // Cut the torn entry off; if even that fails, the next entry starts on a
@@ -261,6 +289,7 @@ bool TransactionJournal::append(const std::string& json, std::string& error) {
     return false;
   }
   need_newline_ = false;
+  entries_pub_.store(++last_n_, std::memory_order_relaxed);
   if (++appends_since_compact_ >= kCompactEvery) {
     std::string e;
     if (!compact(e)) spdlog::error("journal compaction failed: {} (appending goes on)", e);
@@ -300,8 +329,7 @@ bool TransactionJournal::remove(const std::string& id, std::string& error, std::
 }
 
 bool TransactionJournal::skip_to(std::uint64_t floor, std::string& error) {
-  if (floor <= next_pg_) return true;
-  next_pg_ = floor;
+  next_pg_ = std::max(next_pg_, floor);
   if (path_.empty()) {
     reserved_ = next_pg_;
     return true;

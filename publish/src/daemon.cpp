@@ -93,14 +93,11 @@ Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
 // and the best value found) unless --state-recover: then the best surviving
 // value is used, the event journalled and logged at error level, and OCMF
 // pagination skips far past anything that could have been handed out.
-bool Daemon::check_state(const pipeline::RegisterStore::Recovered& rec, pipeline::TransactionJournal& journal) {
+bool Daemon::check_state(pipeline::RegisterStore& store, const pipeline::RegisterStore::Recovered& rec,
+                         pipeline::TransactionJournal& journal) {
   std::vector<std::string> damage = rec.damage;
   for (const auto& d : journal.damage()) damage.push_back(d);
-  if (!rec.fresh && !journal.existed()) damage.push_back("transactions.journal: missing");
   if (rec.fresh && journal.existed()) damage.push_back("registers.wal, registers.wal.b, registers.snap: missing");
-  if (journal.highest_pagination_seen() + 1 < rec.pg_reserved)
-    damage.push_back(fmt::format("transactions.journal: pagination reserved to {} only, the registers record {}",
-                                 journal.highest_pagination_seen() + 1, rec.pg_reserved));
   if (damage.empty()) return true;
   std::string list;
   for (const auto& d : damage) list += (list.empty() ? "" : "; ") + d;
@@ -128,7 +125,7 @@ bool Daemon::check_state(const pipeline::RegisterStore::Recovered& rec, pipeline
     w.field_int("utc", acquire::utc_now_ns());
     w.end_object();
   });
-  if (!journal.skip_to(floor, err) || !journal.note(event, err)) {
+  if (!store.make_ready(err) || !journal.skip_to(floor, err) || !journal.note(event, err)) {
     spdlog::error("--state-recover: cannot record the recovery: {}", err);
     return false;
   }
@@ -179,19 +176,24 @@ int Daemon::run(bool handle_signals) {
   std::optional<pipeline::ocmf::Signer> signer;
   {
     std::string err;
-    if (persist && !lock.lock(cfg_.state_dir, err)) {
+    bool held = false;
+    if (persist && !lock.lock(cfg_.state_dir, err, held)) {
       spdlog::error("--state-dir: {}", err);
-      return 2;
+      return held ? 2 : 1;
     }
     if (persist && !store.open(cfg_.state_dir, recovered, err)) {
       spdlog::error("--state-dir: {}", err);
       return 1;
     }
-    if (!journal.open(persist ? cfg_.state_dir : std::string(), err, recovered.pg_reserved)) {
+    pipeline::JournalExpect expect;
+    expect.pagination_floor = recovered.pg_reserved;
+    expect.entries = recovered.journal_entries;
+    expect.must_exist = persist && !recovered.fresh;
+    if (!journal.open(persist ? cfg_.state_dir : std::string(), err, expect)) {
       spdlog::error("--state-dir: {}", err);
       return 1;
     }
-    if (persist && !check_state(recovered, journal)) return 1;
+    if (persist && !check_state(store, recovered, journal)) return 1;
     bool created = false;
     if (!cfg_.ocmf_key.empty()) {
       signer = pipeline::ocmf::Signer::load(cfg_.ocmf_key, err);
@@ -257,7 +259,8 @@ int Daemon::run(bool handle_signals) {
 
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
   proc.restore(recovered.registers);
-  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker, &journal.pagination_reserved());
+  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker, &journal.pagination_reserved(),
+                               &journal.entries_written());
 
   OcmfOptions oo;
   oo.meter.gateway_version = version();

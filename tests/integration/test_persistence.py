@@ -94,7 +94,15 @@ class StateFiles(unittest.TestCase):
         self.assertEqual(d.wait(30), 0, d.log())
         return d
 
-    def test_corrupt_newest_record_uses_the_previous_good_state(self):
+    def refuse_then_recover(self, tmp, broker, state, name):
+        """Damage refuses the start (exit 1, naming it); --state-recover starts from the best value."""
+        d = wplib.Daemon(tmp, ["--duration", "1"], broker.port, name=name + "-refused", state_dir=state).start()
+        self.assertEqual(d.wait(30), 1, d.log())
+        self.assertIn("STATE DAMAGED", d.log())
+        self.assertIn("best surviving value", d.log())
+        return self.run_meter(tmp, broker, state, name=name, extra=["--state-recover"])
+
+    def test_corrupt_newest_records_refuse_then_the_twin_ring_keeps_the_value(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             state = os.path.join(tmp, "state")
             d1 = self.run_meter(tmp, broker, state, name="a")
@@ -110,20 +118,20 @@ class StateFiles(unittest.TestCase):
                     data[i * 256 + 30] ^= 0xFF
                 f.seek(0)
                 f.write(data)
-            d2 = self.run_meter(tmp, broker, state, name="b")
+            d2 = self.refuse_then_recover(tmp, broker, state, "b")
             s = d2.stats()
             self.assertEqual(s["state_corrupt_records_skipped"], 5)
-            self.assertLess(s["energy_Wh_import_total_at_start"], e1)
-            self.assertGreater(s["energy_Wh_import_total_at_start"], e1 * 0.8)
-            self.assertIn("corrupt record", d2.log())
+            self.assertAlmostEqual(s["energy_Wh_import_total_at_start"], e1, delta=1e-6)
+            self.assertIn("registers.wal: 5 record(s) fail their checks", d2.log())
+            self.assertIn("RECOVERING", d2.log())
 
-    def test_truncated_ring_falls_back_to_the_snapshot(self):
+    def test_truncated_ring_refuses_then_recovers_without_loss(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             state = os.path.join(tmp, "state")
             e1 = self.run_meter(tmp, broker, state, name="a").stats()["energy_Wh_import_total"]
             with open(os.path.join(state, "registers.wal"), "r+b") as f:
                 f.truncate(100)  # mid-record
-            d2 = self.run_meter(tmp, broker, state, name="b")
+            d2 = self.refuse_then_recover(tmp, broker, state, "b")
             self.assertAlmostEqual(d2.stats()["energy_Wh_import_total_at_start"], e1, delta=1e-6)
 
     def test_unusable_state_dir_is_a_clear_error_at_start_up(self):

@@ -196,11 +196,13 @@ TEST(RegisterStore, RestoredRegistersThatNoAdditionCouldMakeAreRefused) {
 TEST(StateDirLock, ASecondHolderIsRefusedWithTheFirstOnesPid) {
   TempDir d;
   std::string err;
+  bool held = false;
   StateDirLock a;
-  ASSERT_TRUE(a.lock(d.path, err)) << err;
+  ASSERT_TRUE(a.lock(d.path, err, held)) << err;
   // flock locks belong to open file descriptions: a second open in this process conflicts too.
   StateDirLock b;
-  EXPECT_FALSE(b.lock(d.path, err));
+  EXPECT_FALSE(b.lock(d.path, err, held));
+  EXPECT_TRUE(held);
   EXPECT_NE(err.find("pid " + std::to_string(::getpid())), std::string::npos) << err;
 }
 
@@ -406,8 +408,59 @@ TEST(TransactionJournal, PaginationFloorFromTheRegisterStoreWins) {
   TempDir d;
   std::string err;
   TransactionJournal j;
-  ASSERT_TRUE(j.open(d.path, err, 5000));
+  ASSERT_TRUE(j.open(d.path, err, JournalExpect{5000, 0, false}));
   EXPECT_GE(*j.take_pagination(err), 5000u);
   ASSERT_TRUE(j.skip_to(90000, err));
   EXPECT_GE(*j.take_pagination(err), 90000u);
+}
+
+TEST(TransactionJournal, ACutOrMissingJournalIsSeenThroughTheRegistersCopyAndLeftUntouched) {
+  TempDir d;
+  std::string err;
+  std::uint64_t entries = 0, reserved = 0;
+  {
+    TransactionJournal j;
+    ASSERT_TRUE(j.open(d.path, err));
+    for (int i = 0; i < 3; ++i) {
+      JournalTransaction t;
+      t.id = "tx-" + std::to_string(i);
+      ASSERT_TRUE(j.add(t, err));
+      ASSERT_TRUE(j.take_pagination(err));
+    }
+    entries = j.entries_written().load();
+    reserved = j.pagination_reserved().load();
+  }
+  const std::string path = d.path + "/transactions.journal";
+  {
+    TransactionJournal j;
+    ASSERT_TRUE(j.open(d.path, err, JournalExpect{reserved, entries, true}));
+    EXPECT_TRUE(j.damage().empty()) << "intact: the copy matches";
+  }
+  // Cut at a line boundary: each line is valid, but entries are gone.
+  std::string text;
+  {
+    std::ifstream f(path);
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const std::string cut = text.substr(0, text.find('\n') + 1);
+  std::ofstream(path, std::ios::trunc) << cut;
+  {
+    TransactionJournal j;
+    ASSERT_TRUE(j.open(d.path, err, JournalExpect{reserved, entries + 4, true}));
+    ASSERT_FALSE(j.damage().empty());
+    EXPECT_NE(j.damage()[0].find("ends at entry"), std::string::npos) << j.damage()[0];
+  }
+  std::string after;
+  {
+    std::ifstream f(path);
+    after.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  EXPECT_EQ(after, cut) << "a damaged journal is evidence: nothing is rewritten";
+  fs::remove(path);
+  TransactionJournal j;
+  ASSERT_TRUE(j.open(d.path, err, JournalExpect{reserved, entries, true}));
+  ASSERT_EQ(j.damage().size(), 1u);
+  EXPECT_NE(j.damage()[0].find("missing"), std::string::npos);
+  ASSERT_TRUE(j.skip_to(reserved + 1000, err));
+  EXPECT_GE(*j.take_pagination(err), reserved + 1000) << "recovery never reuses a number";
 }

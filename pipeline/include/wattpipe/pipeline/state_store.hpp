@@ -49,6 +49,7 @@ class RegisterStore {
     std::int64_t utc_ns = 0;
     std::uint64_t corrupt = 0;   // records that failed their checks
     std::uint64_t pg_reserved = 0;       // highest OCMF pagination reservation in any valid record
+    std::uint64_t journal_entries = 0;   // highest journal entry number in any valid record
     std::vector<std::string> damage;     // what is wrong, one finding each; empty when intact
     bool fresh = false;                  // no state file existed: a new meter
   };
@@ -58,15 +59,20 @@ class RegisterStore {
   RegisterStore(const RegisterStore&) = delete;
   RegisterStore& operator=(const RegisterStore&) = delete;
 
-  // Creates the directory and files as needed, preallocates the ring and
-  // recovers the last good registers. False with a clear `error` when the
-  // directory cannot be written (read-only, full, not a directory).
+  // Creates the directory and files as needed, recovers the last good
+  // registers and, when nothing is damaged, preallocates the rings. With
+  // damage nothing is changed (the evidence stays) until make_ready(). False
+  // with a clear `error` when the directory cannot be written (read-only,
+  // full, not a directory).
   bool open(const std::string& dir, Recovered& out, std::string& error);
+  // After damage, once the caller decided to go on: rings made whole.
+  bool make_ready(std::string& error);
 
-  // Writes one record to both rings (page cache; no fsync). `pg_reserved`:
-  // the journal's pagination reservation, kept here as its backup. False
-  // with `error` on failure.
-  bool write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved = 0);
+  // Writes one record to both rings (page cache; no fsync). `pg_reserved`,
+  // `journal_entries`: the journal's pagination reservation and entry count,
+  // kept here as their backup. False with `error` on failure.
+  bool write(const Registers& r, std::int64_t utc_ns, std::string& error, std::uint64_t pg_reserved = 0,
+             std::uint64_t journal_entries = 0);
   // fdatasync of the ring.
   bool sync(std::string& error);
   // Rewrites registers.snap atomically (temporary file, fsync, rename, fsync dir).
@@ -80,6 +86,7 @@ class RegisterStore {
     Registers registers;
     std::int64_t utc_ns = 0;
     std::uint64_t pg_reserved = 0;
+    std::uint64_t journal_entries = 0;
     bool snapshot_exists = false;  // a snapshot had been written when this record was
     std::uint16_t version = 2;
   };
@@ -104,9 +111,9 @@ class StateDirLock {
   ~StateDirLock();
   StateDirLock(const StateDirLock&) = delete;
   StateDirLock& operator=(const StateDirLock&) = delete;
-  // Main thread. False with `error` naming the holder's pid when another
-  // process holds it.
-  bool lock(const std::string& dir, std::string& error);
+  // Main thread. False with `error`: `held_by_other` when another process
+  // holds it (the error names its pid), else the directory is unusable.
+  bool lock(const std::string& dir, std::string& error, bool& held_by_other);
 
  private:
   int fd_ = -1;
@@ -123,10 +130,11 @@ struct StateWriterCounters {
 // writes them: the processing thread never waits on the disk.
 class StateWriter {
  public:
-  // `pagination` (optional): the journal's pagination reservation, written
-  // into every record as its backup.
+  // `pagination`, `journal_entries` (optional): the journal's pagination
+  // reservation and entry count, written into every record as their backup.
   StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
-              const std::atomic<std::uint64_t>* pagination = nullptr);
+              const std::atomic<std::uint64_t>* pagination = nullptr,
+              const std::atomic<std::uint64_t>* journal_entries = nullptr);
   ~StateWriter();
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
@@ -151,6 +159,7 @@ class StateWriter {
   Waker& in_waker_;
   Waker* published_;
   const std::atomic<std::uint64_t>* pagination_;
+  const std::atomic<std::uint64_t>* journal_entries_;
   std::atomic<std::uint64_t> persisted_windows_{0};
   StateWriterCounters counters_;
   std::atomic<bool> stop_{false};

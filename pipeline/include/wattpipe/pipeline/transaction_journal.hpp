@@ -9,10 +9,13 @@
 // and every kCompactEvery appends to the open transactions, the pagination
 // reservation and the last kHistory closed transactions: its size is bounded.
 //
+// Every entry carries its number "n", rising for the life of the journal.
 // Pagination numbers are reserved in blocks, persisted before use, so a
-// number is never reused (after a crash some may be skipped). The reservation
-// is also published through pagination_reserved() for the register store,
-// which keeps a copy in every record: damage to the journal cannot reset it.
+// number is never reused (after a crash some may be skipped). The
+// reservation and the entry count are also published (pagination_reserved(),
+// entries_written()) for the register store, which keeps a copy of both in
+// every record: a journal cut short, replaced or deleted is seen, and its
+// pagination cannot start again at T1.
 //
 // Threading: one thread (the MQTT thread) after open(); pagination_reserved()
 // may be read from any thread.
@@ -39,6 +42,13 @@ struct JournalTransaction {
   std::uint64_t begin_outages = 0;  // source outages of this run at the begin (not persisted)
 };
 
+// What the register store's copy says the journal must at least hold.
+struct JournalExpect {
+  std::uint64_t pagination_floor = 0;  // reservation recorded by the registers
+  std::uint64_t entries = 0;           // entries the registers saw written
+  bool must_exist = false;             // the registers exist, so the journal did
+};
+
 class TransactionJournal {
  public:
   static constexpr std::uint64_t kPaginationBlock = 64;
@@ -50,12 +60,13 @@ class TransactionJournal {
   TransactionJournal(const TransactionJournal&) = delete;
   TransactionJournal& operator=(const TransactionJournal&) = delete;
 
-  // dir empty: in memory only (no persistence). Replays the journal; what is
-  // damaged is listed in damage() (the caller decides whether to go on).
-  // `pagination_floor`: no number below it is handed out (the register
-  // store's backup of the reservation, plus a margin, after damage).
-  // False with `error` when the journal cannot be written.
-  bool open(const std::string& dir, std::string& error, std::uint64_t pagination_floor = 0);
+  // dir empty: in memory only (no persistence). Replays the journal and
+  // checks it against `expect`; what is damaged is listed in damage() and
+  // nothing is written then (the evidence stays; the caller refuses, or
+  // recovers through skip_to()). Intact, it is compacted. No pagination
+  // number below expect.pagination_floor is handed out. False with `error`
+  // when the journal cannot be written.
+  bool open(const std::string& dir, std::string& error, JournalExpect expect = {});
 
   // The next pagination number, persisted. nullopt with `error` on failure.
   std::optional<std::uint64_t> take_pagination(std::string& error);
@@ -76,9 +87,13 @@ class TransactionJournal {
   [[nodiscard]] std::uint64_t highest_pagination_seen() const noexcept { return highest_seen_; }
   // Any thread: the reservation persisted so far.
   [[nodiscard]] const std::atomic<std::uint64_t>& pagination_reserved() const noexcept { return reserved_pub_; }
+  // Any thread: the number of the last entry persisted.
+  [[nodiscard]] const std::atomic<std::uint64_t>& entries_written() const noexcept { return entries_pub_; }
 
  private:
   bool append(const std::string& json, std::string& error);
+  // `json` with its entry number `n` put first.
+  static std::string numbered(std::uint64_t n, const std::string& json);
   bool compact(std::string& error);
 
   std::string path_;
@@ -91,7 +106,9 @@ class TransactionJournal {
   bool existed_ = false;
   bool need_newline_ = false;  // a cut-off append could not be removed: start the next on a new line
   std::size_t appends_since_compact_ = 0;
+  std::uint64_t last_n_ = 0;  // number of the last entry written or read
   std::atomic<std::uint64_t> reserved_pub_{0};
+  std::atomic<std::uint64_t> entries_pub_{0};
 };
 
 }  // namespace wattpipe::pipeline

@@ -33,7 +33,8 @@ class Daemon {
   [[nodiscard]] const std::string& stats_json() const noexcept { return stats_; }
 
  private:
-  bool check_state(const pipeline::RegisterStore::Recovered& rec, pipeline::TransactionJournal& journal);
+  bool check_state(pipeline::RegisterStore& store, const pipeline::RegisterStore::Recovered& rec,
+                   pipeline::TransactionJournal& journal);
 
   Config cfg_;
   std::atomic<bool> stop_{false};
