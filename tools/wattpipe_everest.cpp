@@ -92,9 +92,12 @@ class Client {
     host_ = c.broker.substr(0, colon);
     port_ = colon == std::string::npos ? 1883 : std::stoi(c.broker.substr(colon + 1));
   }
+  // libmosquitto's order: disconnect, then let the network thread end by
+  // itself (loop_stop without force: a cancelled thread can die holding a
+  // mutex that destroy then frees), then destroy, then the library.
   ~Client() {
     mosquitto_disconnect(m_);
-    mosquitto_loop_stop(m_, true);
+    mosquitto_loop_stop(m_, false);
     mosquitto_destroy(m_);
     mosquitto_lib_cleanup();
   }

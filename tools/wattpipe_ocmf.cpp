@@ -1,9 +1,13 @@
 // wattpipe-ocmf: verify OCMF signed meter values, or print a key's public part.
-//   wattpipe-ocmf verify --public-key KEY [RECORD|-]
+//   wattpipe-ocmf verify --public-key KEY [RECORD|FILE|-]
+// The record may be given as text, a file, or standard input, and as a bare
+// OCMF record or the JSON reply object of a start or stop (each
+// signed_meter_data in it is verified).
 //   wattpipe-ocmf pubkey --key FILE.pem
 // verify exits 0 when the signature verifies and the record breaks no
 // begin/end rule (a begin-only record is valid and said so), 1 when the
 // signature fails or a rule is broken, 2 when the input cannot be read.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -44,7 +48,8 @@ int main(int argc, char** argv) {
   CLI::App* v = app.add_subcommand("verify", "verify a record against a public key");
   v->add_option("--public-key", key, "DER SubjectPublicKeyInfo or raw EC point, hex or base64, inline or a file")
       ->required();
-  v->add_option("record", record, "the OCMF record, or - for standard input")->capture_default_str();
+  v->add_option("record", record, "the OCMF record, a file holding it, or - for standard input; a record or a "
+                                  "start/stop reply (JSON)")->capture_default_str();
   v->add_flag("--quiet", quiet, "no summary, only the exit code");
   CLI::App* pk = app.add_subcommand("pubkey", "print the public key (DER SPKI hex) of a PEM private key");
   pk->add_option("--key", keyfile, "PEM private key")->required();
@@ -64,17 +69,33 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::string text = record;
+  std::error_code ec;
   if (record == "-") {
     std::ostringstream ss;
     ss << std::cin.rdbuf();
     text = ss.str();
+  } else if (record.rfind("OCMF|", 0) != 0 && std::filesystem::is_regular_file(record, ec)) {
+    std::ifstream f(record, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (!f && !f.eof()) {
+      std::cerr << "wattpipe-ocmf: cannot read '" << record << "'\n";
+      return 2;
+    }
   }
-  const ocmf::Verification r = ocmf::verify(text, key_text(key));
-  if (!quiet) std::cout << ocmf::summarize(r);
-  switch (r.verdict) {
-    case ocmf::Verification::Verdict::valid: return 0;
-    case ocmf::Verification::Verdict::invalid: return 1;
-    case ocmf::Verification::Verdict::unreadable: return 2;
+  const std::vector<std::string> records = ocmf::records_in(text);
+  if (records.empty()) {
+    std::cerr << "wattpipe-ocmf: no OCMF record found (a JSON object must hold signed_meter_data)\n";
+    return 2;
   }
-  return 2;
+  int rc = 0;  // the worst verdict of all records
+  for (const std::string& rec : records) {
+    const ocmf::Verification r = ocmf::verify(rec, key_text(key));
+    if (!quiet) std::cout << ocmf::summarize(r);
+    switch (r.verdict) {
+      case ocmf::Verification::Verdict::valid: break;
+      case ocmf::Verification::Verdict::invalid: rc = std::max(rc, 1); break;
+      case ocmf::Verification::Verdict::unreadable: rc = 2; break;
+    }
+  }
+  return rc;
 }

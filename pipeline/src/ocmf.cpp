@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -399,6 +400,38 @@ bool is_end(std::string_view tx) { return tx == "E" || tx == "L" || tx == "R" ||
 
 }  // namespace
 
+// A decimal number with optional surrounding spaces, nothing else.
+std::optional<double> parse_number_text(std::string_view t) {
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  if (t.empty() || t.size() > 64) return std::nullopt;
+  const std::string s(t);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v)) return std::nullopt;
+  if (s.find_first_not_of("0123456789.-+eE") != std::string::npos) return std::nullopt;  // no hex, inf, nan
+  return v;
+}
+
+std::vector<std::string> records_in(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  if (text.empty() || text.front() != '{') {
+    out.emplace_back(text);
+    return out;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS) return out;
+  std::string_view rec;
+  if (doc["signed_meter_data"].get_string().get(rec) == simdjson::SUCCESS) out.emplace_back(rec);
+  for (const char* k : {"start_signed_meter_value", "signed_meter_value"})
+    if (doc[k]["signed_meter_data"].get_string().get(rec) == simdjson::SUCCESS) out.emplace_back(rec);
+  return out;
+}
+
 Verification verify(std::string_view record, std::string_view public_key) {
   Verification v;
   auto unreadable = [&](std::string why) {
@@ -438,10 +471,17 @@ Verification verify(std::string_view record, std::string_view public_key) {
     x.tm = str(r, "TM"), x.tx = str(r, "TX"), x.ri = str(r, "RI"), x.ru = str(r, "RU"), x.st = str(r, "ST");
     x.ef = str(r, "EF");
     double rv = 0;
-    if (r["RV"].get_double().get(rv) != simdjson::SUCCESS) {
-      std::int64_t iv = 0;
-      if (r["RV"].get_int64().get(iv) != simdjson::SUCCESS) return unreadable("a reading has no numeric RV");
+    std::string_view rv_text;
+    if (r["RV"].get_double().get(rv) == simdjson::SUCCESS) {
+    } else if (std::int64_t iv = 0; r["RV"].get_int64().get(iv) == simdjson::SUCCESS) {
       rv = double(iv);
+    } else if (r["RV"].get_string().get(rv_text) == simdjson::SUCCESS) {
+      // Some meters write RV as a string padded with spaces ("       9.038").
+      const auto parsed = parse_number_text(rv_text);
+      if (!parsed) return unreadable("a reading's RV \"" + std::string(rv_text.substr(0, 40)) + "\" is not a number");
+      rv = *parsed;
+    } else {
+      return unreadable("a reading has no numeric RV");
     }
     x.rv = rv;
     if (!x.tm.empty()) x.utc_ms = parse_tm(x.tm);

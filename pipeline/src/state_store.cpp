@@ -167,15 +167,16 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
     const std::string path = dir + "/" + ring_name[k];
     struct stat st{};
     existed[k] = ::stat(path.c_str(), &st) == 0;
-    fd_[k] = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_[k] < 0) {
+    // Opened, not created: a damaged state is left as found until make_ready().
+    fd_[k] = existed[k] ? ::open(path.c_str(), O_RDWR | O_CLOEXEC) : -1;
+    if (existed[k] && fd_[k] < 0) {
       error = errno_text("cannot open", path);
       return false;
     }
     if (existed[k] && st.st_size < kRingBytes)
       damage(fmt::format("{}: {} bytes, made as {}", ring_name[k], st.st_size, kRingBytes));
     std::vector<unsigned char> buf(kSlots * kRecordBytes);
-    const ssize_t got = ::pread(fd_[k], buf.data(), buf.size(), 0);
+    const ssize_t got = fd_[k] >= 0 ? ::pread(fd_[k], buf.data(), buf.size(), 0) : 0;
     std::uint64_t bad = 0;
     for (std::size_t s = 0; got > 0 && (s + 1) * kRecordBytes <= std::size_t(got); ++s) {
       const unsigned char* rec = buf.data() + s * kRecordBytes;
@@ -209,7 +210,14 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
     ::close(sf);
   }
   out.fresh = !existed[0] && !existed[1] && !snap_exists;
-  if (!out.fresh) {
+  struct stat jst{};
+  if (out.fresh && ::stat((dir + "/transactions.journal").c_str(), &jst) == 0) {
+    // The journal is made with the registers: registers gone while it stayed is damage.
+    out.fresh = false;
+    damage("registers.wal, registers.wal.b, registers.snap: missing (transactions.journal exists)");
+  }
+  const bool all_gone = !existed[0] && !existed[1] && !snap_exists;  // said once above
+  if (!out.fresh && !all_gone) {
     // Version 1 kept one ring: its absent twin is an upgrade, not damage.
     const bool upgrade = existed[0] && !existed[1] && !v2_seen;
     for (int k = 0; k < 2; ++k)
@@ -228,17 +236,51 @@ bool RegisterStore::open(const std::string& dir, Recovered& out, std::string& er
   last_.pg_reserved = out.pg_reserved;
   last_.journal_entries = out.journal_entries;
   snapshot_exists_ = snap_exists && best.serial > 0;
-  return out.damage.empty() ? make_ready(error) : true;
+  damaged_ = !out.damage.empty();
+  return damaged_ ? true : make_ready(error);
 }
 
 bool RegisterStore::make_ready(std::string& error) {
   constexpr off_t kRingBytes = off_t(kSlots * kRecordBytes);
   for (int k = 0; k < 2; ++k) {
-    if (const int e = ::posix_fallocate(fd_[k], 0, kRingBytes); e != 0) {
-      error = "cannot reserve space for '" + dir_ + (k == 0 ? "/registers.wal" : "/registers.wal.b") +
-              "': " + std::strerror(e);
+    const std::string path = dir_ + (k == 0 ? "/registers.wal" : "/registers.wal.b");
+    if (fd_[k] < 0) fd_[k] = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_[k] < 0) {
+      error = errno_text("cannot create", path);
       return false;
     }
+    if (const int e = ::posix_fallocate(fd_[k], 0, kRingBytes); e != 0) {
+      error = "cannot reserve space for '" + path + "': " + std::strerror(e);
+      return false;
+    }
+    if (!damaged_) continue;
+    // Recovering: what failed its checks is cleared, so the repaired state is
+    // whole and the next start is quiet.
+    std::vector<unsigned char> buf(kSlots * kRecordBytes);
+    if (::pread(fd_[k], buf.data(), buf.size(), 0) != ssize_t(buf.size())) {
+      error = errno_text("cannot read", path);
+      return false;
+    }
+    static const unsigned char kZero[kRecordBytes] = {};
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      unsigned char* rec = buf.data() + s * kRecordBytes;
+      Record r;
+      if (decode(rec, r) || std::memcmp(rec, kZero, kRecordBytes) == 0) continue;
+      if (::pwrite(fd_[k], kZero, kRecordBytes, off_t(s * kRecordBytes)) != ssize_t(kRecordBytes)) {
+        error = errno_text("cannot clear a damaged record in", path);
+        return false;
+      }
+    }
+    if (::fdatasync(fd_[k]) != 0) {
+      error = errno_text("cannot sync", path);
+      return false;
+    }
+  }
+  if (damaged_) {
+    // The snapshot again matches the best record (it may have been the damaged file).
+    if (last_.serial > 0 && !write_snapshot(error)) return false;
+    if (last_.serial == 0) ::unlink((dir_ + "/registers.snap").c_str());
+    damaged_ = false;
   }
   return true;
 }

@@ -218,7 +218,7 @@ bool TransactionJournal::open(const std::string& dir, std::string& error, Journa
   next_pg_ = std::max(reserved_, expect.pagination_floor);
   entries_pub_.store(last_n_, std::memory_order_relaxed);
   reserved_pub_.store(std::max(reserved_, expect.pagination_floor), std::memory_order_relaxed);
-  if (!damage_.empty()) return true;  // nothing written: the caller decides
+  if (!damage_.empty() || !expect.write) return true;  // nothing written: the caller decides
   return compact(error);
 }
 

@@ -97,7 +97,6 @@ bool Daemon::check_state(pipeline::RegisterStore& store, const pipeline::Registe
                          pipeline::TransactionJournal& journal) {
   std::vector<std::string> damage = rec.damage;
   for (const auto& d : journal.damage()) damage.push_back(d);
-  if (rec.fresh && journal.existed()) damage.push_back("registers.wal, registers.wal.b, registers.snap: missing");
   if (damage.empty()) return true;
   std::string list;
   for (const auto& d : damage) list += (list.empty() ? "" : "; ") + d;
@@ -189,6 +188,7 @@ int Daemon::run(bool handle_signals) {
     expect.pagination_floor = recovered.pg_reserved;
     expect.entries = recovered.journal_entries;
     expect.must_exist = persist && !recovered.fresh;
+    expect.write = recovered.damage.empty();
     if (!journal.open(persist ? cfg_.state_dir : std::string(), err, expect)) {
       spdlog::error("--state-dir: {}", err);
       return 1;
@@ -249,6 +249,7 @@ int Daemon::run(bool handle_signals) {
     lc.zmq_raw = cfg_.zmq_raw;
     lc.max_mb = cfg_.log_max_mb;
     lc.meter_id = cfg_.meter_serial;
+    lc.losses = [&acq] { return acq.losses(); };
     try {
       logger = std::make_unique<WindowLogger>(lc, window_queue.get(), raw_queue.get());
     } catch (const std::exception& e) {

@@ -397,7 +397,8 @@ std::string_view write_powermeter_values(const pipeline::WindowRecord& r, std::s
   return w.view();
 }
 
-std::string_view write_window_record(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+std::string_view write_window_record(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w,
+                                     const acquire::LossCounts* losses) {
   using PV = pipeline::PhaseValues;
   w.reset();
   w.begin_object();
@@ -412,6 +413,14 @@ std::string_view write_window_record(const pipeline::WindowRecord& r, std::strin
   w.field_bool("nominal_timing", r.nominal_timing);
   w.field_bool("clock_synced", r.clock_synced);
   w.field_bool("partial", r.partial);
+  if (r.energy_refused) w.field_bool("energy_refused", true);
+  if (r.register_saturated) w.field_bool("register_saturated", true);
+  if (losses != nullptr) {
+    w.key("losses");
+    w.begin_object();
+    for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k) w.field_uint(acquire::LossCounts::kNames[k], losses->v[k]);
+    w.end_object();
+  }
   write_values_fields(r, meter_id, w);
   double n_total = 0;
   for (unsigned k = 0; k < r.phases; ++k) n_total += r.ph[k].n_va;

@@ -186,7 +186,9 @@ bool WindowLogger::drain() {
         if (r.seq != d.next_seq) report_overflow(r.seq);
         d.next_seq = r.seq + 1;
         JsonWriter w(d.buf);
-        std::string_view line = write_window_record(r, cfg_.meter_id, w);
+        acquire::LossCounts losses;
+        if (cfg_.losses) losses = cfg_.losses();
+        std::string_view line = write_window_record(r, cfg_.meter_id, w, losses.any() ? &losses : nullptr);
         if (w.overflow()) continue;
         zmq_send("wattpipe.window", line.data(), line.size());
         if (d.jsonl) {

@@ -230,3 +230,38 @@ TEST(Ocmf, KeyFileIsCreatedPrivateAndReloaded) {
   EXPECT_NE(err.find("PEM"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+TEST(Ocmf, PaddedStringReadingsOfRealMetersAreRead) {
+  // Some meters write RV as a string padded with spaces: the payload is
+  // signed as it stands, so it is rewritten before signing here.
+  const ocmf::Signer s = signer();
+  const ocmf::ReadingPoint rd[] = {reading(9'038'000'000, 1'700'000'000'000'000'000, 'B'),
+                                   reading(9'100'000'000, 1'700'000'060'000'000'000, 'E')};
+  std::string payload = ocmf::build_payload(meter(), 3, ident(), rd);
+  for (const char* rv : {"9.0380", "9.1000"}) {
+    const std::string from = std::string("\"RV\":") + rv, to = std::string("\"RV\":\"      ") + rv + "\"";
+    payload.replace(payload.find(from), from.size(), to);
+  }
+  const auto v = ocmf::verify(ocmf::sign_record(s, payload), s.public_key_hex());
+  ASSERT_EQ(v.verdict, V::valid) << v.reason;
+  ASSERT_EQ(v.readings.size(), 2u);
+  EXPECT_DOUBLE_EQ(v.readings[0].rv, 9.038);
+  EXPECT_DOUBLE_EQ(v.readings[1].rv, 9.1);
+  // Not every string is a number.
+  for (const char* bad : {"\"abc\"", "\"0x10\"", "\"nan\"", "\"\"", "\"1 2\""}) {
+    std::string p = ocmf::build_payload(meter(), 3, ident(), rd);
+    const std::string from = "\"RV\":9.0380";
+    p.replace(p.find(from), from.size(), std::string("\"RV\":") + bad);
+    EXPECT_EQ(ocmf::verify(ocmf::sign_record(s, p), s.public_key_hex()).verdict, V::unreadable) << bad;
+  }
+}
+
+TEST(Ocmf, RecordsAreFoundInRepliesAndSignedMeterValues) {
+  EXPECT_EQ(ocmf::records_in("  OCMF|{}|{}\n"), std::vector<std::string>{"OCMF|{}|{}"});
+  const auto stop = ocmf::records_in(R"({"status":"OK","signed_meter_value":{"signed_meter_data":"OCMF|e|s"},)"
+                                     R"("start_signed_meter_value":{"signed_meter_data":"OCMF|b|s"}})");
+  EXPECT_EQ(stop, (std::vector<std::string>{"OCMF|b|s", "OCMF|e|s"}));
+  EXPECT_EQ(ocmf::records_in(R"({"signed_meter_data":"OCMF|x|y"})"), std::vector<std::string>{"OCMF|x|y"});
+  EXPECT_TRUE(ocmf::records_in(R"({"status":"OK"})").empty());
+  EXPECT_TRUE(ocmf::records_in("{broken").empty());
+}

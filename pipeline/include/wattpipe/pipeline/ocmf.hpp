@@ -111,6 +111,14 @@ Verification verify(std::string_view record, std::string_view public_key);
 // Human-readable summary of a verification.
 std::string summarize(const Verification& v);
 
+// The OCMF records in a text: the text itself when it is a record, or every
+// signed_meter_data of a JSON object (a start or stop reply, or one
+// signed_meter_value), start record first. Empty when a JSON object holds none.
+std::vector<std::string> records_in(std::string_view text);
+
+// A decimal number, optionally padded with spaces; nullopt for anything else.
+std::optional<double> parse_number_text(std::string_view t);
+
 // Hex and base64 helpers (exposed for tests and tools).
 std::optional<std::vector<unsigned char>> decode_hex(std::string_view s);
 std::optional<std::vector<unsigned char>> decode_base64(std::string_view s);

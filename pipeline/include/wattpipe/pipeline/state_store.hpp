@@ -101,6 +101,7 @@ class RegisterStore {
   int fd_[2] = {-1, -1};
   Record last_{};  // the last record written or recovered
   bool snapshot_exists_ = false;
+  bool damaged_ = false;  // open() found damage; make_ready() repairs
 };
 
 // An exclusive lock on the state directory: two daemons on one register

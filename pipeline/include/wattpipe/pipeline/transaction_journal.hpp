@@ -47,6 +47,7 @@ struct JournalExpect {
   std::uint64_t pagination_floor = 0;  // reservation recorded by the registers
   std::uint64_t entries = 0;           // entries the registers saw written
   bool must_exist = false;             // the registers exist, so the journal did
+  bool write = true;                   // false: the state is damaged elsewhere; read only
 };
 
 class TransactionJournal {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/pipeline/window.hpp"
 #include "wattpipe/pipeline/json_writer.hpp"
 
@@ -111,7 +112,8 @@ std::string_view write_powermeter_values(const pipeline::WindowRecord& rec, std:
 
 // A window record for the high-frequency log (one JSON Lines record): the
 // powermeter_values fields plus seq, start/end, samples, frame drops, S, N,
-// PF and the window's own energy. (>= 4 KiB buffer.)
-std::string_view write_window_record(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w);
+// PF and the window's own energy, and the losses so far when given. (>= 4 KiB buffer.)
+std::string_view write_window_record(const pipeline::WindowRecord& rec, std::string_view meter_id, JsonWriter& w,
+                                     const acquire::LossCounts* losses = nullptr);
 
 }  // namespace wattpipe::publish

@@ -15,10 +15,12 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/acquire/sample_block.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
 #include "wattpipe/pipeline/window.hpp"
@@ -32,6 +34,9 @@ struct LoggerConfig {
   bool zmq_raw = false;      // raw blocks on the PUB socket too
   double max_mb = 0;         // rotate files at this size (0: never)
   std::string meter_id;
+  // Losses so far (any thread may call it): written into each record while
+  // any is non-zero, under the names the exit line and --stats-json use.
+  std::function<acquire::LossCounts()> losses;
 };
 
 struct LoggerCounters {
