@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <functional>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -209,4 +211,90 @@ TEST(ZmqSource, CountsGapsAndInvalidBlocksExactly) {
   EXPECT_EQ(src.counters().frames_invalid.load(), kFrames);           // block 7: header fine, a NaN
   EXPECT_EQ(src.counters().frames_lost_gap.load(), 3u * kFrames);     // blocks 3, 5 and 9
   EXPECT_EQ(src.counters().stream_restarts.load(), 0u);
+}
+
+namespace {
+// A scripted source (unit-test fake): DC blocks of 100 frames at 1 kS/s,
+// each shaped by `shape(seq, block)`; after `blocks` it only times out.
+class ScriptedSource final : public Source {
+ public:
+  std::function<void(std::uint64_t, SampleBlock&)> shape;
+  std::uint64_t blocks = 0, seq = 0;
+  ReadStatus read(SampleBlock& b, std::chrono::nanoseconds timeout) override {
+    if (seq >= blocks) {
+      std::this_thread::sleep_for(timeout);
+      return ReadStatus::timeout;
+    }
+    b.layout = Layout::dc;
+    b.channels = 2;
+    b.frames = 100;
+    b.sequence = seq;
+    b.first_frame = seq * 100;
+    b.sample_rate_hz = 1000;
+    b.t0_ns = utc_now_ns() - 100'000'000;
+    b.clock_synced = true;
+    for (std::uint32_t f = 0; f < 100; ++f) b.data[2 * f] = 800, b.data[2 * f + 1] = 200;
+    if (shape) shape(seq, b);
+    ++seq;
+    return ReadStatus::ok;
+  }
+  [[nodiscard]] bool real_time() const noexcept override { return true; }
+};
+}  // namespace
+
+TEST(Acquisition, TheDoorRefusesAbsurdBlocksByCauseAndFixesLyingClocks) {
+  ScriptedSource src;
+  src.blocks = 12;
+  src.shape = [](std::uint64_t s, SampleBlock& b) {
+    if (s == 2) b.sample_rate_hz = 0.5;
+    if (s == 3) b.sample_rate_hz = 5e-324;
+    if (s == 4) b.data[7] = 3e38f;                                  // a current beyond 100 kA
+    if (s == 5) b.data[8] = std::numeric_limits<float>::quiet_NaN();
+    if (s == 6) b.data[0] = 1.5e6f;                                 // a voltage beyond 1 MV
+    if (s == 8) b.t0_ns += 3600'000'000'000;                        // an hour ahead
+    if (s == 10) b.t0_ns = 0;                                       // 1970
+  };
+  BlockRing ring(64);
+  InputLimits lim;
+  lim.source_timeout_ns = 200'000'000;
+  Acquisition acq(src, ring, {}, lim);
+  EXPECT_EQ(acq.health(), SourceHealth::gone);
+  acq.start();
+  std::vector<SampleBlock> got;
+  const std::int64_t until = steady_now_ns() + 2'000'000'000;
+  bool saw_live = false;
+  while (steady_now_ns() < until && acq.health() != SourceHealth::stalled) {
+    saw_live |= acq.health() == SourceHealth::live;
+    while (SampleBlock* b = ring.peek(0)) {
+      got.push_back(*b);
+      ring.release(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  acq.stop();
+  acq.join();
+  while (SampleBlock* b = ring.peek(0)) {
+    got.push_back(*b);
+    ring.release(1);
+  }
+  EXPECT_TRUE(saw_live);
+  EXPECT_EQ(acq.health(), SourceHealth::stalled) << "no valid block for the timeout after being live";
+  const auto& c = acq.counters();
+  EXPECT_EQ(c.blocks_rejected_rate.load(), 2u);
+  EXPECT_EQ(c.blocks_rejected_full_scale.load(), 3u);
+  EXPECT_EQ(c.frames_rejected.load(), 500u);
+  EXPECT_EQ(c.outages.load(), 1u);
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_EQ(got[2].lost_frames, 500u) << "the refused frames are reported as lost on the next block";
+  EXPECT_EQ(c.blocks_time_replaced.load(), 2u);
+  // The replaced times continue the stream: every block starts where the previous ended.
+  for (std::size_t k = 1; k < got.size(); ++k) {
+    const std::int64_t now = utc_now_ns();
+    EXPECT_LT(std::llabs(got[k].t0_ns - now), 5'000'000'000) << "block " << got[k].sequence;
+    if (got[k].sequence == 8 || got[k].sequence == 10) EXPECT_FALSE(got[k].clock_synced);
+    if (got[k].sequence == 9) EXPECT_TRUE(got[k].clock_synced);
+  }
+  const LossCounts l = acq.losses();
+  EXPECT_EQ(l.v[4], 2u);  // blocks_rejected_rate, by its shared name's position
+  EXPECT_EQ(LossCounts::kNames[4], "blocks_rejected_rate");
 }

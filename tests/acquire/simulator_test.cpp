@@ -5,6 +5,9 @@
 #include <cmath>
 #include <memory>
 #include <numbers>
+#include <thread>
+
+#include "wattpipe/acquire/clock.hpp"
 
 using namespace wattpipe::acquire;
 
@@ -160,4 +163,19 @@ TEST(Simulator, BlocksCarryContinuousFrameNumbersAndTime) {
   EXPECT_EQ(b->layout, Layout::dc);
   EXPECT_FLOAT_EQ(b->frame(5)[0], 800.0f);
   EXPECT_FLOAT_EQ(b->frame(5)[1], 200.0f);
+}
+
+TEST(SimSource, UtcAnchorAndPacingAreTakenAtTheSameInstant) {
+  // Constructed well before its first read (as the daemon does while it
+  // opens state and connects): the first block still ends about now, not
+  // that long ago.
+  SimConfig cfg = *sim_profile("ac3", 20000);
+  SimSource src(cfg, false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto b = std::make_unique<SampleBlock>();
+  ASSERT_EQ(src.read(*b, std::chrono::milliseconds(100)), ReadStatus::ok);
+  const std::int64_t end_ns = b->t0_ns + std::llround(b->frames * 1e9 / cfg.sample_rate_hz);
+  const std::int64_t lag_ns = utc_now_ns() - end_ns;
+  EXPECT_GE(lag_ns, -2'000'000) << "a block never ends in the future";
+  EXPECT_LT(lag_ns, 50'000'000) << "the block lags the wall clock by " << lag_ns / 1e6 << " ms";
 }
