@@ -66,20 +66,29 @@ TEST(RegisterStore, RecoversTheLastRecordAcrossReopens) {
   EXPECT_EQ(s.serial(), 5001u);
 }
 
-TEST(RegisterStore, CorruptNewestRecordIsReportedAndItsTwinKeepsTheValue) {
-  TempDir d;
+// A new store in `dir` with records 1..n written to it.
+void write_records(const std::string& dir, int n) {
   std::string err;
-  {
-    RegisterStore s;
-    RegisterStore::Recovered rec;
-    ASSERT_TRUE(s.open(d.path, rec, err));
-    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(s.write(regs(i), i, err));
-  }
-  // Record 10 sits in slot 10: damage one byte of its registers.
-  flip_byte(d.path + "/registers.wal", 10 * RegisterStore::kRecordBytes + 40);
   RegisterStore s;
   RegisterStore::Recovered rec;
-  ASSERT_TRUE(s.open(d.path, rec, err));
+  ASSERT_TRUE(s.open(dir, rec, err)) << err;
+  for (int i = 1; i <= n; ++i) ASSERT_TRUE(s.write(regs(i), i, err)) << err;
+}
+
+RegisterStore::Recovered reopen(const std::string& dir) {
+  std::string err;
+  RegisterStore s;
+  RegisterStore::Recovered rec;
+  EXPECT_TRUE(s.open(dir, rec, err)) << err;
+  return rec;
+}
+
+TEST(RegisterStore, CorruptNewestRecordIsReportedAndItsTwinKeepsTheValue) {
+  TempDir d;
+  write_records(d.path, 10);
+  // Record 10 sits in slot 10: damage one byte of its registers.
+  flip_byte(d.path + "/registers.wal", 10 * RegisterStore::kRecordBytes + 40);
+  const auto rec = reopen(d.path);
   EXPECT_EQ(rec.serial, 10u) << "the twin ring still holds the newest record";
   EXPECT_EQ(rec.registers, regs(10));
   EXPECT_EQ(rec.corrupt, 1u);
@@ -89,18 +98,10 @@ TEST(RegisterStore, CorruptNewestRecordIsReportedAndItsTwinKeepsTheValue) {
 
 TEST(RegisterStore, BothRingsDamagedFallBackToThePreviousGoodRecord) {
   TempDir d;
-  std::string err;
-  {
-    RegisterStore s;
-    RegisterStore::Recovered rec;
-    ASSERT_TRUE(s.open(d.path, rec, err));
-    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(s.write(regs(i), i, err));
-  }
+  write_records(d.path, 10);
   flip_byte(d.path + "/registers.wal", 10 * RegisterStore::kRecordBytes + 40);
   flip_byte(d.path + "/registers.wal.b", 10 * RegisterStore::kRecordBytes + 40);
-  RegisterStore s;
-  RegisterStore::Recovered rec;
-  ASSERT_TRUE(s.open(d.path, rec, err));
+  const auto rec = reopen(d.path);
   EXPECT_EQ(rec.serial, 9u);
   EXPECT_EQ(rec.registers, regs(9));
   EXPECT_EQ(rec.damage.size(), 2u);
@@ -118,16 +119,10 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     if (snapshot) ASSERT_TRUE(s.write_snapshot(err));
     ASSERT_TRUE(s.write(regs(21), 21, err, 1021));
   };
-  auto reopen = [&](TempDir& d) {
-    RegisterStore s;
-    RegisterStore::Recovered rec;
-    EXPECT_TRUE(s.open(d.path, rec, err)) << err;
-    return rec;
-  };
   {  // intact
     TempDir d;
     made(d, true);
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     EXPECT_TRUE(rec.damage.empty());
     EXPECT_FALSE(rec.fresh);
     EXPECT_EQ(rec.registers, regs(21));
@@ -137,7 +132,7 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     TempDir d;
     made(d, true);
     fs::resize_file(d.path + "/registers.wal", 1000);
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     ASSERT_FALSE(rec.damage.empty());
     EXPECT_NE(rec.damage[0].find("1000 bytes"), std::string::npos) << rec.damage[0];
     EXPECT_EQ(rec.registers, regs(21)) << "one damaged file never costs a value";
@@ -146,7 +141,7 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     TempDir d;
     made(d, true);
     fs::remove(d.path + "/registers.wal.b");
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     ASSERT_EQ(rec.damage.size(), 1u);
     EXPECT_NE(rec.damage[0].find("missing"), std::string::npos);
     EXPECT_EQ(rec.registers, regs(21));
@@ -155,7 +150,7 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     TempDir d;
     made(d, true);
     fs::remove(d.path + "/registers.snap");
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     ASSERT_EQ(rec.damage.size(), 1u);
     EXPECT_NE(rec.damage[0].find("registers.snap: missing"), std::string::npos);
   }
@@ -163,7 +158,7 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     TempDir d;
     made(d, true);
     std::ofstream(d.path + "/registers.snap", std::ios::trunc) << std::string(256, 'x');
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     ASSERT_EQ(rec.damage.size(), 1u);
     EXPECT_EQ(rec.registers, regs(21));
   }
@@ -172,7 +167,7 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     made(d, true);
     for (const char* f : {"/registers.wal", "/registers.wal.b", "/registers.snap"})
       std::ofstream(d.path + f, std::ios::trunc) << std::string(4096, '\x5a');
-    auto rec = reopen(d);
+    auto rec = reopen(d.path);
     EXPECT_FALSE(rec.fresh);
     EXPECT_GE(rec.damage.size(), 3u);
     EXPECT_EQ(rec.serial, 0u);
@@ -316,24 +311,29 @@ TEST(TransactionJournal, TransactionsAndPaginationSurviveRestarts) {
   EXPECT_GT(*j.take_pagination(err), last_pg) << "pagination never repeats";
 }
 
+// A journal in `dir` holding open transactions with these ids.
+void journal_with(const std::string& dir, std::initializer_list<const char*> ids) {
+  std::string err;
+  TransactionJournal j;
+  ASSERT_TRUE(j.open(dir, err)) << err;
+  for (const char* id : ids) {
+    JournalTransaction t;
+    t.id = id;
+    ASSERT_TRUE(j.add(t, err)) << err;
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 TEST(TransactionJournal, CorruptLinesAreSkipped) {
   TempDir d;
   std::string err;
-  {
-    TransactionJournal j;
-    ASSERT_TRUE(j.open(d.path, err));
-    JournalTransaction t;
-    t.id = "keep";
-    ASSERT_TRUE(j.add(t, err));
-    t.id = "damaged";
-    ASSERT_TRUE(j.add(t, err));
-  }
+  journal_with(d.path, {"keep", "damaged"});
   // Damage the last line's JSON (its CRC no longer matches) and append half a line.
-  std::string text;
-  {
-    std::ifstream f(d.path + "/transactions.journal");
-    text.assign(std::istreambuf_iterator<char>(f), {});
-  }
+  std::string text = read_text(d.path + "/transactions.journal");
   text[text.rfind("damaged") + 1] = 'X';
   text += "0badcafe {\"op\":\"clo";
   std::ofstream(d.path + "/transactions.journal") << text;
@@ -350,13 +350,7 @@ TEST(TransactionJournal, CorruptLinesAreSkipped) {
 TEST(TransactionJournal, ATornEntryNeverHidesTheNextOne) {
   TempDir d;
   std::string err;
-  {
-    TransactionJournal j;
-    ASSERT_TRUE(j.open(d.path, err));
-    JournalTransaction t;
-    t.id = "before";
-    ASSERT_TRUE(j.add(t, err));
-  }
+  journal_with(d.path, {"before"});
   // A torn entry without its newline, as a full disk leaves it, then a good one appended after it.
   {
     std::ofstream f(d.path + "/transactions.journal", std::ios::app);
@@ -437,11 +431,7 @@ TEST(TransactionJournal, ACutOrMissingJournalIsSeenThroughTheRegistersCopyAndLef
     EXPECT_TRUE(j.damage().empty()) << "intact: the copy matches";
   }
   // Cut at a line boundary: each line is valid, but entries are gone.
-  std::string text;
-  {
-    std::ifstream f(path);
-    text.assign(std::istreambuf_iterator<char>(f), {});
-  }
+  const std::string text = read_text(path);
   const std::string cut = text.substr(0, text.find('\n') + 1);
   std::ofstream(path, std::ios::trunc) << cut;
   {
@@ -450,12 +440,7 @@ TEST(TransactionJournal, ACutOrMissingJournalIsSeenThroughTheRegistersCopyAndLef
     ASSERT_FALSE(j.damage().empty());
     EXPECT_NE(j.damage()[0].find("ends at entry"), std::string::npos) << j.damage()[0];
   }
-  std::string after;
-  {
-    std::ifstream f(path);
-    after.assign(std::istreambuf_iterator<char>(f), {});
-  }
-  EXPECT_EQ(after, cut) << "a damaged journal is evidence: nothing is rewritten";
+  EXPECT_EQ(read_text(path), cut) << "a damaged journal is evidence: nothing is rewritten";
   fs::remove(path);
   TransactionJournal j;
   ASSERT_TRUE(j.open(d.path, err, JournalExpect{reserved, entries, true}));
