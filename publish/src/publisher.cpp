@@ -266,6 +266,10 @@ void Publisher::publish_values(std::int64_t now, bool force) {
 }
 
 void Publisher::timers(std::int64_t now) {
+  // The source just came (back): tell EVerest at once, not a period later.
+  const bool live = source_live();
+  if (live && !was_live_) next_check_ns_ = now;
+  was_live_ = live;
   if (mqtt_.connected()) {
     // Only while the source is live: EVerest raises CommunicationFault when
     // they stop. Never `false` here: that would end EVerest's check for good.

@@ -246,6 +246,19 @@ TEST(RequestParser, HeartbeatIsABareUnsignedInteger) {
   EXPECT_FALSE(p.parse_heartbeat(""));
 }
 
+TEST(RequestParser, EmptyPayloadsAreMalformedBeforeAnyParser) {
+  // A zero-length MQTT payload comes as (nullptr, 0): never handed to simdjson.
+  RequestParser p;
+  for (auto kind : {Request::Kind::start, Request::Kind::stop}) {
+    const ParseResult r = p.parse(kind, std::string_view());
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "empty payload");
+    EXPECT_FALSE(r.reply_to);
+  }
+  EXPECT_FALSE(p.parse_heartbeat(std::string_view()));
+  EXPECT_FALSE(p.parse_heartbeat(""));
+}
+
 TEST(JsonWriter, EscapesAndReplacesInvalidUtf8) {
   std::array<char, 256> buf;
   pipeline::JsonWriter w(buf);

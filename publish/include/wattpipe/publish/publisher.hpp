@@ -154,6 +154,7 @@ class Publisher : private MqttTransport::Handler {
   std::int64_t next_check_ns_ = 0, next_key_ns_ = 0, next_misc_ns_ = 0;
   std::int64_t last_heartbeat_ns_ = 0, started_ns_ = 0;
   bool warned_no_heartbeat_ = false;
+  bool was_live_ = false;             // source health at the last timers() pass
   struct Pending {
     std::uint64_t id;
     Request request;
