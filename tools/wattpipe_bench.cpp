@@ -6,7 +6,10 @@
 //     window close -> receipt by a subscriber, at --publish-interval-ms 1,
 //     and the messages/s the subscriber receives, against the binary;
 //   - peak RSS of the daemon process;
-//   - heap allocations of the acquisition and processing threads after warm-up.
+//   - heap allocations of the acquisition and processing threads after warm-up;
+//   - CPU time (user, system) per second of metering and context switches
+//     per second of the daemon binary at 1 kS/s DC, 20 kS/s and 1 MS/s AC3N
+//     and at --max-rate, with the default state directory.
 // It starts a private mosquitto unless --broker is given.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -28,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <new>
 #include <string>
 #include <thread>
@@ -175,6 +179,34 @@ struct Receiver {
   }
 };
 
+// CPU time and context switches of a running process, all threads.
+struct ProcCpu {
+  double user_s = 0, sys_s = 0;
+  std::uint64_t switches = 0;
+};
+ProcCpu proc_cpu(pid_t pid) {
+  ProcCpu c;
+  const double tick = double(::sysconf(_SC_CLK_TCK));
+  std::ifstream st(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+  // Fields after the command name in parentheses: utime and stime are the 14th and 15th.
+  std::istringstream in(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int k = 3; k <= 15 && in >> field; ++k) {
+    if (k == 14) c.user_s = double(std::stoull(field)) / tick;
+    if (k == 15) c.sys_s = double(std::stoull(field)) / tick;
+  }
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    std::ifstream ts(task.path() / "status");
+    std::string line;
+    while (std::getline(ts, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        c.switches += std::stoull(line.substr(line.find(':') + 1));
+  }
+  return c;
+}
+
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -228,7 +260,7 @@ int main(int argc, char** argv) {
 
   // 1. Sustained frames/s at max rate, zero drops, publishing to the broker; hot-path allocations.
   int step = 0;
-  const int steps = 4 + (o.skip_rate_probe ? 0 : 8);
+  const int steps = 8 + (o.skip_rate_probe ? 0 : 8);
   for (const char* profile : {"ac3", "dc"}) {
     progress.update(++step, steps);
     std::uint64_t allocs = 0;
@@ -274,7 +306,52 @@ int main(int argc, char** argv) {
     add("daemon_peak_rss_mib", fmt::format("{:.1f}", double(ru.ru_maxrss) / 1024.0));
   }
 
-  // 3. The highest real-time sample rate held with zero drops.
+  // 3. CPU per second of metering: the binary as a user runs it, measured by wait4().
+  {
+    struct Case {
+      const char* key;
+      std::vector<std::string> args;
+    };
+    const std::vector<Case> cases = {
+        {"dc_1ks", {"--sim-profile", "dc", "--sample-rate", "1000"}},
+        {"ac3n_20ks", {"--sim-profile", "ac3", "--sample-rate", "20000"}},
+        {"ac3n_1ms", {"--sim-profile", "ac3", "--sample-rate", "1000000"}},
+        {"ac3n_max_rate", {"--sim-profile", "ac3", "--max-rate"}},
+    };
+    std::string obj = "{";
+    for (const Case& c : cases) {
+      progress.update(++step, steps);
+      const std::string stats_path = tmp + "/cpu-" + c.key + ".json";
+      std::vector<std::string> args{o.bin_dir + "/wattpipe", "--broker", broker, "--module-id", "bench", "--duration",
+                                    fmt::format("{}", o.seconds), "--state-dir", tmp + "/state-" + c.key,
+                                    "--stats-json", stats_path};
+      args.insert(args.end(), c.args.begin(), c.args.end());
+      const pid_t pid = spawn(args, tmp + "/wattpipe-cpu.log");
+      // Steady state: from after the warm-up to shortly before the end, read
+      // from /proc (start-up, key loading and shutdown are not metering).
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));
+      const ProcCpu a = proc_cpu(pid);
+      const std::int64_t ta = steady_now_ns();
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::max(0.5, o.seconds - o.warmup_s - 0.5)));
+      const ProcCpu b = proc_cpu(pid);
+      const double span = double(steady_now_ns() - ta) / 1e9;
+      int status = 0;
+      waitpid(pid, &status, 0);
+      std::ifstream f(stats_path);
+      const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      Stats s;
+      s.load(text);
+      const double user = (b.user_s - a.user_s) / span, sys = (b.sys_s - a.sys_s) / span;
+      obj += fmt::format("{}\"{}\":{{\"cpu_pct_of_a_core\":{:.3f},\"user_s_per_s\":{:.5f},\"sys_s_per_s\":{:.5f},"
+                         "\"context_switches_per_s\":{:.0f},\"frames_per_s\":{:.0f},\"frames_dropped\":{:.0f}}}",
+                         obj.size() > 1 ? "," : "", c.key, 100 * (user + sys), user, sys,
+                         double(b.switches - a.switches) / span,
+                         s.num("frames_processed") / std::max(1e-9, s.num("elapsed_s")), s.num("frames_dropped"));
+    }
+    add("cpu", obj + "}");
+  }
+
+  // 4. The highest real-time sample rate held with zero drops.
   if (!o.skip_rate_probe) {
     auto holds = [&](double rate) {
       progress.update(++step, steps);

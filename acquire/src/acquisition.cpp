@@ -56,8 +56,8 @@ std::string_view to_string(SourceHealth h) noexcept {
   return "?";
 }
 
-Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits)
-    : source_(source), ring_(ring), rt_(rt), limits_(limits) {}
+Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits, Waker* consumer)
+    : source_(source), ring_(ring), rt_(rt), limits_(limits), consumer_(consumer) {}
 
 Acquisition::~Acquisition() {
   stop();
@@ -262,6 +262,7 @@ void Acquisition::run() {
     target.lost_frames = lost_since_publish;
     lost_since_publish = 0;
     ring_.publish();
+    if (consumer_ != nullptr) consumer_->notify();
     const std::uint64_t depth = ring_.size_approx();
     if (depth > high_water) {
       high_water = depth;
@@ -272,6 +273,7 @@ void Acquisition::run() {
   if (source_ended_.load(std::memory_order_relaxed)) set_health(SourceHealth::gone, steady_now_ns(), nullptr);
   // Release: pairs with the consumer's acquire load in finished().
   finished_.store(true, std::memory_order_release);
+  if (consumer_ != nullptr) consumer_->wake();
 }
 
 }  // namespace wattpipe::acquire

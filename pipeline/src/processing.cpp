@@ -1,5 +1,6 @@
 #include "wattpipe/pipeline/processing.hpp"
 
+#include <poll.h>
 #include <pthread.h>
 
 #include <cstring>
@@ -29,19 +30,28 @@ void Processing::on_window(WindowRecord& w) {
   w.closed_steady_ns = acquire::steady_now_ns();
   counters_.windows_closed.fetch_add(1, std::memory_order_relaxed);
   if (w.frames_dropped > 0) counters_.windows_with_lost_frames.fetch_add(1, std::memory_order_relaxed);
-  if (out_.window_log != nullptr && !out_.window_log->try_push(w))
-    counters_.windows_log_overflow.fetch_add(1, std::memory_order_relaxed);
+  if (out_.window_log != nullptr) {
+    if (out_.window_log->try_push(w)) {
+      if (out_.log_waker != nullptr) out_.log_waker->notify();
+    } else {
+      counters_.windows_log_overflow.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   // State first: the MQTT thread publishes only what the state writer has saved.
   snapshot(w.closed_steady_ns);
   if (out_.latest != nullptr) out_.latest->write(w);
-  // With a state writer, it wakes the MQTT thread once the registers are
-  // saved (the MQTT thread could not publish before that anyway).
-  if (out_.waker != nullptr && out_.state == nullptr) out_.waker->notify();
+  // The MQTT thread takes the window now; with a state writer it then waits
+  // for the registers to be saved (woken by the writer only while it waits).
+  // Relaxed: a stale bound only wakes the MQTT thread once too often or lets
+  // a throttled window wait in `latest` (it reads the newest when it wakes).
+  if (out_.waker != nullptr && (wake_from_ == nullptr || w.end_utc_ns >= wake_from_->load(std::memory_order_relaxed)))
+    out_.waker->notify();
 }
 
 void Processing::snapshot(std::int64_t now_ns) {
   if (out_.state == nullptr) return;
   last_snapshot_ns_ = now_ns;
+  snapshot_frames_ = proc_.frames_processed();
   out_.state->write(StateSnapshot{proc_.folded_registers(), proc_.windows_closed(), proc_.position_utc_ns(),
                                   ++snapshot_serial_});
   if (out_.state_waker != nullptr) out_.state_waker->notify();
@@ -66,6 +76,7 @@ void Processing::copy_raw(const acquire::SampleBlock& b) {
   slot->clock_synced = b.clock_synced;
   std::memcpy(slot->data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
   out_.raw_log->publish();
+  if (out_.log_waker != nullptr) out_.log_waker->notify();
 }
 
 void Processing::serve_requests() {
@@ -104,7 +115,10 @@ void Processing::run() {
     }
     serve_requests();
     const std::int64_t now = acquire::steady_now_ns();
-    if (now - last_snapshot_ns_ >= kSnapshotIntervalNs) snapshot(now);
+    // Registers moved since the last snapshot: the state writer gets them
+    // within kSnapshotIntervalNs (a crash loses at most that).
+    const bool moved = proc_.frames_processed() != snapshot_frames_;
+    if (moved && now - last_snapshot_ns_ >= kSnapshotIntervalNs) snapshot(now);
     if (progressed) {
       idle = 0;
       continue;
@@ -114,9 +128,26 @@ void Processing::run() {
     if (acq_.finished() && ring_.peek(pushed) == nullptr) break;
     if (++idle < 64) {
       acquire::cpu_relax();
-    } else {
-      acquire::sleep_until_steady_ns(now + 100'000);
+      continue;
     }
+    // Nothing to do: sleep until a block, a request, the end, or the next
+    // snapshot that is due. arm() before the last look, so no wake-up is lost.
+    if (out_.input_waker == nullptr) {
+      acquire::sleep_until_steady_ns(now + 1'000'000);
+      continue;
+    }
+    // Going to sleep: whatever moved goes to the state writer first, so the
+    // sleep needs no timer (one snapshot per idle spell, not per block, at
+    // high rates where the thread seldom idles).
+    if (proc_.frames_processed() != snapshot_frames_) snapshot(now);
+    Waker& w = *out_.input_waker;
+    w.arm();
+    if (ring_.peek(pushed) == nullptr && requests_.size_approx() == 0 && !acq_.finished()) {
+      pollfd p{w.fd(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+    }
+    w.drain();
+    idle = 0;
   }
   ring_.release(proc_.flush());
   counters_.frames_processed.store(proc_.frames_processed(), std::memory_order_relaxed);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -440,9 +441,12 @@ void StateWriter::run() {
   std::string error;
   while (!stop_.load(std::memory_order_relaxed)) {
     in_waker_.arm();
-    if (!in_.fresh()) {
+    if (!in_.fresh() && !stop_.load(std::memory_order_relaxed)) {
+      // Sleep until registers arrive, stop(), or the next sync or snapshot is due.
+      const std::int64_t now = acquire::steady_now_ns();
+      const std::int64_t due = std::min(dirty_ ? next_sync : INT64_MAX, next_snapshot);
       pollfd p{in_waker_.fd(), POLLIN, 0};
-      ::poll(&p, 1, 10);
+      ::poll(&p, 1, int(std::clamp<std::int64_t>((due - now) / 1'000'000 + 1, 0, 60'000)));
     }
     in_waker_.drain();
     write_latest();

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -37,8 +38,20 @@ void setup_logging(const std::string& level) {
 
 namespace {
 
+// Simulator blocks in real time: half the shorter of a window and the
+// publish interval, between 1 ms and 50 ms. 1 kHz publishing keeps 1 ms
+// blocks; at the defaults (200 ms windows, 1 s publishing) 50 ms blocks cut
+// the wake-ups of every thread fifty-fold and delay nothing that is shown.
+std::uint32_t sim_block_frames(const Config& c) {
+  const bool dc = acquire::layout_info(c.sim.layout).dc;
+  const double window_ms = dc ? c.processor.window_ms : 1000.0 * c.processor.window_cycles / c.processor.nominal_hz;
+  const double block_ms = std::clamp(std::min(window_ms, double(c.publish_interval_ms)) / 2, 1.0, 50.0);
+  return std::uint32_t(std::clamp<double>(std::round(c.sim.sample_rate_hz * block_ms / 1000), 1, acquire::kBlockFrames));
+}
+
 std::unique_ptr<acquire::Source> make_source(const Config& c) {
-  if (c.source == "sim") return std::make_unique<acquire::SimSource>(c.sim, c.max_rate);
+  if (c.source == "sim")
+    return std::make_unique<acquire::SimSource>(c.sim, c.max_rate, c.max_rate ? 0 : sim_block_frames(c));
   if (c.source.rfind("zmq-pull:", 0) == 0)
     return std::make_unique<acquire::ZmqSource>(c.source.substr(9), acquire::ZmqMode::pull);
   if (c.source.rfind("zmq:", 0) == 0) return std::make_unique<acquire::ZmqSource>(c.source.substr(4), acquire::ZmqMode::sub);
@@ -219,14 +232,15 @@ int Daemon::run(bool handle_signals) {
   acquire::BlockRing ring(static_cast<std::size_t>(cfg_.ring_blocks));
   pipeline::TripleBuffer<pipeline::WindowRecord> latest;
   pipeline::TripleBuffer<pipeline::StateSnapshot> state;
-  pipeline::Waker mqtt_waker, state_waker;
+  pipeline::Waker mqtt_waker, state_waker, proc_waker, saved_waker;
   acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
   proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
 
-  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits);
+  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits, &proc_waker);
   pipeline::ProcessingOutputs outs;
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
+  outs.input_waker = &proc_waker;
   if (persist) {
     outs.state = &state;
     outs.state_waker = &state_waker;
@@ -252,6 +266,7 @@ int Daemon::run(bool handle_signals) {
     lc.losses = [&acq] { return acq.losses(); };
     try {
       logger = std::make_unique<WindowLogger>(lc, window_queue.get(), raw_queue.get());
+      outs.log_waker = &logger->waker();
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return 2;
@@ -260,7 +275,7 @@ int Daemon::run(bool handle_signals) {
 
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
   proc.restore(recovered.registers);
-  pipeline::StateWriter writer(store, state, state_waker, &mqtt_waker, &journal.pagination_reserved(),
+  pipeline::StateWriter writer(store, state, state_waker, &saved_waker, &journal.pagination_reserved(),
                                &journal.entries_written());
 
   OcmfOptions oo;
@@ -285,8 +300,9 @@ int Daemon::run(bool handle_signals) {
   pc.values_qos = cfg_.mqtt_qos;
   pc.stamp_messages = cfg_.stamp_messages;
   Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, &transactions,
-                      persist ? &writer.persisted_windows() : nullptr);
+                      persist ? &writer.persisted_windows() : nullptr, persist ? &saved_waker : nullptr);
   publisher.set_source(&acq);
+  proc.set_window_wake_from(&publisher.window_wake_from());
 
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
   const std::int64_t t0 = acquire::steady_now_ns();
@@ -319,7 +335,10 @@ int Daemon::run(bool handle_signals) {
       break;
     }
     if (handle_signals) {
-      const timespec ts{0, 50'000'000};
+      // Wakes for a signal at once; otherwise a few times a second for the rest.
+      const std::int64_t wait = std::clamp<std::int64_t>(end_ns - acquire::steady_now_ns(), 0,
+                                                         show_progress ? 50'000'000 : 250'000'000);
+      const timespec ts{0, long(wait)};
       const int sig = sigtimedwait(&sigs, nullptr, &ts);
       if (sig == SIGINT || sig == SIGTERM) {
         why = sig == SIGINT ? "SIGINT" : "SIGTERM";

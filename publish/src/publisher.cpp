@@ -22,14 +22,15 @@ acquire::LogLimit& malformed_log() {
 
 Publisher::Publisher(PublisherConfig cfg, MqttTransport& mqtt, pipeline::TripleBuffer<pipeline::WindowRecord>& latest,
                      pipeline::Waker& waker, pipeline::Processing* processing, TransactionHandler* tx,
-                     const std::atomic<std::uint64_t>* persisted_windows)
+                     const std::atomic<std::uint64_t>* persisted_windows, pipeline::Waker* persisted_waker)
     : cfg_(std::move(cfg)),
       mqtt_(mqtt),
       latest_(latest),
       waker_(waker),
       processing_(processing),
       tx_(tx),
-      persisted_(persisted_windows) {}
+      persisted_(persisted_windows),
+      persisted_waker_(persisted_waker) {}
 
 Publisher::~Publisher() {
   stop();
@@ -164,7 +165,7 @@ void Publisher::handle_request(Request::Kind kind, std::string_view payload) {
   }
   const std::uint64_t id = next_request_id_++;
   pending_.push_back(Pending{id, std::move(pr.request)});
-  processing_->requests().enqueue(pipeline::ReadingRequest{id});
+  processing_->request(pipeline::ReadingRequest{id});
 }
 
 void Publisher::serve_replies() {
@@ -261,6 +262,8 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     counters_.values_published.fetch_add(1, std::memory_order_relaxed);
     window_published_ = true;
     last_pub_end_ns_ = double(window_.end_utc_ns);
+    wake_from_.store(window_.end_utc_ns + std::int64_t{cfg_.publish_interval_ms} * kMs - kMs / 2,
+                     std::memory_order_relaxed);
     tokens_ -= 1.0;
   }
 }
@@ -317,13 +320,23 @@ void Publisher::run() {
 
     // Sleep until a window, a reply, a socket event or the next timer.
     waker_.arm();
-    std::int64_t wait_ns = 100 * kMs;
+    std::int64_t wait_ns = next_misc_ns_ - now;  // no fixed polling: the next thing due
+    const std::int64_t hb_timeout = std::int64_t{cfg_.heartbeat_timeout_ms} * kMs;
+    if (last_heartbeat_ns_ == 0 && !warned_no_heartbeat_) wait_ns = std::min(wait_ns, started_ns_ + hb_timeout - now + kMs);
+    if (last_heartbeat_ns_ != 0 && counters_.everest_alive.load(std::memory_order_relaxed))
+      wait_ns = std::min(wait_ns, last_heartbeat_ns_ + hb_timeout - now + kMs);
+    if (connecting_) wait_ns = std::min(wait_ns, connect_deadline_ns_ - now);
     if (latest_.fresh() || (processing_ != nullptr && processing_->replies().size_approx() > 0) ||
         stop_.load(std::memory_order_relaxed))
       wait_ns = 0;
     // Waiting for the state writer: it wakes us once it saved the registers;
     // check after arm() so that wake-up cannot be missed.
-    if (window_pending_ && (persisted_ == nullptr || persisted_->load(std::memory_order_seq_cst) >= window_.seq + 1))
+    // (Only when connected: a window pending for a broker that is away waits
+    // for the connection, not in a busy loop.)
+    const bool awaiting_save = window_pending_ && mqtt_.connected();
+    if (awaiting_save && persisted_waker_ != nullptr) persisted_waker_->arm();
+    if (awaiting_save &&
+        (persisted_ == nullptr || persisted_->load(std::memory_order_seq_cst) >= window_.seq + 1))
       wait_ns = 0;
     if (mqtt_.connected()) {
       if (cfg_.communication_check_interval_ms > 0) wait_ns = std::min(wait_ns, next_check_ns_ - now);
@@ -332,19 +345,27 @@ void Publisher::run() {
       wait_ns = std::min(wait_ns, next_connect_ns_ - now);
     }
     wait_ns = std::max<std::int64_t>(wait_ns, 0);
-    pollfd fds[2] = {{waker_.fd(), POLLIN, 0}, {mqtt_.socket(), short(POLLIN | (mqtt_.want_write() ? POLLOUT : 0)), 0}};
-    const nfds_t nfds = fds[1].fd >= 0 ? 2 : 1;
+    // A socket left behind by a refused connect reports POLLHUP at once:
+    // between attempts it is not polled (that was a busy loop).
+    const bool poll_socket = mqtt_.socket() >= 0 && (mqtt_.connected() || connecting_);
+    pollfd fds[3];
+    nfds_t nfds = 0;
+    fds[nfds++] = {waker_.fd(), POLLIN, 0};
+    if (awaiting_save && persisted_waker_ != nullptr) fds[nfds++] = {persisted_waker_->fd(), POLLIN, 0};
+    const nfds_t sock_at = nfds;
+    if (poll_socket) fds[nfds++] = {mqtt_.socket(), short(POLLIN | (mqtt_.want_write() ? POLLOUT : 0)), 0};
     const timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
     ppoll(fds, nfds, &ts, nullptr);
     waker_.drain();
-    if (nfds == 2) {
-      if (fds[1].revents & (POLLIN | POLLERR | POLLHUP)) mqtt_.on_readable();
-      if ((fds[1].revents & POLLOUT) && mqtt_.socket() >= 0) mqtt_.on_writable();
+    if (awaiting_save && persisted_waker_ != nullptr) persisted_waker_->drain();
+    if (poll_socket) {
+      if (fds[sock_at].revents & (POLLIN | POLLERR | POLLHUP)) mqtt_.on_readable();
+      if ((fds[sock_at].revents & POLLOUT) && mqtt_.socket() >= 0) mqtt_.on_writable();
     }
     now = steady_now_ns();
     if (now >= next_misc_ns_) {
-      if (mqtt_.socket() >= 0) mqtt_.misc();
-      next_misc_ns_ = now + 250 * kMs;
+      if (mqtt_.socket() >= 0) mqtt_.misc();  // keepalive pings and retries: seconds matter, not ms
+      next_misc_ns_ = now + 1000 * kMs;
     }
   }
   // Deliberate shutdown: the last values, then tell EVerest to stop its check.

@@ -16,6 +16,7 @@
 #include "wattpipe/acquire/wprb.hpp"
 #include "wattpipe/publish/everest_api.hpp"
 
+#include <poll.h>
 #include <sys/stat.h>
 
 namespace wattpipe::publish {
@@ -141,6 +142,7 @@ void WindowLogger::start() { thread_ = std::thread([this] { run(); }); }
 void WindowLogger::stop(std::uint64_t windows_total) {
   windows_total_.store(windows_total, std::memory_order_relaxed);
   stop_.store(true, std::memory_order_relaxed);
+  waker_.wake();
 }
 
 void WindowLogger::join() {
@@ -235,7 +237,15 @@ void WindowLogger::run() {
       flush();
       next_flush = now + 1'000'000'000;
     }
-    if (!any) acquire::sleep_until_steady_ns(now + 1'000'000);
+    if (any) continue;
+    // Sleep until a record arrives, stop(), or the next flush.
+    waker_.arm();
+    const bool empty = (windows_ == nullptr || windows_->size_approx() == 0) && (raw_ == nullptr || raw_->front() == nullptr);
+    if (empty && !stop_.load(std::memory_order_relaxed)) {
+      pollfd p{waker_.fd(), POLLIN, 0};
+      ::poll(&p, 1, int((next_flush - now) / 1'000'000) + 1);
+    }
+    waker_.drain();
   }
   drain();
   // Windows lost after the last one written are reported too.

@@ -24,6 +24,7 @@
 #include "wattpipe/acquire/sample_block.hpp"
 #include "wattpipe/acquire/source.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/acquire/waker.hpp"
 
 namespace wattpipe::acquire {
 
@@ -86,7 +87,11 @@ struct LossCounts {
 
 class Acquisition {
  public:
-  Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt = {}, InputLimits limits = {});
+  // `consumer` (optional): woken after each published block and at the end,
+  // for a consumer that sleeps when the ring is empty (a wake costs a system
+  // call only when the consumer is asleep).
+  Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt = {}, InputLimits limits = {},
+              Waker* consumer = nullptr);
   ~Acquisition();
   Acquisition(const Acquisition&) = delete;
   Acquisition& operator=(const Acquisition&) = delete;
@@ -121,6 +126,7 @@ class Acquisition {
   BlockRing& ring_;
   RealTimeConfig rt_;
   InputLimits limits_;
+  Waker* consumer_;
   AcquisitionCounters counters_;
   std::atomic<SourceHealth> health_{SourceHealth::gone};
   std::atomic<bool> stop_{false};

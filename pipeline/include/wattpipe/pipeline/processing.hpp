@@ -2,7 +2,7 @@
 // window records out, and answers reading requests at exact positions.
 //
 // Threading: start()/join()/restore() from the owning (main) thread;
-// requests() is pushed by any thread (the MQTT thread); replies() is
+// request() from any thread (the MQTT thread); replies() is
 // consumed by one thread (the MQTT thread). counters() from any thread.
 // Everything else runs on the processing thread, which does no I/O.
 //
@@ -49,6 +49,11 @@ struct ProcessingOutputs {
   acquire::SpscRing<acquire::SampleBlock>* raw_log = nullptr;  // every raw block, optional
   TripleBuffer<StateSnapshot>* state = nullptr;            // state writer, optional
   Waker* state_waker = nullptr;
+  Waker* log_waker = nullptr;                               // log thread: new window or raw block
+  // The processing thread sleeps on it when the ring is empty; give the same
+  // one to the Acquisition (new block, end); request() wakes it too. Without
+  // one, the thread naps 1 ms at a time instead.
+  Waker* input_waker = nullptr;
 };
 
 struct ProcessingCounters {
@@ -71,14 +76,21 @@ class Processing : private WindowSink {
 
   // Owner thread, before start().
   void restore(const Registers& r) { proc_.restore(r); }
+  // Owner thread, before start(): the MQTT thread is woken only for windows
+  // ending at or after this UTC time (what its throttle will publish); the
+  // rest it finds in `latest` anyway. Default: every window.
+  void set_window_wake_from(const std::atomic<std::int64_t>* utc_ns) noexcept { wake_from_ = utc_ns; }
   // Owner thread.
   void start();
   // Owner thread. Returns once the acquisition has finished and every block
   // is processed and the last window closed.
   void join();
 
-  // Any thread.
-  moodycamel::ConcurrentQueue<ReadingRequest>& requests() noexcept { return requests_; }
+  // Any thread: asks for a reading at the current position (answered on replies()).
+  void request(ReadingRequest r) {
+    requests_.enqueue(r);
+    if (out_.input_waker != nullptr) out_.input_waker->notify();
+  }
   // The MQTT thread only (single consumer).
   moodycamel::ConcurrentQueue<ReadingReply>& replies() noexcept { return replies_; }
   [[nodiscard]] const ProcessingCounters& counters() const noexcept { return counters_; }
@@ -107,6 +119,8 @@ class Processing : private WindowSink {
   std::thread thread_;
   std::uint64_t snapshot_serial_ = 0;
   std::int64_t last_snapshot_ns_ = 0;
+  std::uint64_t snapshot_frames_ = ~std::uint64_t{0};  // frames processed at the last snapshot
+  const std::atomic<std::int64_t>* wake_from_ = nullptr;
 };
 
 }  // namespace wattpipe::pipeline

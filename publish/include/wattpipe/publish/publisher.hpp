@@ -92,9 +92,12 @@ class Publisher : private MqttTransport::Handler {
   // `persisted_windows` (optional): windows whose registers are on disk; a
   // window is published only once covered, so EVerest never sees a register
   // that a crash could take back.
+  // `persisted_waker` (with persisted_windows): notified by the state writer
+  // after each save; armed only while a window waits for its registers, so
+  // saves that nothing waits for wake nobody.
   Publisher(PublisherConfig cfg, MqttTransport& mqtt, pipeline::TripleBuffer<pipeline::WindowRecord>& latest,
             pipeline::Waker& waker, pipeline::Processing* processing, TransactionHandler* tx,
-            const std::atomic<std::uint64_t>* persisted_windows = nullptr);
+            const std::atomic<std::uint64_t>* persisted_windows = nullptr, pipeline::Waker* persisted_waker = nullptr);
   ~Publisher() override;
 
   // Owner thread, before start(): whose health gates values and
@@ -108,6 +111,9 @@ class Publisher : private MqttTransport::Handler {
   void join();
 
   [[nodiscard]] const PublisherCounters& counters() const noexcept { return counters_; }
+  // Any thread: windows ending before this UTC time will be conflated by the
+  // throttle; the processing thread need not wake the MQTT thread for them.
+  [[nodiscard]] const std::atomic<std::int64_t>& window_wake_from() const noexcept { return wake_from_; }
   // Owner thread, after join().
   [[nodiscard]] LatencySummary latency() const;
 
@@ -133,6 +139,7 @@ class Publisher : private MqttTransport::Handler {
   const acquire::Acquisition* acq_ = nullptr;
   TransactionHandler* tx_;
   const std::atomic<std::uint64_t>* persisted_;
+  pipeline::Waker* persisted_waker_;
   PublisherCounters counters_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -147,6 +154,7 @@ class Publisher : private MqttTransport::Handler {
   double tokens_ = 2.0;               // wall-time token bucket of the throttle
   std::int64_t last_refill_ns_ = 0;
   double last_pub_end_ns_ = -1e300;   // stream time (window end) of the last publish
+  std::atomic<std::int64_t> wake_from_{INT64_MIN};
   std::int64_t next_connect_ns_ = 0;
   int backoff_ms_ = 0;
   bool connecting_ = false;

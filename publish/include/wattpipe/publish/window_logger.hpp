@@ -23,6 +23,7 @@
 #include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/acquire/sample_block.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/acquire/waker.hpp"
 #include "wattpipe/pipeline/window.hpp"
 
 namespace wattpipe::publish {
@@ -59,6 +60,9 @@ class WindowLogger {
   WindowLogger(const WindowLogger&) = delete;
   WindowLogger& operator=(const WindowLogger&) = delete;
 
+  // The producer (processing thread) notifies it after each push; the log
+  // thread sleeps on it while both queues are empty.
+  [[nodiscard]] acquire::Waker& waker() noexcept { return waker_; }
   void start();
   // Owner thread: drains both queues, flushes, closes, ends the thread.
   // `windows_total` (windows the processing thread closed) lets the log
@@ -80,6 +84,7 @@ class WindowLogger {
   LoggerCounters counters_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> windows_total_{~std::uint64_t{0}};
+  acquire::Waker waker_;
   std::thread thread_;
 };
 
