@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -86,24 +87,48 @@ LossCounts Acquisition::losses() const noexcept {
 }
 
 namespace {
-// True when every sample of the block is within its channel's full scale
-// (NaN and inf are not). One pass, no branches in the loop.
+// True when every sample of the block is within its channel's full scale.
+// On the bits: |x| is the float with its sign bit cleared, and non-negative
+// floats order as their bit patterns do (as signed 32-bit integers too), so
+// one integer compare per sample finds a sample beyond its limit; NaN and
+// inf lie above every finite limit. The limits repeat with period P (a
+// multiple of the channel count), so the loop is plain lanes of compares and
+// ORs, which even SSE2 vectorises.
+template <std::size_t P>
+bool within(const float* x, std::size_t n, const std::int32_t* lim) noexcept {
+  std::int32_t over[P] = {};
+  std::size_t k = 0;
+  for (; k + P <= n; k += P)
+    for (std::size_t j = 0; j < P; ++j) {
+      std::int32_t u;
+      std::memcpy(&u, x + k + j, 4);
+      over[j] |= -std::int32_t((u & 0x7fffffff) > lim[j]);
+    }
+  for (std::size_t j = 0; k < n; ++k, ++j) {
+    std::int32_t u;
+    std::memcpy(&u, x + k, 4);
+    over[j] |= -std::int32_t((u & 0x7fffffff) > lim[j]);
+  }
+  std::int32_t any = 0;
+  for (std::size_t j = 0; j < P; ++j) any |= over[j];
+  return any == 0;
+}
+
 bool within_full_scale(const SampleBlock& b, double fs_v, double fs_a) noexcept {
   const LayoutInfo li = layout_info(b.layout);
-  float lim[kMaxChannels];
-  for (std::size_t c = 0; c < li.channels; ++c) lim[c] = static_cast<float>(fs_a);
-  for (std::uint32_t k = 0; k < li.phases; ++k) lim[li.u[k]] = static_cast<float>(fs_v);
-  if (li.neutral) lim[li.un] = static_cast<float>(fs_v);
-  const float* x = b.data.data();
-  const std::size_t ch = li.channels, n = std::size_t{b.frames} * ch;
-  bool bad = false;
-  if (ch == 8) {
-    for (std::size_t k = 0; k < n; k += 8)
-      for (std::size_t c = 0; c < 8; ++c) bad |= !(std::fabs(x[k + c]) <= lim[c]);
-  } else {
-    for (std::size_t k = 0; k < n; ++k) bad |= !(std::fabs(x[k]) <= lim[k % ch]);
+  float lim_ch[kMaxChannels];
+  for (std::size_t c = 0; c < li.channels; ++c) lim_ch[c] = static_cast<float>(fs_a);
+  for (std::uint32_t k = 0; k < li.phases; ++k) lim_ch[li.u[k]] = static_cast<float>(fs_v);
+  if (li.neutral) lim_ch[li.un] = static_cast<float>(fs_v);
+  std::int32_t lim[24];
+  for (std::size_t j = 0; j < 24; ++j) std::memcpy(&lim[j], &lim_ch[j % li.channels], 4);
+  const std::size_t n = std::size_t{b.frames} * li.channels;
+  switch (li.channels) {
+    case 2:
+    case 8: return within<8>(b.data.data(), n, lim);
+    case 6: return within<24>(b.data.data(), n, lim);
+    default: return false;
   }
-  return !bad;
 }
 }  // namespace
 
@@ -111,7 +136,8 @@ bool Acquisition::check_time(SampleBlock& b) {
   const std::int64_t dur = std::llround(double(b.frames) * 1e9 / b.sample_rate_hz);
   const std::int64_t tol = limits_.clock_tolerance_ns;
   const bool wall = source_.wall_clock();
-  const std::int64_t receive_t0 = utc_now_ns() - dur;  // the block ends about now
+  // The block ends about now (read only where needed: max-rate sources skip it).
+  const std::int64_t receive_t0 = wall || !have_prev_ ? utc_now_ns() - dur : 0;
   const bool continuous = have_prev_ && b.first_frame == prev_end_frame_;
   bool ok = true;
   const char* why = nullptr;
@@ -128,9 +154,9 @@ bool Acquisition::check_time(SampleBlock& b) {
                    why, b.t0_ns, tol / 1'000'000);
     time_replaced_ = true;
     // Continue the previous block's time where frames continue; else receive time.
-    std::int64_t t0 = continuous ? prev_end_ns_ : receive_t0;
-    if (wall && (t0 > receive_t0 + tol / 2 || t0 < receive_t0 - tol / 2)) t0 = receive_t0;
-    if (!wall && !have_prev_) t0 = receive_t0;
+    const std::int64_t now_t0 = receive_t0 != 0 ? receive_t0 : utc_now_ns() - dur;
+    std::int64_t t0 = continuous ? prev_end_ns_ : now_t0;
+    if (wall && (t0 > now_t0 + tol / 2 || t0 < now_t0 - tol / 2)) t0 = now_t0;
     b.t0_ns = t0;
     b.clock_synced = false;
   }
