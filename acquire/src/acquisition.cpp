@@ -57,8 +57,9 @@ std::string_view to_string(SourceHealth h) noexcept {
   return "?";
 }
 
-Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits, Waker* consumer)
-    : source_(source), ring_(ring), rt_(rt), limits_(limits), consumer_(consumer) {}
+Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits, Waker* consumer,
+                         Waker* finished)
+    : source_(source), ring_(ring), rt_(rt), limits_(limits), consumer_(consumer), finished_waker_(finished) {}
 
 Acquisition::~Acquisition() {
   stop();
@@ -300,6 +301,7 @@ void Acquisition::run() {
   // Release: pairs with the consumer's acquire load in finished().
   finished_.store(true, std::memory_order_release);
   if (consumer_ != nullptr) consumer_->wake();
+  if (finished_waker_ != nullptr) finished_waker_->wake();
 }
 
 }  // namespace wattpipe::acquire

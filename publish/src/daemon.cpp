@@ -1,7 +1,9 @@
 #include "wattpipe/publish/daemon.hpp"
 
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 
 #include <unistd.h>
 
@@ -65,6 +67,16 @@ std::string read_secret(const std::string& path) {
   std::getline(f, s);
   return s;
 }
+
+struct OwnedFd {
+  explicit OwnedFd(int f) : fd(f) {}
+  ~OwnedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  int fd;
+};
 
 // Key/value pairs written as one flat JSON object, in order.
 class StatsWriter {
@@ -153,6 +165,9 @@ int Daemon::run(bool handle_signals) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   if (handle_signals) pthread_sigmask(SIG_BLOCK, &sigs, nullptr);  // every thread started below inherits it
+  // The blocked signals are read from a signalfd, next to the main waker.
+  const OwnedFd sig(handle_signals ? ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK) : -1);
+  const int sig_fd = sig.fd;
 
   std::unique_ptr<acquire::Source> source;
   MqttOptions mo;
@@ -236,7 +251,7 @@ int Daemon::run(bool handle_signals) {
   acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
   proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
 
-  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits, &proc_waker);
+  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits, &proc_waker, &main_waker_);
   pipeline::ProcessingOutputs outs;
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
@@ -334,18 +349,16 @@ int Daemon::run(bool handle_signals) {
       why = acq.source_ended() ? "source ended" : "acquisition ended";
       break;
     }
-    if (handle_signals) {
-      // Wakes for a signal at once; otherwise a few times a second for the rest.
-      const std::int64_t wait = std::clamp<std::int64_t>(end_ns - acquire::steady_now_ns(), 0,
-                                                         show_progress ? 50'000'000 : 250'000'000);
-      const timespec ts{0, long(wait)};
-      const int sig = sigtimedwait(&sigs, nullptr, &ts);
-      if (sig == SIGINT || sig == SIGTERM) {
-        why = sig == SIGINT ? "SIGINT" : "SIGTERM";
-        break;
-      }
-    } else {
-      acquire::sleep_until_steady_ns(acquire::steady_now_ns() + 20'000'000);
+    // Sleep until a signal, the end of the source, request_stop(), the
+    // duration, or the next progress line: no polling.
+    const std::int64_t now = acquire::steady_now_ns();
+    const std::int64_t wait_ns = std::min(end_ns - now, show_progress ? next_progress - now : INT64_MAX);
+    pollfd fds[2] = {{main_waker_.fd(), POLLIN, 0}, {sig_fd, POLLIN, 0}};
+    ::poll(fds, sig_fd >= 0 ? 2 : 1, int(std::clamp<std::int64_t>(wait_ns / 1'000'000 + 1, 0, 3'600'000)));
+    main_waker_.drain();
+    if (signalfd_siginfo si{}; sig_fd >= 0 && ::read(sig_fd, &si, sizeof si) == ssize_t(sizeof si)) {
+      why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+      break;
     }
   }
   if (show_progress) std::fprintf(stderr, "\r%40s\r", "");

@@ -90,8 +90,9 @@ class Acquisition {
   // `consumer` (optional): woken after each published block and at the end,
   // for a consumer that sleeps when the ring is empty (a wake costs a system
   // call only when the consumer is asleep).
+  // `finished` (optional): woken once when the thread ends (the owner's loop).
   Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt = {}, InputLimits limits = {},
-              Waker* consumer = nullptr);
+              Waker* consumer = nullptr, Waker* finished = nullptr);
   ~Acquisition();
   Acquisition(const Acquisition&) = delete;
   Acquisition& operator=(const Acquisition&) = delete;
@@ -127,6 +128,7 @@ class Acquisition {
   RealTimeConfig rt_;
   InputLimits limits_;
   Waker* consumer_;
+  Waker* finished_waker_;
   AcquisitionCounters counters_;
   std::atomic<SourceHealth> health_{SourceHealth::gone};
   std::atomic<bool> stop_{false};

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "wattpipe/acquire/waker.hpp"
 #include "wattpipe/pipeline/state_store.hpp"
 #include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/config.hpp"
@@ -27,7 +28,10 @@ class Daemon {
   // every thread: run() blocks them before it starts any). Returns the exit
   // code: 0 clean, 1 runtime failure, 2 bad configuration.
   int run(bool handle_signals = true);
-  void request_stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
+  void request_stop() noexcept {
+    stop_.store(true, std::memory_order_relaxed);
+    main_waker_.wake();
+  }
 
   // After run(): the final counters as one JSON object (what --stats-json writes).
   [[nodiscard]] const std::string& stats_json() const noexcept { return stats_; }
@@ -38,6 +42,7 @@ class Daemon {
 
   Config cfg_;
   std::atomic<bool> stop_{false};
+  acquire::Waker main_waker_;  // the run() loop sleeps on it: stop, end of the source
   std::string stats_;
 };
 
