@@ -19,12 +19,12 @@ TEST_P(HotPath, SteadyStateAllocatesNothing) {
   const std::uint64_t at_start = alloc_counter::total();
   acquire::BlockRing ring(64);
   ASSERT_GT(alloc_counter::total(), at_start) << "the counting operator new is not in use";
-  acquire::Acquisition acq(src, ring);
+  pipeline::Waker waker, state_waker, log_waker, input_waker;
+  acquire::Acquisition acq(src, ring, {}, {}, &input_waker);
   pipeline::TripleBuffer<pipeline::WindowRecord> latest;
   pipeline::TripleBuffer<pipeline::StateSnapshot> state;
-  pipeline::Waker waker, state_waker;
   acquire::SpscRing<pipeline::WindowRecord> log(256);
-  pipeline::ProcessingOutputs out{&latest, &waker, &log, nullptr, &state, &state_waker};
+  pipeline::ProcessingOutputs out{&latest, &waker, &log, nullptr, &state, &state_waker, &log_waker, &input_waker};
   pipeline::ProcessorConfig pc;
   pc.window_cycles = 1;  // many windows: close_window runs thousands of times
   pc.window_ms = 1;
@@ -43,7 +43,8 @@ TEST_P(HotPath, SteadyStateAllocatesNothing) {
   acq.join();
   proc.join();
   EXPECT_EQ(after - before, 0u) << "heap allocations in steady state";
-  EXPECT_GT(frames1 - frames0, 1'000'000u);
+  // The steady state did run (a count, not a speed: sanitizer builds are slow).
+  EXPECT_GT(frames1 - frames0, 200'000u);
   EXPECT_GT(windows1 - windows0, 100u);
   EXPECT_EQ(acq.counters().frames_acquired.load(),
             proc.counters().frames_processed.load() + acq.counters().frames_dropped.load());
