@@ -10,7 +10,7 @@
 
 namespace wattpipe::acquire {
 
-// Channel layouts of WPRB v1 (DESIGN.md): values are the on-wire codes.
+// Channel layouts of WPRB v1 (docs/wprb.md): values are the on-wire codes.
 enum class Layout : std::uint16_t { ac1 = 1, ac3 = 2, ac3n = 3, dc = 4 };
 
 inline constexpr std::size_t kMaxChannels = 8;

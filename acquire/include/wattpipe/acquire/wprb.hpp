@@ -1,4 +1,4 @@
-// WPRB v1, the raw sample block format of DESIGN.md: a 64-byte little-endian
+// WPRB v1, the raw sample block format (docs/wprb.md): a 64-byte little-endian
 // header followed by frame_count interleaved frames.
 //
 // Threading: plain functions; no shared state.
