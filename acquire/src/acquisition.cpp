@@ -137,14 +137,16 @@ bool Acquisition::check_time(SampleBlock& b) {
   const std::int64_t dur = std::llround(double(b.frames) * 1e9 / b.sample_rate_hz);
   const std::int64_t tol = limits_.clock_tolerance_ns;
   const bool wall = source_.wall_clock();
-  // The block ends about now (read only where needed: max-rate sources skip it).
-  const std::int64_t receive_t0 = wall || !have_prev_ ? utc_now_ns() - dur : 0;
+  // Where the block would start if it ended now (the clock is read only where
+  // needed: max-rate sources skip it).
+  auto receive_t0 = [dur] { return utc_now_ns() - dur; };
+  const std::int64_t wall_t0 = wall ? receive_t0() : 0;
   const bool continuous = have_prev_ && b.first_frame == prev_end_frame_;
   bool ok = true;
   const char* why = nullptr;
   if (have_prev_ && b.t0_ns < prev_end_ns_ - tol) ok = false, why = "goes backwards";
   if (ok && continuous && b.t0_ns > prev_end_ns_ + tol) ok = false, why = "jumps ahead";
-  if (ok && wall && (b.t0_ns > receive_t0 + tol || b.t0_ns < receive_t0 - tol)) ok = false, why = "is off the wall clock";
+  if (ok && wall && (b.t0_ns > wall_t0 + tol || b.t0_ns < wall_t0 - tol)) ok = false, why = "is off the wall clock";
   if (ok) {
     if (time_replaced_) spdlog::info("source: block timestamps plausible again; using the source's t0");
     time_replaced_ = false;
@@ -155,7 +157,7 @@ bool Acquisition::check_time(SampleBlock& b) {
                    why, b.t0_ns, tol / 1'000'000);
     time_replaced_ = true;
     // Continue the previous block's time where frames continue; else receive time.
-    const std::int64_t now_t0 = receive_t0 != 0 ? receive_t0 : utc_now_ns() - dur;
+    const std::int64_t now_t0 = wall ? wall_t0 : receive_t0();
     std::int64_t t0 = continuous ? prev_end_ns_ : now_t0;
     if (wall && (t0 > now_t0 + tol / 2 || t0 < now_t0 - tol / 2)) t0 = now_t0;
     b.t0_ns = t0;

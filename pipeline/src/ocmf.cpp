@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -404,13 +405,9 @@ bool is_end(std::string_view tx) { return tx == "E" || tx == "L" || tx == "R" ||
 std::optional<double> parse_number_text(std::string_view t) {
   while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  if (t.empty() || t.size() > 64) return std::nullopt;
-  const std::string s(t);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v)) return std::nullopt;
-  if (s.find_first_not_of("0123456789.-+eE") != std::string::npos) return std::nullopt;  // no hex, inf, nan
+  double v = 0;
+  const auto r = std::from_chars(t.data(), t.data() + t.size(), v, std::chars_format::general);
+  if (t.empty() || r.ec != std::errc{} || r.ptr != t.data() + t.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
 

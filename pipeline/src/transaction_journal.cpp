@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -57,14 +58,8 @@ std::string line_for(const std::string& json) {
 }
 
 bool hex8(std::string_view s, unsigned long& out) {
-  if (s.size() != 8) return false;
-  out = 0;
-  for (char c : s) {
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return false;
-    out = out * 16 + unsigned(d);
-  }
-  return true;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
+  return s.size() == 8 && r.ec == std::errc{} && r.ptr == s.data() + s.size();
 }
 
 // The JSON of a journal line when its length and checksum hold (version 1

@@ -387,13 +387,11 @@ int Daemon::run(bool handle_signals) {
   StatsWriter s;
   s.add("frames_acquired", ac.frames_acquired.load());
   s.add("frames_processed", pcn.frames_processed.load());
-  s.add("frames_dropped", ac.frames_dropped.load());
   s.add("blocks_acquired", ac.blocks_acquired.load());
   s.add("blocks_dropped", ac.blocks_dropped.load());
   // Losses and input faults under their shared names (also the live log lines and JSONL).
   const acquire::LossCounts losses = acq.losses();
-  for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k)
-    if (acquire::LossCounts::kNames[k] != "frames_dropped") s.add(acquire::LossCounts::kNames[k], losses.v[k]);
+  for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k) s.add(acquire::LossCounts::kNames[k], losses.v[k]);
   s.add("frames_rejected", ac.frames_rejected.load());
   s.add("stream_restarts", sc.stream_restarts.load());
   s.add("source_health", std::string(acquire::to_string(acq.health())));
