@@ -16,7 +16,8 @@ Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t m
       pending_(std::max<std::size_t>(max_pending, 1)),
       bounds_(kMaxBoundaries),
       ref_c_(acquire::kBlockFrames + 16),
-      ref_s_(acquire::kBlockFrames + 16) {
+      ref_s_(acquire::kBlockFrames + 16),
+      an_(cfg.analysis, std::max(1u, cfg.window_cycles), cfg.nominal_hz, cfg.window_ms) {
   if (cfg_.window_cycles == 0) cfg_.window_cycles = 1;
 }
 
@@ -27,7 +28,9 @@ void Processor::start_stream(const SampleBlock& b) {
   fs_ = b.sample_rate_hz;
   if (new_rate || !started_) det_ = ZeroCrossingDetector(fs_, cfg_.nominal_hz);
   det_.reset(b.first_frame);
-  lag_ = li_.dc ? 0.0 : 2.0 * det_.half_width() + 2;
+  an_.begin(b.layout, fs_, b.first_frame);
+  // Accumulation stays behind detection, and behind the analysis look-ahead.
+  lag_ = std::max(li_.dc ? 0.0 : 2.0 * det_.half_width() + 2, an_.enabled() ? an_.lookahead_frames() : 0.0);
   nominal_len_ = li_.dc ? cfg_.window_ms * fs_ / 1000.0 : cfg_.window_cycles * fs_ / cfg_.nominal_hz;
   nominal_len_ = std::max(nominal_len_, 2.0);
   period_ = fs_ / cfg_.nominal_hz;
@@ -70,6 +73,7 @@ bool Processor::push(SampleBlock* b) {
     start_stream(*b);
   }
   calibrate(*b);
+  an_.feed(*b);
   detect(*b);
   return true;
 }
@@ -243,9 +247,11 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
   const double* rc = dc ? nullptr : ref_c_.data();
   const double* rs = dc ? nullptr : ref_s_.data();
   auto run = [&](std::size_t from, std::size_t to) {
-    if (to > from)
+    if (to > from) {
       accumulate(b.layout, base + from * ch, to - from, dc ? nullptr : rc + (from - a), dc ? nullptr : rs + (from - a),
                  sums_);
+      an_.accumulate(base + from * ch, to - from, unsigned(ch));
+    }
   };
   const double first = double(b.first_frame);
   std::size_t k = a;
@@ -266,12 +272,18 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
     run(k, m);
     const double w1 = past ? 0.0 : std::clamp(bd.pos - (mabs - 0.5), 0.0, 1.0);
     const double c = dc ? 0.0 : rc[m - a], s = dc ? 0.0 : rs[m - a];
-    if (w1 > 0) accumulate_one(b.layout, base + m * ch, c, s, w1, sums_);
+    if (w1 > 0) {
+      accumulate_one(b.layout, base + m * ch, c, s, w1, sums_);
+      an_.accumulate(base + m * ch, 1, unsigned(ch));  // a split frame counts in both windows' extremes
+    }
     acc_pos_ = first + double(m);
     b_head_ = (b_head_ + 1) % bounds_.size();
     --b_count_;
     close_window(bd);
-    if (w1 < 1) accumulate_one(b.layout, base + m * ch, c, s, 1.0 - w1, sums_);
+    if (w1 < 1) {
+      accumulate_one(b.layout, base + m * ch, c, s, 1.0 - w1, sums_);
+      an_.accumulate(base + m * ch, 1, unsigned(ch));
+    }
     k = m + 1;
   }
   acc_pos_ = first + double(e);
@@ -324,6 +336,7 @@ void Processor::close_window(const Boundary& bd) {
   r.register_saturated = booked == AddResult::saturated;
   r.registers = reg_;
   r.closed_steady_ns = 0;
+  an_.close(acc_layout_, acc_fs_, r.start_frame, r.end_frame, r.whole_cycles, r);
   // The next window starts before the sink runs: a sink that asks for
   // folded_registers() must not see this window's energy twice.
   sums_.clear();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/pipeline/analyzer.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 #include "wattpipe/pipeline/window.hpp"
 #include "wattpipe/pipeline/zero_crossing.hpp"
@@ -41,6 +42,7 @@ struct ProcessorConfig {
   double full_scale_a = 1e5;
   // By role, in AC3N order: U1 U2 U3 UN I1 I2 I3 IN (AC1 and DC use U1 and I1).
   std::array<ChannelCal, acquire::kMaxChannels> cal{};
+  AnalysisConfig analysis;
 };
 
 class WindowSink {
@@ -103,6 +105,9 @@ class Processor {
   [[nodiscard]] std::int64_t position_utc_ns() const noexcept { return utc_at(acc_pos_); }
   [[nodiscard]] bool clock_synced() const noexcept { return clock_synced_; }
   [[nodiscard]] double sample_rate_hz() const noexcept { return fs_; }
+  // Processing thread, before the first block: demand changes for step delays.
+  void set_demand(const DemandInput* d) noexcept { an_.set_demand(d); }
+  [[nodiscard]] const Analyzer& analyzer() const noexcept { return an_; }
 
  private:
   struct Boundary {
@@ -180,6 +185,7 @@ class Processor {
   Registers reg_;
   RegisterFaults faults_;
   std::uint64_t frames_done_ = 0;
+  Analyzer an_;
 };
 
 }  // namespace wattpipe::pipeline

@@ -11,6 +11,60 @@
 
 namespace wattpipe::pipeline {
 
+inline constexpr unsigned kMaxHarmonic = 50;      // IEC 61000-4-7 orders 1..50
+inline constexpr unsigned kMaxRippleBands = 8;
+inline constexpr unsigned kRipplePeaks = 3;
+inline constexpr unsigned kMaxStepsPerWindow = 4;
+
+// A change of the current level (DC, or AC one-cycle RMS per phase). Times
+// interpolated between samples of the level series; definitions in
+// docs/analysis.md.
+struct StepEvent {
+  std::int64_t t_start_utc_ns = 0;  // current leaves the band around the old level
+  double from_a = 0, to_a = 0;
+  double rise_time_ms = 0;          // 10 % -> 90 % of the step
+  double settling_time_ms = 0;      // start -> stays within the band around the new level
+  double overshoot_percent = 0;     // beyond the new level, % of the step size
+  double max_slope_a_per_s = 0;     // largest slope, signed like the step
+  double delay_ms = -1;             // demand change -> 10 % of the step; < 0: no demand seen
+  std::uint8_t phase = 0;           // 0: DC, 1..3: L1..L3
+};
+
+struct RippleBand {
+  double f_lo_hz = 0, f_hi_hz = 0;  // f_hi_hz below the asked edge: cut at half the sample rate
+  double u_rms_v = 0, i_rms_a = 0;
+};
+
+struct RipplePeak {
+  double f_hz = 0, amplitude = 0;   // amplitude: peak of the sine component
+};
+
+// Analysis of one window (docs/analysis.md). Not billing data: the registers
+// never depend on it.
+struct WindowAnalysis {
+  bool valid = false;               // the analysis stage ran on this window
+  bool harmonics_valid = false;     // AC: whole-cycle window with its samples: harmonics, THD, unbalance
+  bool spectrum_valid = false;      // DC: ripple bands and peaks
+  // Per phase (DC: index 0), over the window's samples.
+  double u_min_v[3] = {}, u_max_v[3] = {}, i_min_a[3] = {}, i_max_a[3] = {};
+  // DC ripple: the AC part of U and I.
+  double ripple_u_rms_v = 0, ripple_i_rms_a = 0;
+  std::uint8_t bands = 0;
+  RippleBand band[kMaxRippleBands];
+  std::uint8_t i_peaks = 0, u_peaks = 0;
+  RipplePeak i_peak[kRipplePeaks], u_peak[kRipplePeaks];
+  // AC, per phase: harmonic subgroups (RMS) and phases (deg, relative to the
+  // U1 fundamental: phi_h - h * phi_U1,1); index 0 is order 1.
+  float harm_u_v[3][kMaxHarmonic] = {}, harm_i_a[3][kMaxHarmonic] = {};
+  float harm_u_deg[3][kMaxHarmonic] = {}, harm_i_deg[3][kMaxHarmonic] = {};
+  double thd_u_percent[3] = {}, thd_i_percent[3] = {};
+  double unbalance_u2_percent = 0, unbalance_u0_percent = 0;  // AC3/AC3N
+  double crest_factor_i[3] = {};
+  // Steps that completed since the previous window.
+  std::uint8_t steps = 0;
+  StepEvent step[kMaxStepsPerWindow];
+};
+
 struct PhaseValues {
   double urms_v = 0, irms_a = 0;
   double u_mean_v = 0, i_mean_a = 0;  // DC components (DC layout: the measured values)
@@ -49,6 +103,7 @@ struct WindowRecord {
   double energy_total_wh = 0;      // net energy of this window
   Registers registers;             // cumulative, after this window
   std::int64_t closed_steady_ns = 0;  // when the processing thread closed it
+  WindowAnalysis an;
 };
 
 }  // namespace wattpipe::pipeline

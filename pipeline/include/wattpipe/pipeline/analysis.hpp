@@ -1,0 +1,67 @@
+// Analysis kernels: plain functions over spans, beside the metrology kernels.
+// The stateful stage that runs them per window is analyzer.hpp; definitions
+// and accuracy are in docs/analysis.md.
+//
+// Threading: pure functions and plain values.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "wattpipe/pipeline/window.hpp"
+
+namespace wattpipe::pipeline::analysis {
+
+using Complex = std::complex<double>;
+
+// Folds the per-channel minimum and maximum of n interleaved frames of
+// `channels` channels into mn[c] and mx[c].
+void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept;
+
+// The AC part of a signal from its RMS and mean: sqrt(RMS^2 - mean^2), 0 when
+// rounding makes the difference negative.
+double ripple_rms(double rms, double mean) noexcept;
+
+// Low-pass FIR for decimation by d: Kaiser-windowed sinc (beta 7, about 70 dB
+// stop band), 16*d taps, cut-off at half the output rate, gain 1 at DC. The
+// pass band, flat to 3e-4, ends at kDecimationPassBand of the output rate.
+inline constexpr double kDecimationPassBand = 0.36;
+std::vector<float> decimation_fir(unsigned d);
+
+// 8-point Lagrange weights for a value at mu in [0, 1) past node 3 of nodes
+// 0..7 (so between nodes 3 and 4).
+void lagrange8_weights(double mu, double w[8]) noexcept;
+
+// IEC 61000-4-7 harmonic subgroups: G_h = sqrt(C_{ch-1}^2 + C_ch^2 + C_{ch+1}^2)
+// over a spectrum of `cycles` whole cycles, where bins[k] is the RMS phasor
+// of bin k (k cycles per window). Writes orders 1..g.size(); orders whose
+// bins are past the spectrum are 0.
+void harmonic_subgroups(std::span<const Complex> bins, unsigned cycles, std::span<float> g) noexcept;
+
+// Subgroup total harmonic distortion in %: sqrt(sum_{h>=2} G_h^2) / G_1.
+// g[0] is order 1; 0 when G_1 is 0.
+double thd_percent(std::span<const float> g) noexcept;
+
+// Angle of x relative to `order` times the angle of ref, in (-180, 180] deg.
+double relative_phase_deg(Complex x, Complex ref, unsigned order) noexcept;
+
+// Voltage unbalance from the three fundamental phasors (IEC 61000-4-30, by
+// symmetrical components): u2 = |U-| / |U+|, u0 = |U0| / |U+|, in %.
+struct Unbalance {
+  double u2_percent = 0, u0_percent = 0;
+};
+Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept;
+
+// RMS in [f_lo, f_hi) from a one-sided power spectrum (power[k] at k * bin_hz,
+// in signal units squared).
+double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept;
+
+// The largest local maxima of a Hann-windowed magnitude spectrum at or above
+// bin k_min, largest first: frequency refined by a parabola through the log
+// magnitudes, amplitude = 2 * |X| / sum(w). Returns how many were found.
+std::size_t largest_peaks(std::span<const double> magnitude, double bin_hz, double window_sum, std::size_t k_min,
+                          std::span<RipplePeak> out) noexcept;
+
+}  // namespace wattpipe::pipeline::analysis

@@ -1,0 +1,157 @@
+#include "wattpipe/pipeline/analysis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+namespace wattpipe::pipeline::analysis {
+namespace {
+
+template <unsigned C>
+void minmax_fixed(const float* x, std::size_t n, float* mn, float* mx) noexcept {
+  float lo[C], hi[C];
+  for (unsigned c = 0; c < C; ++c) lo[c] = mn[c], hi[c] = mx[c];
+  for (std::size_t f = 0; f < n; ++f)
+    for (unsigned c = 0; c < C; ++c) {
+      lo[c] = std::min(lo[c], x[f * C + c]);
+      hi[c] = std::max(hi[c], x[f * C + c]);
+    }
+  for (unsigned c = 0; c < C; ++c) mn[c] = lo[c], mx[c] = hi[c];
+}
+
+double bessel_i0(double x) noexcept {
+  double sum = 1, term = 1;
+  for (int k = 1; k < 50; ++k) {
+    term *= (x / (2 * k)) * (x / (2 * k));
+    sum += term;
+    if (term < 1e-17 * sum) break;
+  }
+  return sum;
+}
+
+}  // namespace
+
+void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
+  // Fixed channel counts let the compiler keep the lanes in registers.
+  switch (channels) {
+    case 2: return minmax_fixed<2>(frames, n, mn, mx);
+    case 6: return minmax_fixed<6>(frames, n, mn, mx);
+    case 8: return minmax_fixed<8>(frames, n, mn, mx);
+    default:
+      for (std::size_t f = 0; f < n; ++f)
+        for (unsigned c = 0; c < channels; ++c) {
+          mn[c] = std::min(mn[c], frames[f * channels + c]);
+          mx[c] = std::max(mx[c], frames[f * channels + c]);
+        }
+  }
+}
+
+double ripple_rms(double rms, double mean) noexcept {
+  const double v = (rms - mean) * (rms + mean);
+  return v > 0 ? std::sqrt(v) : 0.0;
+}
+
+std::vector<float> decimation_fir(unsigned d) {
+  if (d <= 1) return {1.0f};
+  const std::size_t taps = 16 * std::size_t(d);
+  constexpr double beta = 7.0;
+  const double mid = double(taps - 1) / 2, fc = 0.5 / d;  // cut-off, cycles per input sample
+  std::vector<double> h(taps);
+  double sum = 0;
+  for (std::size_t k = 0; k < taps; ++k) {
+    const double t = double(k) - mid;
+    const double sinc = t == 0 ? 2 * fc : std::sin(2 * std::numbers::pi * fc * t) / (std::numbers::pi * t);
+    const double r = t / mid;
+    h[k] = sinc * bessel_i0(beta * std::sqrt(std::max(0.0, 1 - r * r))) / bessel_i0(beta);
+    sum += h[k];
+  }
+  std::vector<float> out(taps);
+  for (std::size_t k = 0; k < taps; ++k) out[k] = static_cast<float>(h[k] / sum);
+  return out;
+}
+
+void lagrange8_weights(double mu, double w[8]) noexcept {
+  // Nodes -3..4 around the point; barycentric form with the fixed denominators.
+  static constexpr double kDen[8] = {-5040, 720, -240, 144, -144, 240, -720, 5040};
+  double prod = 1;
+  for (int j = 0; j < 8; ++j) prod *= mu - (j - 3);
+  for (int j = 0; j < 8; ++j) {
+    const double d = mu - (j - 3);
+    if (d == 0) {
+      for (int m = 0; m < 8; ++m) w[m] = m == j ? 1.0 : 0.0;
+      return;
+    }
+    w[j] = prod / (d * kDen[j]);
+  }
+}
+
+void harmonic_subgroups(std::span<const Complex> bins, unsigned cycles, std::span<float> g) noexcept {
+  for (std::size_t h = 1; h <= g.size(); ++h) {
+    const std::size_t k = h * cycles;
+    double s = 0;
+    if (k + 1 < bins.size())
+      for (std::size_t j = k - 1; j <= k + 1; ++j) s += std::norm(bins[j]);
+    g[h - 1] = static_cast<float>(std::sqrt(s));
+  }
+}
+
+double thd_percent(std::span<const float> g) noexcept {
+  if (g.empty() || !(g[0] > 0)) return 0;
+  double s = 0;
+  for (std::size_t h = 1; h < g.size(); ++h) s += double(g[h]) * double(g[h]);
+  return 100.0 * std::sqrt(s) / g[0];
+}
+
+double relative_phase_deg(Complex x, Complex ref, unsigned order) noexcept {
+  double d = std::arg(x) - order * std::arg(ref);
+  d = std::remainder(d, 2 * std::numbers::pi);
+  if (d <= -std::numbers::pi) d += 2 * std::numbers::pi;
+  return d * 180 / std::numbers::pi;
+}
+
+Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept {
+  const Complex a = std::polar(1.0, 2 * std::numbers::pi / 3);
+  const Complex zero = (u1 + u2 + u3) / 3.0;
+  const Complex pos = (u1 + a * u2 + a * a * u3) / 3.0;
+  const Complex neg = (u1 + a * a * u2 + a * u3) / 3.0;
+  const double p = std::abs(pos);
+  if (!(p > 0)) return {};
+  return {100 * std::abs(neg) / p, 100 * std::abs(zero) / p};
+}
+
+double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
+  if (!(bin_hz > 0)) return 0;
+  const auto k0 = static_cast<std::size_t>(std::clamp(std::ceil(f_lo_hz / bin_hz), 0.0, double(power.size())));
+  const auto k1 = static_cast<std::size_t>(std::clamp(std::ceil(f_hi_hz / bin_hz), 0.0, double(power.size())));
+  double s = 0;
+  for (std::size_t k = k0; k < k1; ++k) s += power[k];
+  return std::sqrt(s);
+}
+
+std::size_t largest_peaks(std::span<const double> m, double bin_hz, double window_sum, std::size_t k_min,
+                          std::span<RipplePeak> out) noexcept {
+  std::size_t found = 0;
+  std::size_t idx[kRipplePeaks] = {};
+  const std::size_t want = std::min<std::size_t>(out.size(), kRipplePeaks);
+  for (std::size_t k = std::max<std::size_t>(k_min, 1); k + 1 < m.size(); ++k) {
+    if (!(m[k] > m[k - 1] && m[k] >= m[k + 1] && m[k] > 0)) continue;
+    // Insert into the sorted top list.
+    std::size_t pos = found;
+    while (pos > 0 && m[idx[pos - 1]] < m[k]) --pos;
+    if (pos >= want) continue;
+    for (std::size_t j = std::min(found, want - 1); j > pos; --j) idx[j] = idx[j - 1];
+    idx[pos] = k;
+    found = std::min(found + 1, want);
+  }
+  for (std::size_t j = 0; j < found; ++j) {
+    const std::size_t k = idx[j];
+    const double a = std::log(m[k - 1]), b = std::log(m[k]), c = std::log(std::max(m[k + 1], 1e-300));
+    const double den = a - 2 * b + c;
+    const double p = den < 0 ? std::clamp(0.5 * (a - c) / den, -0.5, 0.5) : 0.0;
+    out[j].f_hz = (double(k) + p) * bin_hz;
+    out[j].amplitude = 2 * std::exp(b - 0.25 * (a - c) * p) / window_sum;
+  }
+  return found;
+}
+
+}  // namespace wattpipe::pipeline::analysis

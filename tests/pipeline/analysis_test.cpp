@@ -1,0 +1,375 @@
+// Analysis on closed-form signals: harmonics, THD and unbalance (AC), ripple,
+// bands and peaks (DC), and current steps, against the goals in
+// docs/analysis.md.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <vector>
+
+#include "signal_feed.hpp"
+#include "wattpipe/pipeline/analysis.hpp"
+#include "wattpipe/pipeline/step_detector.hpp"
+
+namespace wattpipe::testing {
+namespace {
+
+constexpr double kSqrt2 = std::numbers::sqrt2;
+constexpr double kDeg = kPi / 180;
+
+double wrap_deg(double d) {
+  d = std::remainder(d, 360.0);
+  return d <= -180 ? d + 360 : d;
+}
+
+// ---- kernels ----
+
+TEST(AnalysisKernels, LagrangeWeightsReproduceAPolynomialOfDegree7) {
+  double w[8];
+  for (double mu : {0.0, 0.25, 0.5, 0.9}) {
+    pipeline::analysis::lagrange8_weights(mu, w);
+    double v = 0, sum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const double x = j - 3;
+      v += w[j] * (x * x * x * x * x * x * x - 2 * x * x + 1);
+      sum += w[j];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-12);
+    EXPECT_NEAR(v, std::pow(mu, 7) - 2 * mu * mu + 1, 1e-9);
+  }
+}
+
+TEST(AnalysisKernels, UnbalanceOfASymmetricSystemIsZeroAndOfOnePhaseIsKnown) {
+  using C = std::complex<double>;
+  auto ph = [](double m, double deg) { return std::polar(m, deg * kDeg); };
+  auto s = pipeline::analysis::unbalance(ph(230, 0), ph(230, -120), ph(230, 120));
+  EXPECT_NEAR(s.u2_percent, 0, 1e-9);
+  EXPECT_NEAR(s.u0_percent, 0, 1e-9);
+  // Only U1: U+ = U- = U0 = U1 / 3.
+  s = pipeline::analysis::unbalance(C(100, 0), C(0, 0), C(0, 0));
+  EXPECT_NEAR(s.u2_percent, 100, 1e-9);
+  EXPECT_NEAR(s.u0_percent, 100, 1e-9);
+}
+
+TEST(AnalysisKernels, DecimationFilterIsFlatInThePassBandAndStopsAliases) {
+  for (unsigned d : {2u, 7u, 39u}) {
+    const auto h = pipeline::analysis::decimation_fir(d);
+    auto gain = [&](double f_out_rel) {  // frequency as a fraction of the output rate
+      std::complex<double> s = 0;
+      for (std::size_t k = 0; k < h.size(); ++k) s += double(h[k]) * std::polar(1.0, -2 * kPi * f_out_rel / d * double(k));
+      return std::abs(s);
+    };
+    for (double f = 0; f <= pipeline::analysis::kDecimationPassBand; f += 0.01) EXPECT_NEAR(gain(f), 1.0, 5e-4) << d << " " << f;
+    // What aliases into the pass band: within the pass band's width of a multiple of the output rate.
+    // (Frequencies up to the input's half rate, d / 2 output rates.)
+    const double pb = pipeline::analysis::kDecimationPassBand;
+    for (double m = 1; m <= d / 2.0; ++m)
+      for (double f = m - pb; f <= std::min(m + pb, d / 2.0); f += 0.01) EXPECT_LT(gain(f), 5e-3) << d << " " << f;
+  }
+}
+
+// ---- AC harmonics ----
+
+struct AcCase {
+  double f_hz;
+  double fs_hz;
+};
+class Harmonics : public ::testing::TestWithParam<AcCase> {};
+
+TEST_P(Harmonics, SubgroupsPhasesThdAndUnbalanceOnAClosedFormSignal) {
+  const auto [f, fs] = GetParam();
+  const unsigned cycles = f > 55 ? 12 : 10;  // IEC 61000-4-7: 10 cycles at 50 Hz, 12 at 60 Hz
+  pipeline::ProcessorConfig pc;
+  pc.window_cycles = cycles;
+  pc.nominal_hz = f > 55 ? 60 : 50;
+  Collect sink;
+  pipeline::Processor p(pc, sink);
+  Feeder feeder(p);
+  // Voltages with unbalanced magnitudes and angles; harmonics of U and I with
+  // phases; an interharmonic at 2.5 f (between subgroups 2 and 3).
+  const double um[3] = {230, 225, 236}, ua[3] = {0, -121, 119.5};
+  struct H {
+    int order;
+    double percent, deg;
+  };
+  const std::vector<H> uh = {{3, 1.0, 10}, {5, 4.0, 30}, {7, 3.0, -40}, {11, 2.0, 75}, {49, 1.5, -120}};
+  const std::vector<H> ih = {{5, 20.0, 15}, {7, 10.0, -60}, {11, 5.0, 100}, {13, 3.0, 0}, {23, 1.0, 45}};
+  const double im[3] = {16, 18, 14}, phi = 18.19;
+  const auto li = acquire::layout_info(Layout::ac3n);
+  feed_signal(feeder, Layout::ac3n, fs, 1.5, [&](int c, double t) {
+    const double th = 2 * kPi * f * t;
+    for (int k = 0; k < 3; ++k) {
+      const double a = ua[k] * kDeg;
+      if (c == li.u[k]) {
+        double v = um[k] * kSqrt2 * std::cos(th + a) + 0.01 * um[k] * kSqrt2 * std::cos(2.5 * th + 0.3);
+        for (const auto& h : uh) v += um[k] * kSqrt2 * h.percent / 100 * std::cos(h.order * (th + a) + h.deg * kDeg);
+        return v;
+      }
+      if (c == li.i[k]) {
+        const double b = a - phi * kDeg;
+        double v = im[k] * kSqrt2 * std::cos(th + b);
+        for (const auto& h : ih) v += im[k] * kSqrt2 * h.percent / 100 * std::cos(h.order * (th + b) + h.deg * kDeg);
+        return v;
+      }
+    }
+    return 0.0;
+  });
+  feeder.flush();
+  const auto whole = sink.whole();
+  ASSERT_GE(whole.size(), 5u);
+  std::size_t checked = 0;
+  for (const auto& w : whole) {
+    if (!w.an.harmonics_valid) continue;
+    ++checked;
+    const auto& a = w.an;
+    for (int k = 0; k < 3; ++k) {
+      // Fundamentals: magnitude, and angle relative to U1.
+      EXPECT_LT(rel(a.harm_u_v[k][0], um[k]), 1e-3) << k;
+      EXPECT_NEAR(wrap_deg(a.harm_u_deg[k][0] - ua[k]), 0, 0.1) << k;
+      EXPECT_LT(rel(a.harm_i_a[k][0], im[k]), 1e-3) << k;
+      EXPECT_NEAR(wrap_deg(a.harm_i_deg[k][0] - (ua[k] - phi)), 0, 0.1) << k;
+      double thd_u = 0, thd_i = 0;
+      for (const auto& h : uh) {
+        EXPECT_LT(rel(a.harm_u_v[k][h.order - 1], um[k] * h.percent / 100), 1e-3) << "U h" << h.order << " phase " << k;
+        EXPECT_NEAR(wrap_deg(a.harm_u_deg[k][h.order - 1] - (h.order * ua[k] + h.deg)), 0, 0.1) << "U h" << h.order;
+        thd_u += h.percent * h.percent;
+      }
+      for (const auto& h : ih) {
+        EXPECT_LT(rel(a.harm_i_a[k][h.order - 1], im[k] * h.percent / 100), 1e-3) << "I h" << h.order << " phase " << k;
+        EXPECT_NEAR(wrap_deg(a.harm_i_deg[k][h.order - 1] - (h.order * (ua[k] - phi) + h.deg)), 0, 0.1) << "I h" << h.order;
+        thd_i += h.percent * h.percent;
+      }
+      // Orders with nothing in them stay near zero (the interharmonic sits between 2 and 3).
+      EXPECT_LT(a.harm_u_v[k][1], 1e-4 * um[k]);
+      EXPECT_LT(a.harm_u_v[k][3], 1e-4 * um[k]);
+      EXPECT_NEAR(a.thd_u_percent[k], std::sqrt(thd_u), 0.02);
+      EXPECT_NEAR(a.thd_i_percent[k], std::sqrt(thd_i), 0.02);
+    }
+    // Unbalance from the fundamental phasors, by symmetrical components.
+    const auto ub = pipeline::analysis::unbalance(std::polar(um[0], ua[0] * kDeg), std::polar(um[1], ua[1] * kDeg),
+                                                  std::polar(um[2], ua[2] * kDeg));
+    EXPECT_GT(ub.u2_percent, 0.5);
+    EXPECT_NEAR(a.unbalance_u2_percent, ub.u2_percent, 0.01);
+    EXPECT_NEAR(a.unbalance_u0_percent, ub.u0_percent, 0.01);
+    // Crest factor of I1 from the samples: within what sampling can miss of the peak.
+    EXPECT_GT(a.crest_factor_i[0], 1.2);
+    EXPECT_LT(a.crest_factor_i[0], 2.0);
+  }
+  EXPECT_GE(checked, whole.size() - 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Frequencies, Harmonics,
+                         ::testing::Values(AcCase{49.5, 20000}, AcCase{50, 20000}, AcCase{50.5, 20000},
+                                           AcCase{60, 20000}, AcCase{50, 200000}, AcCase{60, 250000}),
+                         [](const auto& i) {
+                           return std::to_string(int(i.param.f_hz * 10)) + "dHz_" + std::to_string(int(i.param.fs_hz));
+                         });
+
+// ---- DC ripple ----
+
+struct Tone {
+  double f_hz, amp, deg;
+};
+double tones(double dc, const std::vector<Tone>& ts, double t) {
+  double v = dc;
+  for (const auto& x : ts) v += x.amp * std::sin(2 * kPi * x.f_hz * t + x.deg * kDeg);
+  return v;
+}
+double tones_rms(const std::vector<Tone>& ts, double lo, double hi) {
+  double s = 0;
+  for (const auto& x : ts)
+    if (x.f_hz >= lo && x.f_hz < hi) s += x.amp * x.amp / 2;
+  return std::sqrt(s);
+}
+
+struct DcCase {
+  double fs_hz;
+};
+class Ripple : public ::testing::TestWithParam<DcCase> {};
+
+TEST_P(Ripple, RmsPeakToPeakBandsAndPeaks) {
+  const double fs = GetParam().fs_hz;
+  pipeline::ProcessorConfig pc;
+  pc.analysis.ripple_bands_hz = {{0, 10}, {10, 5000}, {5000, 150000}, {600000, 700000}};
+  Collect sink;
+  pipeline::Processor p(pc, sink);
+  Feeder feeder(p);
+  const std::vector<Tone> ut = {{300, 8, 0}, {600, 3, 40}, {7000, 2, 10}};
+  const std::vector<Tone> it = {{300, 4, 20}, {2000, 3, 0}, {6000, 1, 0}, {20000, 0.5, 0}};
+  std::vector<Tone> it_seen;  // what the sample rate can hold
+  for (const auto& x : it)
+    if (x.f_hz < fs / 2) it_seen.push_back(x);
+  feed_signal(feeder, Layout::dc, fs, 0.65, [&](int c, double t) { return c == 0 ? tones(800, ut, t) : tones(200, it, t); });
+  feeder.flush();
+  std::size_t checked = 0;
+  for (const auto& w : sink.windows) {
+    if (w.samples < 0.99 * fs * 0.1 || w.start_frame < 1) continue;  // whole 100 ms windows after the start
+    ++checked;
+    const auto& a = w.an;
+    ASSERT_TRUE(a.valid);
+    EXPECT_LT(rel(a.ripple_u_rms_v, tones_rms(ut, 0, 1e9)), 1e-3);
+    EXPECT_LT(rel(a.ripple_i_rms_a, tones_rms(it_seen, 0, 1e9)), 1e-3);
+    // Peak-to-peak: the extremes of the window's samples.
+    double lo = 1e9, hi = -1e9;
+    for (auto n = std::int64_t(std::floor(w.start_frame + 0.5)); double(n) < w.end_frame + 0.5; ++n) {
+      const double v = tones(200, it, double(n) / fs);
+      lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    EXPECT_LT(rel(a.i_max_a[0] - a.i_min_a[0], hi - lo), 1e-3);
+    ASSERT_TRUE(a.spectrum_valid);
+    // Bands: the last one is wholly above half the sample rate, so absent.
+    ASSERT_EQ(a.bands, 3);
+    EXPECT_EQ(a.band[2].f_hi_hz, std::min(150000.0, fs / 2));
+    for (int b = 0; b < 3; ++b) {
+      const double want_i = tones_rms(it_seen, a.band[b].f_lo_hz, a.band[b].f_hi_hz);
+      const double want_u = tones_rms(ut, a.band[b].f_lo_hz, a.band[b].f_hi_hz);
+      if (want_i > 0) EXPECT_LT(rel(a.band[b].i_rms_a, want_i), 5e-3) << "band " << b;
+      if (want_u > 0) EXPECT_LT(rel(a.band[b].u_rms_v, want_u), 5e-3) << "band " << b;
+      if (want_i == 0) EXPECT_LT(a.band[b].i_rms_a, 0.01) << "band " << b;
+    }
+    // The three largest components of I.
+    ASSERT_EQ(a.i_peaks, 3);
+    EXPECT_NEAR(a.i_peak[0].f_hz, 300, 2);
+    EXPECT_NEAR(a.i_peak[0].amplitude, 4, 0.1);
+    EXPECT_NEAR(a.i_peak[1].f_hz, 2000, 2);
+    EXPECT_NEAR(a.i_peak[1].amplitude, 3, 0.1);
+    EXPECT_NEAR(a.i_peak[2].f_hz, 6000, 2);
+    EXPECT_NEAR(a.i_peak[2].amplitude, 1, 0.05);
+  }
+  EXPECT_GE(checked, 4u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rates, Ripple, ::testing::Values(DcCase{20000}, DcCase{100000}, DcCase{1000000}),
+                         [](const auto& i) { return std::to_string(int(i.param.fs_hz)); });
+
+// ---- steps ----
+
+// First- or second-order response from `from` to `to` starting at t0.
+struct Response {
+  double from, to, t0, tau, zeta;  // zeta 0: first order with time constant tau; else natural period from tau
+  double at(double t) const {
+    if (t <= t0) return from;
+    const double s = t - t0;
+    double y;
+    if (zeta == 0) {
+      y = 1 - std::exp(-s / tau);
+    } else {
+      const double wn = 1 / tau, wd = wn * std::sqrt(1 - zeta * zeta);
+      y = 1 - std::exp(-zeta * wn * s) * (std::cos(wd * s) + zeta / std::sqrt(1 - zeta * zeta) * std::sin(wd * s));
+    }
+    return from + (to - from) * y;
+  }
+};
+
+// The definitions, evaluated on the continuous signal on a fine grid.
+struct Expected {
+  double t_start, t10, rise, settle, overshoot, slope;
+};
+Expected expected(const Response& r, double band) {
+  const double size = std::fabs(r.to - r.from), sg = r.to > r.from ? 1 : -1, dt = r.tau / 20000;
+  Expected e{};
+  bool started = false, got10 = false, got90 = false;
+  double t_settle = r.t0, over = 0, slope = 0;
+  for (double t = r.t0; t < r.t0 + 30 * r.tau; t += dt) {
+    const double x = r.at(t), x1 = r.at(t + dt);
+    if (!started && sg * (x1 - r.from) > band * size) started = true, e.t_start = t + dt;
+    if (!got10 && sg * (x1 - r.from) >= 0.1 * size) got10 = true, e.t10 = t + dt;
+    if (!got90 && sg * (x1 - r.from) >= 0.9 * size) got90 = true, e.rise = t + dt - e.t10;
+    if (std::fabs(x - r.to) > band * size) t_settle = t + dt;
+    over = std::max(over, sg * (x - r.to));
+    slope = std::max(slope, sg * (x1 - x) / dt);
+  }
+  e.settle = t_settle - e.t_start;
+  e.overshoot = 100 * over / size;
+  e.slope = sg * slope;
+  return e;
+}
+
+struct StepCase {
+  double fs_hz, from, to, tau, zeta;
+};
+class Steps : public ::testing::TestWithParam<StepCase> {};
+
+TEST_P(Steps, DcStepTimesWithinOneSamplePeriodPlusOnePercent) {
+  const auto c = GetParam();
+  pipeline::ProcessorConfig pc;
+  Collect sink;
+  pipeline::Processor p(pc, sink);
+  pipeline::DemandInput demand;
+  p.set_demand(&demand);
+  const Response r{c.from, c.to, 1.0, c.tau, c.zeta};
+  demand.utc_ns = 995'000'000;  // the request, 5 ms before the response starts (stream UTC starts at 0)
+  Feeder feeder(p);
+  feed_signal(feeder, Layout::dc, c.fs_hz, 1.0 + 30 * c.tau + 0.3, [&](int ch, double t) { return ch == 0 ? 800.0 : r.at(t); });
+  feeder.flush();
+  std::vector<pipeline::StepEvent> steps;
+  for (const auto& w : sink.windows)
+    for (unsigned k = 0; k < w.an.steps; ++k) steps.push_back(w.an.step[k]);
+  ASSERT_EQ(steps.size(), 1u);
+  const auto& s = steps[0];
+  const Expected e = expected(r, 0.02);
+  // The level series runs at the analysis rate, at most 25.6 kS/s.
+  const double period = 1 / std::min(c.fs_hz, 25600.0 * 1.5);
+  auto within = [&](double got_s, double want_s) { return std::fabs(got_s - want_s) <= period + 0.01 * std::fabs(want_s); };
+  EXPECT_NEAR(s.from_a, c.from, 1e-3 * std::fabs(c.to - c.from));
+  EXPECT_NEAR(s.to_a, c.to, 1e-3 * std::fabs(c.to - c.from));
+  EXPECT_TRUE(within(double(s.t_start_utc_ns) / 1e9, e.t_start)) << s.t_start_utc_ns << " vs " << e.t_start;
+  EXPECT_TRUE(within(s.rise_time_ms / 1e3, e.rise)) << s.rise_time_ms << " ms vs " << e.rise * 1e3;
+  EXPECT_TRUE(within(s.settling_time_ms / 1e3, e.settle)) << s.settling_time_ms << " ms vs " << e.settle * 1e3;
+  EXPECT_NEAR(s.overshoot_percent, e.overshoot, 0.2);
+  EXPECT_LT(rel(s.max_slope_a_per_s, e.slope), 0.02) << s.max_slope_a_per_s << " vs " << e.slope;
+  EXPECT_TRUE(within(s.delay_ms / 1e3, e.t10 - 0.995)) << s.delay_ms;
+  EXPECT_EQ(s.phase, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Responses, Steps,
+                         ::testing::Values(StepCase{20000, 100, 300, 0.010, 0}, StepCase{20000, 300, 40, 0.004, 0},
+                                           StepCase{20000, 100, 400, 0.003, 0.5}, StepCase{1000000, 50, 250, 0.005, 0.3}),
+                         [](const auto& i) { return "case" + std::to_string(i.index); });
+
+TEST(Steps, NoEventWithoutAStepAndNoneForNoiseBelowTheThreshold) {
+  pipeline::ProcessorConfig pc;
+  Collect sink;
+  pipeline::Processor p(pc, sink);
+  Feeder feeder(p);
+  feed_signal(feeder, Layout::dc, 20000, 2, [&](int ch, double t) {
+    return ch == 0 ? 800.0 : 200 + 1.5 * std::sin(2 * kPi * 300 * t) + 1.0 * std::sin(2 * kPi * 3 * t);
+  });
+  feeder.flush();
+  for (const auto& w : sink.windows) EXPECT_EQ(w.an.steps, 0);
+}
+
+TEST(Steps, AcRmsStepOnEachPhase) {
+  pipeline::ProcessorConfig pc;
+  Collect sink;
+  pipeline::Processor p(pc, sink);
+  Feeder feeder(p);
+  const auto li = acquire::layout_info(Layout::ac3n);
+  const Response env{16, 32, 1.0, 0.05, 0};
+  feed_signal(feeder, Layout::ac3n, 20000, 2.5, [&](int c, double t) {
+    const double th = 2 * kPi * 50 * t;
+    for (int k = 0; k < 3; ++k) {
+      if (c == li.u[k]) return 230 * kSqrt2 * std::cos(th - k * 2 * kPi / 3);
+      if (c == li.i[k]) return env.at(t) * kSqrt2 * std::cos(th - k * 2 * kPi / 3 - 0.3);
+    }
+    return 0.0;
+  });
+  feeder.flush();
+  std::vector<pipeline::StepEvent> steps;
+  for (const auto& w : sink.windows)
+    for (unsigned k = 0; k < w.an.steps; ++k) steps.push_back(w.an.step[k]);
+  ASSERT_EQ(steps.size(), 3u);
+  const Expected e = expected(env, 0.02);
+  for (const auto& s : steps) {
+    EXPECT_GE(s.phase, 1);
+    EXPECT_NEAR(s.from_a, 16, 0.05);
+    EXPECT_NEAR(s.to_a, 32, 0.05);
+    // The level is a one-cycle RMS every half cycle: within a cycle.
+    EXPECT_NEAR(s.rise_time_ms, e.rise * 1e3, 20 + 0.01 * e.rise * 1e3);
+    EXPECT_LT(s.delay_ms, 0);  // no demand given
+  }
+}
+
+}  // namespace
+}  // namespace wattpipe::testing
