@@ -49,9 +49,15 @@ std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_h
     c.layout = Layout::dc;
     const double d = session_s;
     c.dc_voltage_ramp.points = {{0, 400}, {d, 800}};
-    c.dc_current_ramp.points = {{0, 0},          {0.05 * d, 500}, {0.40 * d, 500}, {0.41 * d, -150},
-                                {0.45 * d, -150}, {0.46 * d, 500}, {0.70 * d, 500}, {0.97 * d, 40},
+    // Demand steps 500 -> 300 -> 500 A at 0.20 d and 0.25 d.
+    c.dc_current_ramp.points = {{0, 0},           {0.05 * d, 500},         {0.20 * d, 500}, {0.20 * d + 1e-3, 300},
+                                {0.25 * d, 300},  {0.25 * d + 1e-3, 500},  {0.40 * d, 500}, {0.41 * d, -150},
+                                {0.45 * d, -150}, {0.46 * d, 500},         {0.70 * d, 500}, {0.97 * d, 40},
                                 {d, 0}};
+    // Ripple of a six-pulse rectifier and a switching stage, and the loop's response.
+    c.dc_u_ripple = {{300, 2.0, 0}, {600, 0.8, 30}};
+    c.dc_i_ripple = {{300, 3.0, 20}, {2000, 1.0, 0}};
+    c.dc_i_response = {2, 4, 0.6};
   } else {
     return std::nullopt;
   }
@@ -163,14 +169,40 @@ void Simulator::generate(SampleBlock& b, std::uint32_t frames) {
   next_frame_ += frames;
 }
 
+double Simulator::ripple(const std::vector<Tone>& ts, double t) const noexcept {
+  double v = 0;
+  for (const auto& x : ts) v += x.amplitude * std::sin(kTwoPi * x.f_hz * t + x.phase_deg * kDeg);
+  return v;
+}
+
 void Simulator::generate_dc(SampleBlock& b, std::uint32_t frames) {
   const bool ramps = !cfg_.dc_voltage_ramp.points.empty() || !cfg_.dc_current_ramp.points.empty();
+  const bool extras = !cfg_.dc_u_ripple.empty() || !cfg_.dc_i_ripple.empty() || cfg_.dc_i_response.order > 0;
+  const double dt = 1.0 / cfg_.sample_rate_hz;
+  const StepResponse& r = cfg_.dc_i_response;
+  const double tau = std::max(r.tau_ms, 1e-3) / 1000, k1 = 1 - std::exp(-dt / tau);
   for (std::uint32_t f = 0; f < frames; ++f) {
     double u = cfg_.dc_voltage_v, i = cfg_.dc_current_a;
+    const double t = double(next_frame_ + f) * dt;
     if (ramps) {
-      const double t = double(next_frame_ + f) / cfg_.sample_rate_hz;
       if (!cfg_.dc_voltage_ramp.points.empty()) u = cfg_.dc_voltage_ramp.at(t);
       if (!cfg_.dc_current_ramp.points.empty()) i = cfg_.dc_current_ramp.at(t);
+    }
+    if (extras) {
+      if (r.order > 0) {
+        if (!resp_started_) resp_y_ = i, resp_v_ = 0, resp_started_ = true;
+        if (r.order == 1) {
+          resp_y_ += k1 * (i - resp_y_);
+        } else {
+          // y'' = wn^2 (x - y) - 2 zeta wn y', semi-implicit Euler (dt << tau).
+          const double wn = 1 / tau;
+          resp_v_ += (wn * wn * (i - resp_y_) - 2 * r.damping * wn * resp_v_) * dt;
+          resp_y_ += resp_v_ * dt;
+        }
+        i = resp_y_;
+      }
+      u += ripple(cfg_.dc_u_ripple, t);
+      i += ripple(cfg_.dc_i_ripple, t);
     }
     float* x = b.frame(f);
     x[0] = static_cast<float>(u + offset_[0]);

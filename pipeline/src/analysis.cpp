@@ -143,6 +143,8 @@ std::size_t largest_peaks(std::span<const double> m, double bin_hz, double windo
     idx[pos] = k;
     found = std::min(found + 1, want);
   }
+  // Side lobes and rounding are not components: keep peaks within 80 dB of the largest.
+  while (found > 1 && m[idx[found - 1]] < 1e-4 * m[idx[0]]) --found;
   for (std::size_t j = 0; j < found; ++j) {
     const std::size_t k = idx[j];
     const double a = std::log(m[k - 1]), b = std::log(m[k]), c = std::log(std::max(m[k + 1], 1e-300));

@@ -286,13 +286,19 @@ void Analyzer::harmonics(double start, double end, WindowRecord& r) noexcept {
     a.thd_u_percent[k] = analysis::thd_percent(a.harm_u_v[k]);
     a.thd_i_percent[k] = analysis::thd_percent(a.harm_i_a[k]);
   }
+  // Phases relative to the U1 fundamental; 0 for a component too small to have one.
   const std::complex<double> ref = bins_u_[0][cycles_];
-  for (unsigned k = 0; k < phases; ++k)
+  auto deg = [&](const std::complex<double>& x, double fund, unsigned h) {
+    return std::abs(x) > 1e-5 * fund ? float(analysis::relative_phase_deg(x, ref, h)) : 0.0f;
+  };
+  for (unsigned k = 0; k < phases; ++k) {
+    const double fu = std::abs(bins_u_[k][cycles_]), fi = std::abs(bins_i_[k][cycles_]);
     for (unsigned h = 1; h <= kMaxHarmonic; ++h) {
       const std::size_t b = std::size_t(h) * cycles_;
-      a.harm_u_deg[k][h - 1] = b < nb ? float(analysis::relative_phase_deg(bins_u_[k][b], ref, h)) : 0.0f;
-      a.harm_i_deg[k][h - 1] = b < nb ? float(analysis::relative_phase_deg(bins_i_[k][b], ref, h)) : 0.0f;
+      a.harm_u_deg[k][h - 1] = b < nb ? deg(bins_u_[k][b], fu, h) : 0.0f;
+      a.harm_i_deg[k][h - 1] = b < nb ? deg(bins_i_[k][b], fi, h) : 0.0f;
     }
+  }
   if (phases == 3) {
     const auto ub = analysis::unbalance(bins_u_[0][cycles_], bins_u_[1][cycles_], bins_u_[2][cycles_]);
     a.unbalance_u2_percent = ub.u2_percent;

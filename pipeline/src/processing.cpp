@@ -16,7 +16,9 @@ constexpr std::int64_t kSnapshotIntervalNs = 10'000'000;
 
 Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, const acquire::Acquisition& acq,
                        ProcessingOutputs out, acquire::RealTimeConfig rt)
-    : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()) {}
+    : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()) {
+  proc_.set_demand(out_.demand);
+}
 
 Processing::~Processing() { join(); }
 
@@ -30,6 +32,11 @@ void Processing::on_window(WindowRecord& w) {
   w.closed_steady_ns = acquire::steady_now_ns();
   counters_.windows_closed.fetch_add(1, std::memory_order_relaxed);
   if (w.frames_dropped > 0) counters_.windows_with_lost_frames.fetch_add(1, std::memory_order_relaxed);
+  for (unsigned k = 0; k < w.an.steps; ++k) {
+    counters_.steps.fetch_add(1, std::memory_order_relaxed);
+    if (out_.events != nullptr && !out_.events->try_push(w.an.step[k]))
+      counters_.events_overflow.fetch_add(1, std::memory_order_relaxed);
+  }
   if (out_.window_log != nullptr) {
     if (out_.window_log->try_push(w)) {
       if (out_.log_waker != nullptr) out_.log_waker->notify();

@@ -1,5 +1,6 @@
 #include "wattpipe/publish/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -71,10 +72,27 @@ std::vector<acquire::Harmonic> harmonics(const YAML::Node& n, const std::string&
   return out;
 }
 
+std::vector<acquire::Tone> tones(const YAML::Node& n, const std::string& key) {
+  if (!n.IsSequence()) throw ConfigError{key + ": expected a list of {f_hz, amplitude, phase_deg}"};
+  std::vector<acquire::Tone> out;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const std::string k = key + "[" + std::to_string(i) + "]";
+    check_keys(n[i], k, {"f_hz", "amplitude", "phase_deg"});
+    acquire::Tone t;
+    if (n[i]["f_hz"]) t.f_hz = num(n[i]["f_hz"], k + ".f_hz");
+    if (n[i]["amplitude"]) t.amplitude = num(n[i]["amplitude"], k + ".amplitude");
+    if (n[i]["phase_deg"]) t.phase_deg = num(n[i]["phase_deg"], k + ".phase_deg");
+    if (!(t.f_hz > 0 && t.f_hz < 1e9)) throw ConfigError{k + ".f_hz: must be in (0, 1e9)"};
+    out.push_back(t);
+  }
+  return out;
+}
+
 void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
   check_keys(n, "sim", {"frequency_hz", "freq_end_hz", "freq_ramp_s", "phases", "counter_clockwise", "u_harmonics",
                         "i_harmonics", "u_offset_v", "i_offset_a", "u_noise_v", "i_noise_a", "un_rms_v",
-                        "dropout_start_s", "dropout_s", "seed", "dc_voltage_v", "dc_current_a"});
+                        "dropout_start_s", "dropout_s", "seed", "dc_voltage_v", "dc_current_a", "dc_u_ripple",
+                        "dc_i_ripple", "dc_i_response"});
   auto set = [&](const char* k, double& v) {
     if (n[k]) v = num(n[k], std::string("sim.") + k);
   };
@@ -95,6 +113,19 @@ void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
   if (n["counter_clockwise"]) s.counter_clockwise = boolean(n["counter_clockwise"], "sim.counter_clockwise");
   if (n["u_harmonics"]) s.u_harmonics = harmonics(n["u_harmonics"], "sim.u_harmonics");
   if (n["i_harmonics"]) s.i_harmonics = harmonics(n["i_harmonics"], "sim.i_harmonics");
+  if (n["dc_u_ripple"]) s.dc_u_ripple = tones(n["dc_u_ripple"], "sim.dc_u_ripple");
+  if (n["dc_i_ripple"]) s.dc_i_ripple = tones(n["dc_i_ripple"], "sim.dc_i_ripple");
+  if (const YAML::Node r = n["dc_i_response"]) {
+    check_keys(r, "sim.dc_i_response", {"order", "tau_ms", "damping"});
+    if (r["order"]) s.dc_i_response.order = static_cast<int>(num(r["order"], "sim.dc_i_response.order"));
+    if (r["tau_ms"]) s.dc_i_response.tau_ms = num(r["tau_ms"], "sim.dc_i_response.tau_ms");
+    if (r["damping"]) s.dc_i_response.damping = num(r["damping"], "sim.dc_i_response.damping");
+    if (s.dc_i_response.order < 0 || s.dc_i_response.order > 2) throw ConfigError{"sim.dc_i_response.order: 0, 1 or 2"};
+    if (!(s.dc_i_response.tau_ms >= 0.01 && s.dc_i_response.tau_ms <= 1e5))
+      throw ConfigError{"sim.dc_i_response.tau_ms: must be in [0.01, 1e5]"};
+    if (!(s.dc_i_response.damping > 0 && s.dc_i_response.damping <= 10))
+      throw ConfigError{"sim.dc_i_response.damping: must be in (0, 10]"};
+  }
   if (const YAML::Node p = n["phases"]) {
     // One mapping for all phases, or a list of up to three.
     auto one = [&](const YAML::Node& m, const std::string& k, acquire::SimPhase& ph) {
@@ -172,6 +203,12 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--window-ms", c.processor.window_ms, "DC window length")->check(CLI::Range(0.05, 600000.0))->capture_default_str();
   app.add_option("--nominal-hz", c.processor.nominal_hz, "nominal grid frequency (fallback timing)")->check(CLI::Range(10.0, 1000.0))->capture_default_str();
   app.add_option("--min-voltage", c.processor.min_voltage_v, "U1 RMS below which there is no zero crossing to lock on")->check(CLI::Range(0.001, 1e6))->capture_default_str();
+  app.add_option("--analysis", c.analysis, "per-window analysis (ripple, harmonics, THD, unbalance, steps): on or off")->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+  app.add_option("--ripple-bands-hz", c.ripple_bands_hz, "DC ripple bands, LO-HI Hz, comma separated (at most 8)")->capture_default_str();
+  app.add_option("--step-threshold-a", c.processor.analysis.step_threshold_a, "a current level change larger than this is a step")->check(CLI::Range(1e-6, 1e6))->capture_default_str();
+  app.add_option("--step-band-percent", c.processor.analysis.step_band_percent, "settling band around a level, % of the step")->check(CLI::Range(0.01, 50.0))->capture_default_str();
+  app.add_option("--step-hold-ms", c.processor.analysis.step_hold_ms, "a new level must hold this long to end a step")->check(CLI::Range(0.1, 10000.0))->capture_default_str();
+  app.add_option("--step-max-s", c.processor.analysis.step_max_s, "a move that has not settled after this long is a drift, not a step")->check(CLI::Range(0.01, 60.0))->capture_default_str();
   app.add_option("--full-scale-v", c.full_scale_v, "voltage full scale: a sample beyond it refuses its block")->check(CLI::Range(1e-3, 1e7))->capture_default_str();
   app.add_option("--full-scale-a", c.full_scale_a, "current full scale: a sample beyond it refuses its block")->check(CLI::Range(1e-3, 1e6))->capture_default_str();
   app.add_option("--cal-gain-max", c.cal_gain_max, "calibration gains must lie in [1/this, this] (CT ratios)")->check(CLI::Range(1.0, 1e7))->capture_default_str();
@@ -239,6 +276,30 @@ std::vector<std::string> yaml_to_args(const YAML::Node& root, const CLI::App& ap
   return args;
 }
 
+// "0-10,10-5000": [lo, hi) pairs in Hz, lo < hi.
+std::vector<std::pair<double, double>> parse_bands(const std::string& text) {
+  std::vector<std::pair<double, double>> out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    const std::size_t dash = item.find('-');
+    double lo = 0, hi = 0;
+    auto num = [&](std::string_view v, double& x) {
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+      return r.ec == std::errc{} && r.ptr == v.data() + v.size() && std::isfinite(x);
+    };
+    if (dash == std::string::npos || !num(std::string_view(item).substr(0, dash), lo) ||
+        !num(std::string_view(item).substr(dash + 1), hi) || lo < 0 || hi <= lo)
+      throw ConfigError{"--ripple-bands-hz: expected LO-HI with 0 <= LO < HI, got '" + item + "'"};
+    out.emplace_back(lo, hi);
+    at = comma + 1;
+  }
+  if (out.size() > pipeline::kMaxRippleBands)
+    throw ConfigError{fmt::format("--ripple-bands-hz: at most {} bands", pipeline::kMaxRippleBands)};
+  return out;
+}
+
 void validate(Config& c) {
   const auto colon = c.broker.rfind(':');
   int port = 0;
@@ -267,6 +328,8 @@ void validate(Config& c) {
   if (c.meter_firmware.empty()) c.meter_firmware = std::string("wattpipe-") + version();
   c.processor.full_scale_v = c.full_scale_v;
   c.processor.full_scale_a = c.full_scale_a;
+  c.processor.analysis.enabled = c.analysis == "on";
+  c.processor.analysis.ripple_bands_hz = parse_bands(c.ripple_bands_hz);
   c.limits.full_scale_v = c.full_scale_v;
   c.limits.full_scale_a = c.full_scale_a;
   c.limits.source_timeout_ns = std::int64_t{c.source_timeout_ms} * 1'000'000;
@@ -289,6 +352,10 @@ void check_sim_plausible(const Config& c) {
     double vmax = std::fabs(s.dc_voltage_v), imax = std::fabs(s.dc_current_a);
     for (const auto& [t, v] : s.dc_voltage_ramp.points) vmax = std::max(vmax, std::fabs(v));
     for (const auto& [t, v] : s.dc_current_ramp.points) imax = std::max(imax, std::fabs(v));
+    // Ripple adds its peaks; a second-order response overshoots by less than the whole swing.
+    for (const auto& x : s.dc_u_ripple) vmax += std::fabs(x.amplitude);
+    if (s.dc_i_response.order == 2) imax *= 2;
+    for (const auto& x : s.dc_i_ripple) imax += std::fabs(x.amplitude);
     if (!peak_ok(0, vmax + std::fabs(s.u_offset_v), s.u_noise_v, 0, c.full_scale_v))
       throw ConfigError{fmt::format("sim: DC voltage beyond full scale {} V (--full-scale-v)", c.full_scale_v)};
     if (!peak_ok(0, imax + std::fabs(s.i_offset_a), s.i_noise_a, 0, c.full_scale_a))

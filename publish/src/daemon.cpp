@@ -256,6 +256,13 @@ int Daemon::run(bool handle_signals) {
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
   outs.input_waker = &proc_waker;
+  // Analysis: step events to MQTT, and the demand the MQTT thread receives.
+  acquire::SpscRing<pipeline::StepEvent> step_events(256);
+  pipeline::DemandInput demand;
+  if (cfg_.processor.analysis.enabled) {
+    outs.events = &step_events;
+    outs.demand = &demand;
+  }
   if (persist) {
     outs.state = &state;
     outs.state_waker = &state_waker;
@@ -317,6 +324,7 @@ int Daemon::run(bool handle_signals) {
   Publisher publisher(pc, *mqtt, latest, mqtt_waker, &proc, &transactions,
                       persist ? &writer.persisted_windows() : nullptr, persist ? &saved_waker : nullptr);
   publisher.set_source(&acq);
+  if (cfg_.processor.analysis.enabled) publisher.set_analysis(&step_events, &demand);
   proc.set_window_wake_from(&publisher.window_wake_from());
 
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
@@ -421,6 +429,12 @@ int Daemon::run(bool handle_signals) {
   s.add("replies", mc.replies.load());
   s.add("readings", pcn.readings.load());
   s.add("windows_log_overflow", pcn.windows_log_overflow.load());
+  s.add("steps", pcn.steps.load());
+  s.add("events_overflow", pcn.events_overflow.load());
+  s.add("analysis_published", mc.analysis_published.load());
+  s.add("events_published", mc.events_published.load());
+  s.add("demands", mc.demands.load());
+  s.add("demands_malformed", mc.demands_malformed.load());
   s.add("raw_log_overflow_blocks", pcn.raw_log_overflow.load());
   s.add("raw_log_overflow_frames", pcn.raw_log_overflow_frames.load());
   if (logger) {

@@ -1,5 +1,7 @@
 #include "wattpipe/publish/everest_api.hpp"
 
+#include "wattpipe/publish/analysis_json.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -24,6 +26,12 @@ Topics Topics::make(std::string_view module_id, std::string_view prefix) {
   t.start_transaction = t.base + "/e2m/start_transaction";
   t.stop_transaction = t.base + "/e2m/stop_transaction";
   t.heartbeat = t.base + "/e2m/heartbeat";
+  t.wattpipe_base = t.base.substr(0, t.base.size() - (std::string_view("everest_api/1/powermeter/").size() + module_id.size()));
+  t.wattpipe_base += "wattpipe/";
+  t.wattpipe_base += module_id;
+  t.analysis = t.wattpipe_base + "/analysis";
+  t.events = t.wattpipe_base + "/events";
+  t.demand = t.wattpipe_base + "/demand";
   return t;
 }
 
@@ -112,6 +120,20 @@ std::optional<std::uint64_t> RequestParser::parse_heartbeat(std::string_view pay
   if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
   std::uint64_t v;
   if (doc.get_uint64().get(v) != simdjson::SUCCESS) return std::nullopt;
+  return v;
+}
+
+std::optional<double> RequestParser::parse_demand(std::string_view payload) {
+  simdjson::dom::element doc;
+  if (payload.empty() || payload.data() == nullptr || payload.size() > kMaxRequestBytes) return std::nullopt;
+  if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  double v;
+  if (doc.is_object()) {
+    if (doc["current_A"].get_double().get(v) != simdjson::SUCCESS) return std::nullopt;
+  } else if (doc.get_double().get(v) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  if (!std::isfinite(v)) return std::nullopt;
   return v;
 }
 
@@ -429,6 +451,7 @@ std::string_view write_window_record(const pipeline::WindowRecord& r, std::strin
   per_phase(w, "PF", r, [](const PV& v) { return v.pf; }, 5, kNoTotal);
   per_phase(w, "energy_Wh_window", r, [](const PV& v) { return v.energy_wh; }, 9, r.energy_total_wh);
   if (r.neutral && std::isfinite(r.un_rms_v)) w.field_fixed("UN_V", r.un_rms_v, 3);
+  write_analysis_fields(r, w);
   w.end_object();
   return w.view();
 }

@@ -1,5 +1,7 @@
 #include "wattpipe/publish/publisher.hpp"
 
+#include "wattpipe/publish/analysis_json.hpp"
+
 #include <poll.h>
 #include <pthread.h>
 
@@ -106,6 +108,7 @@ void Publisher::on_connected() {
   mqtt_.subscribe(cfg_.topics.heartbeat, 0);
   mqtt_.subscribe(cfg_.topics.start_transaction, 0);
   mqtt_.subscribe(cfg_.topics.stop_transaction, 0);
+  if (demand_ != nullptr) mqtt_.subscribe(cfg_.topics.demand, 0);
   next_check_ns_ = now;  // right away: EVerest clears its CommunicationFault on the first one
   next_key_ns_ = now;
 }
@@ -137,6 +140,36 @@ void Publisher::on_message(std::string_view topic, std::string_view payload) {
     handle_request(Request::Kind::start, payload);
   } else if (topic == cfg_.topics.stop_transaction) {
     handle_request(Request::Kind::stop, payload);
+  } else if (demand_ != nullptr && topic == cfg_.topics.demand) {
+    on_demand(payload);
+  }
+}
+
+void Publisher::on_demand(std::string_view payload) {
+  // A bare number of amperes, or {"current_A": number}.
+  std::optional<double> a = parser_.parse_demand(payload);
+  if (!a) {
+    counters_.demands_malformed.fetch_add(1, std::memory_order_relaxed);
+    if (std::uint64_t sup = 0; malformed_log().allow(sup))
+      spdlog::warn("MQTT: malformed demand ignored (expected amperes or {{\"current_A\": amperes}}; {} more suppressed)", sup);
+    return;
+  }
+  counters_.demands.fetch_add(1, std::memory_order_relaxed);
+  if (*a == demand_->current_a.load(std::memory_order_relaxed) && demand_->utc_ns.load(std::memory_order_relaxed) != 0)
+    return;  // the same demand again is not a change
+  demand_->current_a.store(*a, std::memory_order_relaxed);
+  // Release: the processing thread reads the time with acquire.
+  demand_->utc_ns.store(acquire::utc_now_ns(), std::memory_order_release);
+}
+
+void Publisher::send_events() {
+  if (events_ == nullptr || !mqtt_.connected()) return;
+  while (const pipeline::StepEvent* e = events_->front()) {
+    JsonWriter w(analysis_buf_);
+    const std::string_view json = write_step_event(*e, cfg_.meter_id, w);
+    events_->release();
+    if (!w.overflow() && send(cfg_.topics.events, json, 1))
+      counters_.events_published.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -262,6 +295,12 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     counters_.values_published.fetch_add(1, std::memory_order_relaxed);
     window_published_ = true;
     last_pub_end_ns_ = double(window_.end_utc_ns);
+    if (window_.an.valid && !window_.partial) {
+      JsonWriter a(analysis_buf_);
+      const std::string_view aj = write_analysis_message(window_, cfg_.meter_id, a);
+      if (!a.overflow() && send(cfg_.topics.analysis, aj, 0))
+        counters_.analysis_published.fetch_add(1, std::memory_order_relaxed);
+    }
     wake_from_.store(window_.end_utc_ns + std::int64_t{cfg_.publish_interval_ms} * kMs - kMs / 2,
                      std::memory_order_relaxed);
     tokens_ -= 1.0;
@@ -316,6 +355,7 @@ void Publisher::run() {
     }
     serve_replies();
     publish_values(now);
+    send_events();
     timers(now);
 
     // Sleep until a window, a reply, a socket event or the next timer.

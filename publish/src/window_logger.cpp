@@ -1,5 +1,7 @@
 #include "wattpipe/publish/window_logger.hpp"
 
+#include "wattpipe/publish/analysis_json.hpp"
+
 #include <pthread.h>
 
 #include <array>
@@ -107,7 +109,7 @@ struct WindowLogger::Impl {
   std::unique_ptr<RotatingFile> jsonl, raw;
   zmq::context_t ctx{1};
   std::unique_ptr<zmq::socket_t> pub;
-  std::array<char, 8192> buf{};
+  std::array<char, 32768> buf{};  // a window with 600 harmonic values takes about 8 KB
   std::vector<std::byte> wprb;
   std::array<pipeline::WindowRecord, 64> batch;
   std::uint64_t next_seq = 0;  // windows are numbered from 0 in each run
@@ -201,6 +203,14 @@ bool WindowLogger::drain() {
           }
         }
         counters_.windows_written.fetch_add(1, std::memory_order_relaxed);
+        // Step events that completed with this window: their own lines.
+        for (unsigned s = 0; s < r.an.steps; ++s) {
+          JsonWriter e(d.buf);
+          const std::string_view ev = write_step_event(r.an.step[s], cfg_.meter_id, e);
+          zmq_send("wattpipe.event", ev.data(), ev.size());
+          d.buf[ev.size()] = '\n';
+          if (d.jsonl && !d.jsonl->write(d.buf.data(), ev.size() + 1, counters_.rotations)) failed("--log");
+        }
       }
     }
   }

@@ -128,6 +128,7 @@ TEST(Simulator, FrequencyRampFollowsClosedFormPhase) {
 
 TEST(Simulator, DcSessionRampsReversesAndTapers) {
   SimConfig cfg = *sim_profile("dc-session", 1000, 100);
+  cfg.dc_u_ripple.clear(), cfg.dc_i_ripple.clear(), cfg.dc_i_response = {};  // the ramps alone
   cfg.start_utc_ns = 1;
   Simulator sim(cfg);
   auto b = std::make_unique<SampleBlock>();

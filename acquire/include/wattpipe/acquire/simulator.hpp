@@ -30,6 +30,22 @@ struct SimPhase {
   double phi_deg = 18.19;  // current lags voltage (inductive) by phi; cos(18.19 deg) = 0.95
 };
 
+// A sine added to a DC signal (ripple).
+struct Tone {
+  double f_hz = 300;
+  double amplitude = 0;  // peak, V or A
+  double phase_deg = 0;
+};
+
+// How the DC current follows its ramp (a charger's control loop): none (the
+// ramp itself), first order (time constant) or second order (natural period
+// 2 pi tau, damping ratio).
+struct StepResponse {
+  int order = 0;
+  double tau_ms = 5;
+  double damping = 0.7;
+};
+
 // Piecewise-linear function of time, for DC profiles: exact integrals in tests.
 struct Ramp {
   std::vector<std::pair<double, double>> points;  // (t_s, value), t ascending
@@ -54,12 +70,15 @@ struct SimConfig {
   // DC: constant unless the ramps have points (then periodic with their last time).
   double dc_voltage_v = 800, dc_current_a = 200;
   Ramp dc_voltage_ramp, dc_current_ramp;
+  std::vector<Tone> dc_u_ripple, dc_i_ripple;
+  StepResponse dc_i_response;
   std::int64_t start_utc_ns = 0;  // t0 of frame 0
 };
 
 // Built-in profiles: ac3 (AC3N 230 V / 16 A / cos phi 0.95 / 50 Hz), ac1,
 // dc (800 V, 200 A) and dc-session (a fast-charging session compressed into
-// session_s seconds). nullopt for an unknown name.
+// session_s seconds, with ripple and current steps answered by a second-order
+// response). nullopt for an unknown name.
 std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_hz, double session_s = 120);
 
 // Names of the built-in profiles, for --help and error messages.
@@ -83,6 +102,7 @@ class Simulator {
   void generate_ac(SampleBlock& b, std::uint32_t frames);
   void generate_dc(SampleBlock& b, std::uint32_t frames);
   double gaussian() noexcept;
+  [[nodiscard]] double ripple(const std::vector<Tone>& ts, double t) const noexcept;
 
   SimConfig cfg_;
   LayoutInfo li_;
@@ -98,6 +118,8 @@ class Simulator {
   double offset_[kMaxChannels] = {};
   double noise_[kMaxChannels] = {};
   bool any_noise_ = false;
+  double resp_y_ = 0, resp_v_ = 0;  // DC current response state
+  bool resp_started_ = false;
   std::mt19937_64 rng_;
   bool have_spare_ = false;
   double spare_ = 0;

@@ -26,6 +26,9 @@ class JsonWriter {
   void key(std::string_view k) noexcept;
   void begin_object() noexcept { raw('{'); first_ = true; }
   void end_object() noexcept { raw('}'); first_ = false; }
+  // Arrays: call separator() before each value.
+  void begin_array() noexcept { raw('['); first_ = true; }
+  void end_array() noexcept { raw(']'); first_ = false; }
   void boolean(bool b) noexcept { raw(b ? std::string_view("true") : std::string_view("false")); }
   void integer(std::int64_t v) noexcept;
   void uinteger(std::uint64_t v) noexcept;

@@ -54,6 +54,8 @@ struct ProcessingOutputs {
   // one to the Acquisition (new block, end); request() wakes it too. Without
   // one, the thread naps 1 ms at a time instead.
   Waker* input_waker = nullptr;
+  acquire::SpscRing<StepEvent>* events = nullptr;          // step events (MQTT thread), optional
+  const DemandInput* demand = nullptr;                     // requested current, for step delays, optional
 };
 
 struct ProcessingCounters {
@@ -64,6 +66,8 @@ struct ProcessingCounters {
   std::atomic<std::uint64_t> raw_log_overflow_frames{0};
   std::atomic<std::uint64_t> readings{0};
   std::atomic<std::uint64_t> windows_with_lost_frames{0};
+  std::atomic<std::uint64_t> steps{0};                 // step events found
+  std::atomic<std::uint64_t> events_overflow{0};       // event queue full: step not sent on MQTT (still logged)
 };
 
 class Processing : private WindowSink {

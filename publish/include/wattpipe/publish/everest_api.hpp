@@ -26,6 +26,9 @@ struct Topics {
   std::string base;  // [prefix/]everest_api/1/powermeter/{module_id}
   std::string powermeter_values, public_key_ocmf, communication_check;
   std::string start_transaction, stop_transaction, heartbeat;
+  // wattpipe's own tree, [prefix/]wattpipe/{module_id}: analysis per publish,
+  // step events, and the test bench's requested current (docs/analysis.md).
+  std::string wattpipe_base, analysis, events, demand;
 
   static Topics make(std::string_view module_id, std::string_view prefix = {});
 };
@@ -75,6 +78,9 @@ class RequestParser {
   ParseResult parse(Request::Kind kind, std::string_view payload);
   // Parses a heartbeat (bare JSON unsigned integer).
   std::optional<std::uint64_t> parse_heartbeat(std::string_view payload);
+  // Parses a demand (wattpipe/{module}/demand): a finite JSON number of
+  // amperes, or {"current_A": number}.
+  std::optional<double> parse_demand(std::string_view payload);
 
  private:
   struct Impl;

@@ -80,6 +80,10 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> values_held_for_state{0};  // windows that waited for their registers to be saved
   std::atomic<std::uint64_t> values_withheld_source{0};  // windows not published: the source was not live
   std::atomic<std::uint64_t> replies_refused_topic{0};   // replyTo outside .../m2e/reply/: not answered
+  std::atomic<std::uint64_t> analysis_published{0};      // wattpipe/{module}/analysis messages
+  std::atomic<std::uint64_t> events_published{0};        // wattpipe/{module}/events messages
+  std::atomic<std::uint64_t> demands{0};                 // demand messages taken
+  std::atomic<std::uint64_t> demands_malformed{0};       // demand messages refused (not a finite number)
 };
 
 struct LatencySummary {
@@ -103,6 +107,12 @@ class Publisher : private MqttTransport::Handler {
   // Owner thread, before start(): whose health gates values and
   // communication_check (none: always live).
   void set_source(const acquire::Acquisition* acq) noexcept { acq_ = acq; }
+  // Owner thread, before start(): step events to send (the processing
+  // thread fills the ring), and where a demand message is stored.
+  void set_analysis(acquire::SpscRing<pipeline::StepEvent>* events, pipeline::DemandInput* demand) noexcept {
+    events_ = events;
+    demand_ = demand;
+  }
   // Owner thread.
   void start();
   // Owner thread: publish `false` on communication_check (deliberate
@@ -126,6 +136,8 @@ class Publisher : private MqttTransport::Handler {
   void publish_values(std::int64_t now, bool force = false);
   void handle_request(Request::Kind kind, std::string_view payload);
   void serve_replies();
+  void send_events();
+  void on_demand(std::string_view payload);
   void timers(std::int64_t now);
   bool send(const std::string& topic, std::string_view payload, int qos);
   bool reply(const std::optional<std::string>& topic, const std::string& body);
@@ -171,6 +183,9 @@ class Publisher : private MqttTransport::Handler {
   std::uint64_t next_request_id_ = 1;
   LatencyHistogram latency_;
   std::array<char, 4096> buf_{};
+  std::array<char, 32768> analysis_buf_{};  // harmonics: 600 values
+  acquire::SpscRing<pipeline::StepEvent>* events_ = nullptr;
+  pipeline::DemandInput* demand_ = nullptr;
 };
 
 }  // namespace wattpipe::publish

@@ -1,0 +1,149 @@
+#include "wattpipe/publish/analysis_json.hpp"
+
+#include <cmath>
+
+namespace wattpipe::publish {
+namespace {
+
+using pipeline::JsonWriter;
+constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
+
+void number(JsonWriter& w, double v, int dec) { w.fixed(std::isfinite(v) ? v : 0.0, dec); }
+
+void field(JsonWriter& w, std::string_view k, double v, int dec) {
+  w.key(k);
+  number(w, v, dec);
+}
+
+// {"L1": v, "L2": v, ...}
+void per_phase(JsonWriter& w, std::string_view name, const double* v, unsigned phases, int dec) {
+  w.key(name);
+  w.begin_object();
+  for (unsigned k = 0; k < phases; ++k) field(w, kL[k], v[k], dec);
+  w.end_object();
+}
+
+// {"L1": [h1..h50], ...}
+void harmonics(JsonWriter& w, std::string_view name, const float (*v)[pipeline::kMaxHarmonic], unsigned phases, int dec) {
+  w.key(name);
+  w.begin_object();
+  for (unsigned k = 0; k < phases; ++k) {
+    w.key(kL[k]);
+    w.begin_array();
+    for (unsigned h = 0; h < pipeline::kMaxHarmonic; ++h) {
+      w.separator();
+      number(w, v[k][h], dec);
+    }
+    w.end_array();
+  }
+  w.end_object();
+}
+
+void bands(JsonWriter& w, std::string_view name, const pipeline::WindowAnalysis& a, bool current) {
+  w.key(name);
+  w.begin_array();
+  for (unsigned b = 0; b < a.bands; ++b) {
+    w.separator();
+    w.begin_object();
+    field(w, "f_lo_Hz", a.band[b].f_lo_hz, 1);
+    field(w, "f_hi_Hz", a.band[b].f_hi_hz, 1);
+    field(w, "rms", current ? a.band[b].i_rms_a : a.band[b].u_rms_v, 4);
+    w.end_object();
+  }
+  w.end_array();
+}
+
+void peaks(JsonWriter& w, std::string_view name, const pipeline::RipplePeak* p, unsigned n, std::string_view amp_key) {
+  w.key(name);
+  w.begin_array();
+  for (unsigned k = 0; k < n; ++k) {
+    w.separator();
+    w.begin_object();
+    field(w, "f_Hz", p[k].f_hz, 2);
+    field(w, amp_key, p[k].amplitude, 4);
+    w.end_object();
+  }
+  w.end_array();
+}
+
+}  // namespace
+
+void write_analysis_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
+  const pipeline::WindowAnalysis& a = r.an;
+  if (!a.valid) return;
+  const unsigned ph = r.phases;
+  if (r.dc) {
+    field(w, "ripple_U_rms_V", a.ripple_u_rms_v, 4);
+    field(w, "ripple_I_rms_A", a.ripple_i_rms_a, 4);
+    field(w, "ripple_U_pp_V", a.u_max_v[0] - a.u_min_v[0], 4);
+    field(w, "ripple_I_pp_A", a.i_max_a[0] - a.i_min_a[0], 4);
+    field(w, "U_min_V", a.u_min_v[0], 4);
+    field(w, "U_max_V", a.u_max_v[0], 4);
+    field(w, "I_min_A", a.i_min_a[0], 4);
+    field(w, "I_max_A", a.i_max_a[0], 4);
+    if (a.spectrum_valid) {
+      bands(w, "ripple_U_bands", a, false);
+      bands(w, "ripple_I_bands", a, true);
+      peaks(w, "ripple_U_peaks", a.u_peak, a.u_peaks, "amplitude_V");
+      peaks(w, "ripple_I_peaks", a.i_peak, a.i_peaks, "amplitude_A");
+    }
+    return;
+  }
+  double upk[3], ipk[3];
+  for (unsigned k = 0; k < 3; ++k) {
+    upk[k] = std::fmax(std::fabs(a.u_min_v[k]), std::fabs(a.u_max_v[k]));
+    ipk[k] = std::fmax(std::fabs(a.i_min_a[k]), std::fabs(a.i_max_a[k]));
+  }
+  per_phase(w, "U_peak_V", upk, ph, 3);
+  per_phase(w, "I_peak_A", ipk, ph, 3);
+  per_phase(w, "crest_factor_I", a.crest_factor_i, ph, 4);
+  if (!a.harmonics_valid) return;
+  harmonics(w, "harmonics_U_V", a.harm_u_v, ph, 4);
+  harmonics(w, "harmonics_I_A", a.harm_i_a, ph, 4);
+  harmonics(w, "harmonics_U_deg", a.harm_u_deg, ph, 2);
+  harmonics(w, "harmonics_I_deg", a.harm_i_deg, ph, 2);
+  per_phase(w, "thd_U_percent", a.thd_u_percent, ph, 3);
+  per_phase(w, "thd_I_percent", a.thd_i_percent, ph, 3);
+  if (ph == 3) {
+    field(w, "unbalance_u2_percent", a.unbalance_u2_percent, 4);
+    field(w, "unbalance_u0_percent", a.unbalance_u0_percent, 4);
+  }
+}
+
+std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
+  w.reset();
+  w.begin_object();
+  w.key("timestamp");
+  w.timestamp_ms(r.end_utc_ns);
+  if (!meter_id.empty()) w.field("meter_id", meter_id);
+  w.field_uint("seq", r.seq);
+  w.field_int("start_ns", r.start_utc_ns);
+  w.field_int("end_ns", r.end_utc_ns);
+  w.field("layout", r.dc ? "DC" : r.phases == 3 ? "AC3" : "AC1");
+  w.field_bool("partial", r.partial);
+  write_analysis_fields(r, w);
+  w.end_object();
+  return w.view();
+}
+
+std::string_view write_step_event(const pipeline::StepEvent& e, std::string_view meter_id, JsonWriter& w) {
+  w.reset();
+  w.begin_object();
+  w.field("event", "step");
+  if (!meter_id.empty()) w.field("meter_id", meter_id);
+  w.key("t_start");
+  w.timestamp_ms(e.t_start_utc_ns);
+  w.field_int("t_start_ns", e.t_start_utc_ns);
+  w.field("phase", e.phase == 0 ? "DC" : kL[(e.phase - 1) % 3]);
+  field(w, "from_A", e.from_a, 3);
+  field(w, "to_A", e.to_a, 3);
+  field(w, "rise_time_ms", e.rise_time_ms, 3);
+  field(w, "settling_time_ms", e.settling_time_ms, 3);
+  field(w, "overshoot_percent", e.overshoot_percent, 3);
+  field(w, "max_slope_A_per_s", e.max_slope_a_per_s, 1);
+  if (e.delay_ms >= 0) field(w, "delay_ms", e.delay_ms, 3);
+  w.end_object();
+  return w.view();
+}
+
+}  // namespace wattpipe::publish
