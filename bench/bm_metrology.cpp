@@ -1,7 +1,9 @@
 // Metrology throughput on one core: nanoseconds per frame for the whole
 // per-window computation (calibration check, zero-crossing detection, DFT
 // reference, accumulation, window close), against a plain sum of the same
-// buffer in the same run (the memory-speed baseline).
+// buffer in the same run (the memory-speed baseline). The *_analysis rows add
+// the analysis stage (decimation, harmonics or ripple spectra, steps): their
+// difference to the row without is the analysis cost per frame.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -14,12 +16,13 @@
 namespace {
 using namespace wattpipe;
 
-// 25 blocks of 1024 frames at 20 kS/s = 64 whole cycles of 50 Hz: looping
-// over them is a continuous signal.
-constexpr int kBlocks = 25;
+// 25 blocks of 1024 frames at 20 kS/s = 64 whole cycles of 50 Hz, and 200
+// blocks at 1.024 MS/s = 10 cycles: looping over them is a continuous signal.
+int blocks_for(double fs) { return fs > 100000 ? 200 : 25; }
 
-std::vector<std::unique_ptr<acquire::SampleBlock>> make_blocks(const char* profile) {
-  acquire::SimConfig cfg = *acquire::sim_profile(profile, 20000);
+std::vector<std::unique_ptr<acquire::SampleBlock>> make_blocks(const char* profile, double fs = 20000) {
+  const int kBlocks = blocks_for(fs);
+  acquire::SimConfig cfg = *acquire::sim_profile(profile, fs);
   cfg.start_utc_ns = 1;
   acquire::Simulator sim(cfg);
   std::vector<std::unique_ptr<acquire::SampleBlock>> blocks;
@@ -38,21 +41,24 @@ struct NullSink : pipeline::WindowSink {
   }
 };
 
-void BM_Processor_Frame(benchmark::State& state, const char* profile) {
-  auto blocks = make_blocks(profile);
+void BM_Processor_Frame(benchmark::State& state, const char* profile, double fs, bool analysis) {
+  auto blocks = make_blocks(profile, fs);
+  const int kBlocks = blocks_for(fs);
   NullSink sink;
-  pipeline::Processor p(pipeline::ProcessorConfig{}, sink, kBlocks);
+  pipeline::ProcessorConfig pc;
+  pc.analysis.enabled = analysis;
+  pipeline::Processor p(pc, sink, std::size_t(kBlocks));
   std::uint64_t next = 0;
   int k = 0, held = 0;
   for (auto _ : state) {
     acquire::SampleBlock& b = *blocks[k];
     b.first_frame = next;  // keep the stream continuous lap after lap
-    b.t0_ns = static_cast<std::int64_t>(next) * 50'000;
+    b.t0_ns = static_cast<std::int64_t>(double(next) * 1e9 / fs);
     next += b.frames;
     p.push(&b);
     ++held;
     held -= static_cast<int>(p.advance());
-    k = (k + 1) % kBlocks;
+    k = (k + 1) % int(blocks.size());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * acquire::kBlockFrames));
   state.counters["ns_per_frame"] = benchmark::Counter(double(state.iterations() * acquire::kBlockFrames),
@@ -60,9 +66,15 @@ void BM_Processor_Frame(benchmark::State& state, const char* profile) {
   state.counters["windows"] = double(sink.windows);
   state.SetLabel(pipeline::kernel_isa());
 }
-BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch, "ac3");
-BENCHMARK_CAPTURE(BM_Processor_Frame, ac1_2ch, "ac1");
-BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch, "dc");
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch, "ac3", 20000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_analysis, "ac3", 20000, true);
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac1_2ch, "ac1", 20000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch, "dc", 20000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_analysis, "dc", 20000, true);
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_1MSps, "ac3", 1024000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_1MSps_analysis, "ac3", 1024000, true);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_1MSps, "dc", 1024000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_1MSps_analysis, "dc", 1024000, true);
 
 void BM_PlainSum_Frame(benchmark::State& state, const char* profile) {
   auto blocks = make_blocks(profile);
@@ -70,7 +82,7 @@ void BM_PlainSum_Frame(benchmark::State& state, const char* profile) {
   for (auto _ : state) {
     const acquire::SampleBlock& b = *blocks[k];
     benchmark::DoNotOptimize(pipeline::plain_sum(b.data.data(), b.frames, b.channels));
-    k = (k + 1) % kBlocks;
+    k = (k + 1) % int(blocks.size());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * acquire::kBlockFrames));
   state.counters["ns_per_frame"] = benchmark::Counter(double(state.iterations() * acquire::kBlockFrames),
@@ -88,7 +100,7 @@ void BM_Accumulate_Frame(benchmark::State& state) {
   for (auto _ : state) {
     const acquire::SampleBlock& b = *blocks[k];
     pipeline::accumulate(b.layout, b.data.data(), b.frames, rc.data(), rs.data(), s);
-    k = (k + 1) % kBlocks;
+    k = (k + 1) % int(blocks.size());
   }
   benchmark::DoNotOptimize(s.w);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * acquire::kBlockFrames));

@@ -16,8 +16,14 @@ constexpr double kAcAnalysisRate = 25600;  // h50 at 60 Hz is 3 kHz: 8.5 samples
 constexpr double kLevelRate = 25600;       // most DC level samples per second for steps
 constexpr double kInf = std::numeric_limits<float>::infinity();
 
+// One decimated frame: vectorised across the channels of a frame.
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+#define WATTPIPE_FIR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WATTPIPE_FIR_CLONES
+#endif
 template <unsigned C>
-void fir_frame(const float* h, std::size_t taps, const float* x, float* out) noexcept {
+WATTPIPE_FIR_CLONES void fir_frame(const float* h, std::size_t taps, const float* x, float* out) noexcept {
   float acc[C] = {};
   for (std::size_t j = 0; j < taps; ++j)
     for (unsigned c = 0; c < C; ++c) acc[c] += h[j] * x[j * C + c];
@@ -35,6 +41,25 @@ void fir_any(const float* h, std::size_t taps, const float* x, unsigned ch, floa
         for (std::size_t j = 0; j < taps; ++j) acc += h[j] * x[j * ch + c];
         out[c] = acc;
       }
+  }
+}
+// The 8-point Lagrange value of every channel at once (vectorised across the frame).
+template <unsigned C>
+void interpolate_fixed(const float* w, const float* ring, std::uint64_t base, std::uint64_t mask, float* out) noexcept {
+  float acc[C] = {};
+  for (unsigned m = 0; m < 8; ++m) {
+    const float* x = ring + ((base + m) & mask) * C;
+    for (unsigned c = 0; c < C; ++c) acc[c] += w[m] * x[c];
+  }
+  for (unsigned c = 0; c < C; ++c) out[c] = acc[c];
+}
+
+void interpolate_frame(const float* w, const float* ring, std::uint64_t base, std::uint64_t mask, unsigned ch,
+                       float* out) noexcept {
+  switch (ch) {
+    case 2: return interpolate_fixed<2>(w, ring, base, mask, out);
+    case 6: return interpolate_fixed<6>(w, ring, base, mask, out);
+    default: return interpolate_fixed<8>(w, ring, base, mask, out);
   }
 }
 }  // namespace
@@ -74,6 +99,8 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   next_in_ = 0;
   dec_n_ = 0;
   dec_pos0_ = double(first_frame) + double(taps - 1) / 2;
+  t0_s_ = dec_pos0_ / fs_;
+  dt_a_ = double(d_) / fs_;
   // Ring: the longest window, the look-ahead and a block.
   const double window_a = li_.dc ? window_ms_ * fs_a_ / 1000 : 2.0 * cycles_ * fs_a_ / nominal_hz_;
   cap_ = std::bit_ceil(static_cast<std::uint64_t>(1.5 * window_a + lookahead_ + acquire::kBlockFrames + 64));
@@ -85,6 +112,8 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     if (n != n_dc_) fft_dc_ = std::make_unique<kissfft<double>>(n, false), n_dc_ = n;
     z_.resize(n);
     zf_.resize(n);
+    hann_.resize(n);
+    hann_m_ = 0;
     pow_u_.resize(n / 2);
     pow_i_.resize(n / 2);
     mag_u_.resize(n / 2);
@@ -142,7 +171,7 @@ void Analyzer::feed(const acquire::SampleBlock& b) noexcept {
 void Analyzer::decimated(const float* frame) noexcept {
   const unsigned ch = li_.channels;
   std::copy_n(frame, ch, ring_.data() + (dec_n_ & (cap_ - 1)) * ch);
-  const double t_s = (dec_pos0_ + double(dec_n_) * d_) / fs_;
+  const double t_s = t0_s_ + double(dec_n_) * dt_a_;
   ++dec_n_;
   StepResult s;
   if (li_.dc) {
@@ -261,16 +290,12 @@ void Analyzer::harmonics(double start, double end, WindowRecord& r) noexcept {
     const double fl = std::floor(q);
     double w[8];
     analysis::lagrange8_weights(q - fl, w);
+    float wf[8];
+    for (int m = 0; m < 8; ++m) wf[m] = static_cast<float>(w[m]);
     const auto base = static_cast<std::uint64_t>(fl) - 3;
-    double u[3] = {}, i[3] = {};
-    for (int m = 0; m < 8; ++m) {
-      const float* x = ring_.data() + ((base + m) & (cap_ - 1)) * ch;
-      for (unsigned k = 0; k < phases; ++k) {
-        u[k] += w[m] * x[li_.u[k]];
-        i[k] += w[m] * x[li_.i[k]];
-      }
-    }
-    for (unsigned k = 0; k < phases; ++k) z_[k * n + j] = {u[k], i[k]};
+    float x[acquire::kMaxChannels];
+    interpolate_frame(wf, ring_.data(), base, cap_ - 1, ch, x);
+    for (unsigned k = 0; k < phases; ++k) z_[k * n + j] = {x[li_.u[k]], x[li_.i[k]]};
   }
   const double scale = std::numbers::sqrt2 / double(n);  // bin -> RMS phasor
   for (unsigned k = 0; k < phases; ++k) {
@@ -318,13 +343,17 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   double mu = 0, mi = 0;
   for (std::size_t j = 0; j < m; ++j) mu += at(j, 0), mi += at(j, 1);
   mu /= double(m), mi /= double(m);
-  // Hann over the m samples, zero-padded to n; U and I in one transform.
-  double wsum = 0, w2sum = 0;
-  for (std::size_t j = 0; j < m; ++j) {
-    const double w = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(j) + 0.5) / double(m));
-    wsum += w, w2sum += w * w;
-    z_[j] = {(at(j, 0) - mu) * w, (at(j, 1) - mi) * w};
+  // Hann over the m samples (cached: windows have the same length), zero-padded to n; U and I in one transform.
+  if (hann_m_ != m) {
+    hann_m_ = m;
+    hann_sum_ = hann_sq_ = 0;
+    for (std::size_t j = 0; j < m; ++j) {
+      hann_[j] = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(j) + 0.5) / double(m));
+      hann_sum_ += hann_[j], hann_sq_ += hann_[j] * hann_[j];
+    }
   }
+  const double wsum = hann_sum_, w2sum = hann_sq_;
+  for (std::size_t j = 0; j < m; ++j) z_[j] = {(at(j, 0) - mu) * hann_[j], (at(j, 1) - mi) * hann_[j]};
   std::fill(z_.begin() + std::ptrdiff_t(m), z_.begin() + std::ptrdiff_t(n), std::complex<double>{});
   fft_dc_->transform(z_.data(), zf_.data());
   const double norm = 1.0 / (double(n) * w2sum);

@@ -107,6 +107,7 @@ class Analyzer {
   std::vector<float> ring_;       // analysis samples, interleaved
   std::uint64_t cap_ = 0, dec_n_ = 0;
   double dec_pos0_ = 0;           // stream position of analysis sample 0
+  double t0_s_ = 0, dt_a_ = 0;    // its time in seconds, and the analysis period
   std::int64_t utc_ref_ns_ = 0;
   std::uint64_t frame_ref_ = 0;
 
@@ -119,6 +120,9 @@ class Analyzer {
   std::vector<std::complex<double>> z_, zf_;
   std::vector<std::complex<double>> bins_u_[3], bins_i_[3];
   std::vector<double> pow_u_, pow_i_, mag_u_, mag_i_;
+  std::vector<double> hann_;
+  std::size_t hann_m_ = 0;
+  double hann_sum_ = 0, hann_sq_ = 0;
 
   // Steps
   StepConfig step_cfg_;
