@@ -245,6 +245,52 @@ std::string compact(std::string_view json) {
   return line;
 }
 
+// Compact line for wattpipe's analysis message (docs/analysis.md).
+std::string compact_analysis(std::string_view json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  if (p.parse(json.data(), json.size(), true).get(doc) != simdjson::SUCCESS) return "";
+  double a = 0, b = 0;
+  std::string line = "    analysis:";
+  if (doc["ripple_I_rms_A"].get_double().get(a) == simdjson::SUCCESS) {
+    if (doc["ripple_I_pp_A"].get_double().get(b)) b = 0;
+    line += fmt::format(" ripple I {:.3f} A rms, {:.3f} A pp", a, b);
+    if (doc["ripple_U_rms_V"].get_double().get(a) == simdjson::SUCCESS) line += fmt::format("; U {:.3f} V rms", a);
+    simdjson::dom::array peaks;
+    if (doc["ripple_I_peaks"].get_array().get(peaks) == simdjson::SUCCESS) {
+      line += "; I components";
+      for (auto pk : peaks) {
+        double f = 0, amp = 0;
+        if (pk["f_Hz"].get_double().get(f) || pk["amplitude_A"].get_double().get(amp)) continue;
+        line += fmt::format(" {:.0f} Hz {:.2f} A", f, amp);
+      }
+    }
+    return line;
+  }
+  if (doc["thd_U_percent"]["L1"].get_double().get(a) == simdjson::SUCCESS) {
+    if (doc["thd_I_percent"]["L1"].get_double().get(b)) b = 0;
+    line += fmt::format(" THD U1 {:.2f} %, I1 {:.2f} %", a, b);
+  }
+  if (doc["unbalance_u2_percent"].get_double().get(a) == simdjson::SUCCESS) line += fmt::format("; u2 {:.3f} %", a);
+  if (doc["crest_factor_I"]["L1"].get_double().get(a) == simdjson::SUCCESS) line += fmt::format("; crest I1 {:.3f}", a);
+  return line;
+}
+
+// Compact line for a step event.
+std::string compact_step(std::string_view json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  if (p.parse(json.data(), json.size(), true).get(doc) != simdjson::SUCCESS) return "";
+  auto num = [&](const char* k) {
+    double v = 0;
+    return doc[k].get_double().get(v) == simdjson::SUCCESS ? fmt::format("{:.2f}", v) : std::string("-");
+  };
+  std::string_view ph = "?";
+  if (doc["phase"].get_string().get(ph)) ph = "?";
+  return fmt::format("    STEP {}: {} -> {} A, rise {} ms, settling {} ms, overshoot {} %, delay {} ms", ph, num("from_A"),
+                     num("to_A"), num("rise_time_ms"), num("settling_time_ms"), num("overshoot_percent"), num("delay_ms"));
+}
+
 bool connect(Client& cl, const Common& c) {
   if (cl.connect(c.timeout_s)) return true;
   std::fprintf(stderr, "wattpipe-everest: cannot connect to %s\n", c.broker.c_str());
@@ -255,6 +301,10 @@ int watch(const Common& c) {
   const std::string base = base_topic(c);
   Client cl(c);
   cl.subscribe_on_connect(base + "/m2e/#");
+  std::string own = c.prefix;
+  if (!own.empty() && own.back() != '/') own += '/';
+  own += "wattpipe/" + c.module_id;
+  cl.subscribe_on_connect(own + "/#");
   if (!connect(cl, c)) return 1;
   std::optional<Heartbeat> hb;
   if (c.heartbeat) hb.emplace(cl, base + "/e2m/heartbeat", 1000);
@@ -271,6 +321,12 @@ int watch(const Common& c) {
       std::printf("%s\n", c.json ? m->payload.c_str() : compact(m->payload).c_str());
       std::fflush(stdout);
       ++seen;
+    } else if (m->topic == own + "/analysis" && !c.json) {
+      std::printf("%s\n", compact_analysis(m->payload).c_str());
+      std::fflush(stdout);
+    } else if (m->topic == own + "/events") {
+      std::printf("%s\n", c.json ? m->payload.c_str() : compact_step(m->payload).c_str());
+      std::fflush(stdout);
     } else if (m->topic.ends_with("/m2e/communication_check") && m->payload == "false") {
       std::printf("meter says goodbye (communication_check false)\n");
       std::fflush(stdout);

@@ -46,6 +46,18 @@ std::vector<std::pair<std::string, std::string>> window_columns(simdjson::dom::e
   cols.insert(cols.end(), {{"E_import_total_Wh", "/energy_Wh_import/total"},
                            {"E_export_total_Wh", "/energy_Wh_export/total"},
                            {"E_window_Wh", "/energy_Wh_window/total"}});
+  // Analysis (docs/analysis.md): empty cells where a window has none.
+  if (dc) {
+    for (const char* k : {"ripple_U_rms_V", "ripple_I_rms_A", "ripple_U_pp_V", "ripple_I_pp_A", "U_min_V", "U_max_V",
+                          "I_min_A", "I_max_A"})
+      cols.emplace_back(k, std::string("/") + k);
+  } else {
+    for (const char* q : {"thd_U_percent", "thd_I_percent", "crest_factor_I"})
+      for (const auto& l : phases) cols.emplace_back(fmt::format("{}_{}", q, l), fmt::format("/{}/{}", q, l));
+    if (phases.size() == 3)
+      cols.insert(cols.end(), {{"unbalance_u2_percent", "/unbalance_u2_percent"},
+                               {"unbalance_u0_percent", "/unbalance_u0_percent"}});
+  }
   return cols;
 }
 
@@ -65,7 +77,7 @@ int jsonl_to_csv(std::istream& in, std::uint64_t size, std::FILE* out) {
   simdjson::dom::parser parser;
   std::vector<std::pair<std::string, std::string>> cols;
   std::string line;
-  std::uint64_t rows = 0, overflows = 0, done = 0;
+  std::uint64_t rows = 0, overflows = 0, events = 0, done = 0;
   wattpipe::tools::Progress progress("log2csv");
   while (std::getline(in, line)) {
     done += line.size() + 1;
@@ -77,6 +89,10 @@ int jsonl_to_csv(std::istream& in, std::uint64_t size, std::FILE* out) {
       ++overflows;  // a gap the log itself reports; rows stay one per window
       continue;
     }
+    if (doc["event"].error() == simdjson::SUCCESS) {
+      ++events;  // step events: lines of their own, not windows
+      continue;
+    }
     if (cols.empty()) {
       cols = window_columns(doc);
       for (std::size_t k = 0; k < cols.size(); ++k) std::fprintf(out, "%s%s", k ? "," : "", cols[k].first.c_str());
@@ -86,6 +102,8 @@ int jsonl_to_csv(std::istream& in, std::uint64_t size, std::FILE* out) {
     std::fputc('\n', out);
     ++rows;
   }
+  if (events > 0) std::fprintf(stderr, "wattpipe-log2csv: %llu step events left out (rows are windows)\n",
+                               static_cast<unsigned long long>(events));
   std::fprintf(stderr, "wattpipe-log2csv: %llu windows%s\n", static_cast<unsigned long long>(rows),
                overflows ? fmt::format(" ({} overflow records: windows were lost)", overflows).c_str() : "");
   return rows > 0 ? 0 : 1;
