@@ -58,6 +58,10 @@ std::string line_for(const std::string& json) {
 }
 
 bool hex8(std::string_view s, unsigned long& out) {
+  // Exactly as written: 8 lowercase digits (from_chars also takes 'A'-'F', so
+  // a flipped case bit in the header would pass unseen).
+  for (const char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   const auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
   return s.size() == 8 && r.ec == std::errc{} && r.ptr == s.data() + s.size();
 }
