@@ -112,6 +112,11 @@ Simulator::Simulator(const SimConfig& cfg) : cfg_(cfg), li_(layout_info(cfg.layo
     }
   }
   for (double n : noise_) any_noise_ |= n > 0;
+  for (auto [osc, ts] : {std::pair{&osc_u_, &cfg_.dc_u_ripple}, std::pair{&osc_i_, &cfg_.dc_i_ripple}})
+    for (const Tone& x : *ts) {
+      const double w = kTwoPi * x.f_hz / cfg_.sample_rate_hz;
+      osc->push_back({x.amplitude, 1, 0, std::cos(w), std::sin(w)});
+    }
 }
 
 long double Simulator::cycles_at(std::uint64_t n) const noexcept {
@@ -169,9 +174,24 @@ void Simulator::generate(SampleBlock& b, std::uint32_t frames) {
   next_frame_ += frames;
 }
 
-double Simulator::ripple(const std::vector<Tone>& ts, double t) const noexcept {
+void Simulator::seed(std::vector<Oscillator>& osc, const std::vector<Tone>& ts) const noexcept {
+  for (std::size_t k = 0; k < ts.size(); ++k) {
+    // Exact phase at the block's first frame (long double, once per block).
+    const long double cyc = static_cast<long double>(next_frame_) * ts[k].f_hz / cfg_.sample_rate_hz;
+    const double a = kTwoPi * static_cast<double>(cyc - std::floor(cyc)) + ts[k].phase_deg * kDeg;
+    osc[k].c = std::cos(a);
+    osc[k].s = std::sin(a);
+  }
+}
+
+double Simulator::step(std::vector<Oscillator>& osc) noexcept {
   double v = 0;
-  for (const auto& x : ts) v += x.amplitude * std::sin(kTwoPi * x.f_hz * t + x.phase_deg * kDeg);
+  for (auto& o : osc) {
+    v += o.amp * o.s;
+    const double c = o.c * o.rc - o.s * o.rs;
+    o.s = o.s * o.rc + o.c * o.rs;
+    o.c = c;
+  }
   return v;
 }
 
@@ -181,6 +201,8 @@ void Simulator::generate_dc(SampleBlock& b, std::uint32_t frames) {
   const double dt = 1.0 / cfg_.sample_rate_hz;
   const StepResponse& r = cfg_.dc_i_response;
   const double tau = std::max(r.tau_ms, 1e-3) / 1000, k1 = 1 - std::exp(-dt / tau);
+  seed(osc_u_, cfg_.dc_u_ripple);
+  seed(osc_i_, cfg_.dc_i_ripple);
   for (std::uint32_t f = 0; f < frames; ++f) {
     double u = cfg_.dc_voltage_v, i = cfg_.dc_current_a;
     const double t = double(next_frame_ + f) * dt;
@@ -201,8 +223,8 @@ void Simulator::generate_dc(SampleBlock& b, std::uint32_t frames) {
         }
         i = resp_y_;
       }
-      u += ripple(cfg_.dc_u_ripple, t);
-      i += ripple(cfg_.dc_i_ripple, t);
+      u += step(osc_u_);
+      i += step(osc_i_);
     }
     float* x = b.frame(f);
     x[0] = static_cast<float>(u + offset_[0]);

@@ -15,15 +15,14 @@ namespace {
 constexpr double kAcAnalysisRate = 25600;  // h50 at 60 Hz is 3 kHz: 8.5 samples per period
 constexpr double kLevelRate = 25600;       // most DC level samples per second for steps
 constexpr double kInf = std::numeric_limits<float>::infinity();
+// Longest window with a spectrum: 2^18 analysis samples (4 MiB per buffer).
+// Longer ones (--window-ms in minutes, hundreds of cycles) get no spectrum,
+// so the configuration cannot size the daemon's memory (docs/analysis.md).
+constexpr std::size_t kMaxSpectrum = std::size_t{1} << 18;
 
 // One decimated frame: vectorised across the channels of a frame.
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define WATTPIPE_FIR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WATTPIPE_FIR_CLONES
-#endif
 template <unsigned C>
-WATTPIPE_FIR_CLONES void fir_frame(const float* h, std::size_t taps, const float* x, float* out) noexcept {
+void fir_frame(const float* h, std::size_t taps, const float* x, float* out) noexcept {
   float acc[C] = {};
   for (std::size_t j = 0; j < taps; ++j)
     for (unsigned c = 0; c < C; ++c) acc[c] += h[j] * x[j * C + c];
@@ -78,7 +77,6 @@ Analyzer::~Analyzer() = default;
 
 void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame) {
   if (!cfg_.enabled) return;
-  const bool same_config = fs_hz == fs_ && l == layout_ && !ring_.empty();
   layout_ = l;
   li_ = acquire::layout_info(l);
   fs_ = fs_hz;
@@ -89,9 +87,10 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   if (li_.dc)
     for (const auto& [lo, hi] : cfg_.ripple_bands_hz)
       if (hi < fs_ / 2) target = std::max(target, hi / analysis::kDecimationPassBand);
-  d_ = fs_ >= 2 * target ? static_cast<unsigned>(fs_ / target) : 1u;
+  const unsigned d = fs_ >= 2 * target ? static_cast<unsigned>(fs_ / target) : 1u;
+  if (d != d_ || fir_.empty()) fir_ = analysis::decimation_fir(d);
+  d_ = d;
   fs_a_ = fs_ / d_;
-  if (!same_config) fir_ = analysis::decimation_fir(d_);
   const std::size_t taps = fir_.size(), ch = li_.channels;
   lookahead_ = double(taps - 1) / 2 + 6.0 * d_ + 2;
   hist_.resize((taps + d_ + acquire::kBlockFrames) * ch);
@@ -101,14 +100,17 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   dec_pos0_ = double(first_frame) + double(taps - 1) / 2;
   t0_s_ = dec_pos0_ / fs_;
   dt_a_ = double(d_) / fs_;
-  // Ring: the longest window, the look-ahead and a block.
+  // Ring: the longest window, the look-ahead and a block; only the look-ahead
+  // when the window is too long for a spectrum.
   const double window_a = li_.dc ? window_ms_ * fs_a_ / 1000 : 2.0 * cycles_ * fs_a_ / nominal_hz_;
-  cap_ = std::bit_ceil(static_cast<std::uint64_t>(1.5 * window_a + lookahead_ + acquire::kBlockFrames + 64));
+  const std::size_t nb = std::size_t(cycles_) * kMaxHarmonic + 2;
+  spectra_ = window_a + 2 <= double(kMaxSpectrum) && 2 * nb <= kMaxSpectrum;
+  cap_ = std::bit_ceil(static_cast<std::uint64_t>((spectra_ ? 1.5 * window_a : 0.0) + lookahead_ +
+                                                  acquire::kBlockFrames + 64));
   ring_.resize(cap_ * ch);
   // Spectra.
-  const std::size_t nb = std::size_t(cycles_) * kMaxHarmonic + 2;
-  if (li_.dc) {
-    const std::size_t n = std::bit_ceil(static_cast<std::size_t>(window_ms_ * fs_a_ / 1000) + 2);
+  if (spectra_ && li_.dc) {
+    const std::size_t n = std::bit_ceil(static_cast<std::size_t>(window_a) + 2);
     if (n != n_dc_) fft_dc_ = std::make_unique<kissfft<double>>(n, false), n_dc_ = n;
     z_.resize(n);
     zf_.resize(n);
@@ -118,7 +120,7 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     pow_i_.resize(n / 2);
     mag_u_.resize(n / 2);
     mag_i_.resize(n / 2);
-  } else {
+  } else if (spectra_) {
     const std::size_t n = std::bit_ceil(2 * nb);
     if (n != n_ac_) fft_ac_ = std::make_unique<kissfft<double>>(n, false), n_ac_ = n;
     z_.resize(std::max(z_.size(), 3 * n));
@@ -178,7 +180,7 @@ void Analyzer::decimated(const float* frame) noexcept {
     level_sum_ += frame[li_.i[0]];
     if (++level_count_ == level_group_) {
       // The level sample sits at the middle of its group.
-      const double t_mid = t_s - 0.5 * (level_group_ - 1) * d_ / fs_;
+      const double t_mid = t_s - 0.5 * (level_group_ - 1) * dt_a_;
       if (dc_step_.push(t_mid, level_sum_ / level_group_, s)) step_found(s, 0);
       level_sum_ = 0;
       level_count_ = 0;
@@ -190,7 +192,7 @@ void Analyzer::decimated(const float* frame) noexcept {
   if (double(dec_n_) >= next_half_) {
     if (n_prev_ > 0) {
       // One-cycle RMS over the last two half cycles, at the cycle's middle.
-      const double t_mid = t_s - 0.5 * double(n_cur_ + n_prev_ - 1) * d_ / fs_;
+      const double t_mid = t_s - 0.5 * double(n_cur_ + n_prev_ - 1) * dt_a_;
       for (unsigned k = 0; k < li_.phases; ++k) {
         const double rms = std::sqrt((sq_cur_[k] + sq_prev_[k]) / double(n_cur_ + n_prev_));
         if (ac_step_[k].push(t_mid, rms, s)) step_found(s, std::uint8_t(k + 1));
@@ -261,7 +263,7 @@ void Analyzer::close(acquire::Layout l, double fs_hz, double start, double end, 
   a.steps = n_pending_;
   std::copy_n(pending_.begin(), n_pending_, a.step);
   n_pending_ = 0;
-  const bool same_stream = l == layout_ && fs_hz == fs_ && start >= double(origin_) && end <= fed_end_;
+  const bool same_stream = spectra_ && l == layout_ && fs_hz == fs_ && start >= double(origin_) && end <= fed_end_;
   if (li.dc) {
     a.ripple_u_rms_v = analysis::ripple_rms(r.ph[0].urms_v, r.ph[0].u_mean_v);
     a.ripple_i_rms_a = analysis::ripple_rms(r.ph[0].irms_a, r.ph[0].i_mean_a);
@@ -381,10 +383,10 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
     b.f_hi_hz = std::min(hi, nyquist);
     const double su = analysis::band_rms(pow_u_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
     const double si = analysis::band_rms(pow_i_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
+    // (Every band edge below half the sample rate lies inside the pass band: begin() chose the rate so.)
     const bool to_top = b.f_hi_hz >= nyquist && f_use < nyquist;
     b.u_rms_v = std::sqrt(su * su + (to_top ? rest_u : 0.0));
     b.i_rms_a = std::sqrt(si * si + (to_top ? rest_i : 0.0));
-    if (!to_top && b.f_hi_hz > f_use) b.f_hi_hz = f_use;  // cannot happen with the chosen rate; says so if it does
   }
   const auto k_min = static_cast<std::size_t>(std::ceil(2.0 * double(n) / double(m))) + 1;
   const auto k_top = std::min(half, static_cast<std::size_t>(f_use / bin_hz));

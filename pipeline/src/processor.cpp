@@ -17,7 +17,7 @@ Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t m
       bounds_(kMaxBoundaries),
       ref_c_(acquire::kBlockFrames + 16),
       ref_s_(acquire::kBlockFrames + 16),
-      an_(cfg.analysis, std::max(1u, cfg.window_cycles), cfg.nominal_hz, cfg.window_ms) {
+      an_(cfg.analysis, cfg.window_cycles, cfg.nominal_hz, cfg.window_ms) {
   if (cfg_.window_cycles == 0) cfg_.window_cycles = 1;
 }
 

@@ -14,7 +14,7 @@ void StepDetector::configure(const StepConfig& cfg, double min_dt_s) {
   const auto need = static_cast<std::uint64_t>(std::ceil((cfg_.max_s + 2 * cfg_.hold_s) / dt)) + 2 * hold_n_ + 16;
   const std::uint64_t cap = std::bit_ceil(std::min<std::uint64_t>(need, std::uint64_t{1} << 24));
   if (x_.size() != cap) {
-    x_.assign(cap, 0.0);
+    x_.assign(cap, 0.0f);
     t_.assign(cap, 0.0);
   }
   mask_ = cap - 1;
@@ -23,7 +23,6 @@ void StepDetector::configure(const StepConfig& cfg, double min_dt_s) {
 
 void StepDetector::reset() noexcept {
   n_ = 0;
-  since_level_ = 0;
   have_level_ = false;
   moving_ = false;
 }
@@ -36,17 +35,15 @@ double StepDetector::cross(std::uint64_t i, double level) const noexcept {
 
 bool StepDetector::push(double t_s, double x, StepResult& out) noexcept {
   if (!std::isfinite(x)) return false;
-  x_[n_ & mask_] = x;
+  x_[n_ & mask_] = static_cast<float>(x);
   t_[n_ & mask_] = t_s;
   ++n_;
-  ++since_level_;
   if (!have_level_) {
     if (n_ >= hold_n_) {
       double s = 0;
       for (std::uint64_t i = n_ - hold_n_; i < n_; ++i) s += x_at(i);
       level_ = s / double(hold_n_);
       have_level_ = true;
-      since_level_ = 0;
     }
     return false;
   }
@@ -120,7 +117,6 @@ bool StepDetector::settled(StepResult& out) noexcept {
   out.max_slope_per_s = sg * slope;
   level_ = m;
   moving_ = false;
-  since_level_ = 0;
   return true;
 }
 

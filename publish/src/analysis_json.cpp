@@ -8,18 +8,11 @@ namespace {
 using pipeline::JsonWriter;
 constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
 
-void number(JsonWriter& w, double v, int dec) { w.fixed(std::isfinite(v) ? v : 0.0, dec); }
-
-void field(JsonWriter& w, std::string_view k, double v, int dec) {
-  w.key(k);
-  number(w, v, dec);
-}
-
 // {"L1": v, "L2": v, ...}
 void per_phase(JsonWriter& w, std::string_view name, const double* v, unsigned phases, int dec) {
   w.key(name);
   w.begin_object();
-  for (unsigned k = 0; k < phases; ++k) field(w, kL[k], v[k], dec);
+  for (unsigned k = 0; k < phases; ++k) w.field_fixed(kL[k], v[k], dec);
   w.end_object();
 }
 
@@ -32,7 +25,7 @@ void harmonics(JsonWriter& w, std::string_view name, const float (*v)[pipeline::
     w.begin_array();
     for (unsigned h = 0; h < pipeline::kMaxHarmonic; ++h) {
       w.separator();
-      number(w, v[k][h], dec);
+      w.fixed(v[k][h], dec);
     }
     w.end_array();
   }
@@ -45,9 +38,9 @@ void bands(JsonWriter& w, std::string_view name, const pipeline::WindowAnalysis&
   for (unsigned b = 0; b < a.bands; ++b) {
     w.separator();
     w.begin_object();
-    field(w, "f_lo_Hz", a.band[b].f_lo_hz, 1);
-    field(w, "f_hi_Hz", a.band[b].f_hi_hz, 1);
-    field(w, "rms", current ? a.band[b].i_rms_a : a.band[b].u_rms_v, 4);
+    w.field_fixed("f_lo_Hz", a.band[b].f_lo_hz, 1);
+    w.field_fixed("f_hi_Hz", a.band[b].f_hi_hz, 1);
+    w.field_fixed("rms", current ? a.band[b].i_rms_a : a.band[b].u_rms_v, 4);
     w.end_object();
   }
   w.end_array();
@@ -59,8 +52,8 @@ void peaks(JsonWriter& w, std::string_view name, const pipeline::RipplePeak* p, 
   for (unsigned k = 0; k < n; ++k) {
     w.separator();
     w.begin_object();
-    field(w, "f_Hz", p[k].f_hz, 2);
-    field(w, amp_key, p[k].amplitude, 4);
+    w.field_fixed("f_Hz", p[k].f_hz, 2);
+    w.field_fixed(amp_key, p[k].amplitude, 4);
     w.end_object();
   }
   w.end_array();
@@ -73,14 +66,14 @@ void write_analysis_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
   if (!a.valid) return;
   const unsigned ph = r.phases;
   if (r.dc) {
-    field(w, "ripple_U_rms_V", a.ripple_u_rms_v, 4);
-    field(w, "ripple_I_rms_A", a.ripple_i_rms_a, 4);
-    field(w, "ripple_U_pp_V", a.u_max_v[0] - a.u_min_v[0], 4);
-    field(w, "ripple_I_pp_A", a.i_max_a[0] - a.i_min_a[0], 4);
-    field(w, "U_min_V", a.u_min_v[0], 4);
-    field(w, "U_max_V", a.u_max_v[0], 4);
-    field(w, "I_min_A", a.i_min_a[0], 4);
-    field(w, "I_max_A", a.i_max_a[0], 4);
+    w.field_fixed("ripple_U_rms_V", a.ripple_u_rms_v, 4);
+    w.field_fixed("ripple_I_rms_A", a.ripple_i_rms_a, 4);
+    w.field_fixed("ripple_U_pp_V", a.u_max_v[0] - a.u_min_v[0], 4);
+    w.field_fixed("ripple_I_pp_A", a.i_max_a[0] - a.i_min_a[0], 4);
+    w.field_fixed("U_min_V", a.u_min_v[0], 4);
+    w.field_fixed("U_max_V", a.u_max_v[0], 4);
+    w.field_fixed("I_min_A", a.i_min_a[0], 4);
+    w.field_fixed("I_max_A", a.i_max_a[0], 4);
     if (a.spectrum_valid) {
       bands(w, "ripple_U_bands", a, false);
       bands(w, "ripple_I_bands", a, true);
@@ -105,8 +98,8 @@ void write_analysis_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
   per_phase(w, "thd_U_percent", a.thd_u_percent, ph, 3);
   per_phase(w, "thd_I_percent", a.thd_i_percent, ph, 3);
   if (ph == 3) {
-    field(w, "unbalance_u2_percent", a.unbalance_u2_percent, 4);
-    field(w, "unbalance_u0_percent", a.unbalance_u0_percent, 4);
+    w.field_fixed("unbalance_u2_percent", a.unbalance_u2_percent, 4);
+    w.field_fixed("unbalance_u0_percent", a.unbalance_u0_percent, 4);
   }
 }
 
@@ -135,13 +128,13 @@ std::string_view write_step_event(const pipeline::StepEvent& e, std::string_view
   w.timestamp_ms(e.t_start_utc_ns);
   w.field_int("t_start_ns", e.t_start_utc_ns);
   w.field("phase", e.phase == 0 ? "DC" : kL[(e.phase - 1) % 3]);
-  field(w, "from_A", e.from_a, 3);
-  field(w, "to_A", e.to_a, 3);
-  field(w, "rise_time_ms", e.rise_time_ms, 3);
-  field(w, "settling_time_ms", e.settling_time_ms, 3);
-  field(w, "overshoot_percent", e.overshoot_percent, 3);
-  field(w, "max_slope_A_per_s", e.max_slope_a_per_s, 1);
-  if (e.delay_ms >= 0) field(w, "delay_ms", e.delay_ms, 3);
+  w.field_fixed("from_A", e.from_a, 3);
+  w.field_fixed("to_A", e.to_a, 3);
+  w.field_fixed("rise_time_ms", e.rise_time_ms, 3);
+  w.field_fixed("settling_time_ms", e.settling_time_ms, 3);
+  w.field_fixed("overshoot_percent", e.overshoot_percent, 3);
+  w.field_fixed("max_slope_A_per_s", e.max_slope_a_per_s, 1);
+  if (e.delay_ms >= 0) w.field_fixed("delay_ms", e.delay_ms, 3);
   w.end_object();
   return w.view();
 }

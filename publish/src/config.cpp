@@ -56,36 +56,43 @@ void check_keys(const YAML::Node& map, const std::string& where, std::initialize
   }
 }
 
-std::vector<acquire::Harmonic> harmonics(const YAML::Node& n, const std::string& key) {
-  if (!n.IsSequence()) throw ConfigError{key + ": expected a list of {order, percent, phase_deg}"};
-  std::vector<acquire::Harmonic> out;
+// A YAML list of mappings with the given keys; fill(item, "key[i]") makes one element.
+template <typename Fill>
+auto yaml_list(const YAML::Node& n, const std::string& key, std::initializer_list<const char*> keys, Fill fill) {
+  if (!n.IsSequence()) {
+    std::string shape;
+    for (const char* k : keys) shape += (shape.empty() ? "" : ", ") + std::string(k);
+    throw ConfigError{key + ": expected a list of {" + shape + "}"};
+  }
+  std::vector<decltype(fill(n, key))> out;
   for (std::size_t i = 0; i < n.size(); ++i) {
     const std::string k = key + "[" + std::to_string(i) + "]";
-    check_keys(n[i], k, {"order", "percent", "phase_deg"});
-    acquire::Harmonic h;
-    h.order = static_cast<int>(num(n[i]["order"], k + ".order"));
-    if (h.order < 2 || h.order > 63) throw ConfigError{k + ".order: must be 2..63"};
-    if (n[i]["percent"]) h.percent = num(n[i]["percent"], k + ".percent");
-    if (n[i]["phase_deg"]) h.phase_deg = num(n[i]["phase_deg"], k + ".phase_deg");
-    out.push_back(h);
+    check_keys(n[i], k, keys);
+    out.push_back(fill(n[i], k));
   }
   return out;
 }
 
+std::vector<acquire::Harmonic> harmonics(const YAML::Node& n, const std::string& key) {
+  return yaml_list(n, key, {"order", "percent", "phase_deg"}, [](const YAML::Node& m, const std::string& k) {
+    acquire::Harmonic h;
+    h.order = static_cast<int>(num(m["order"], k + ".order"));
+    if (h.order < 2 || h.order > 63) throw ConfigError{k + ".order: must be 2..63"};
+    if (m["percent"]) h.percent = num(m["percent"], k + ".percent");
+    if (m["phase_deg"]) h.phase_deg = num(m["phase_deg"], k + ".phase_deg");
+    return h;
+  });
+}
+
 std::vector<acquire::Tone> tones(const YAML::Node& n, const std::string& key) {
-  if (!n.IsSequence()) throw ConfigError{key + ": expected a list of {f_hz, amplitude, phase_deg}"};
-  std::vector<acquire::Tone> out;
-  for (std::size_t i = 0; i < n.size(); ++i) {
-    const std::string k = key + "[" + std::to_string(i) + "]";
-    check_keys(n[i], k, {"f_hz", "amplitude", "phase_deg"});
+  return yaml_list(n, key, {"f_hz", "amplitude", "phase_deg"}, [](const YAML::Node& m, const std::string& k) {
     acquire::Tone t;
-    if (n[i]["f_hz"]) t.f_hz = num(n[i]["f_hz"], k + ".f_hz");
-    if (n[i]["amplitude"]) t.amplitude = num(n[i]["amplitude"], k + ".amplitude");
-    if (n[i]["phase_deg"]) t.phase_deg = num(n[i]["phase_deg"], k + ".phase_deg");
+    if (m["f_hz"]) t.f_hz = num(m["f_hz"], k + ".f_hz");
+    if (m["amplitude"]) t.amplitude = num(m["amplitude"], k + ".amplitude");
+    if (m["phase_deg"]) t.phase_deg = num(m["phase_deg"], k + ".phase_deg");
     if (!(t.f_hz > 0 && t.f_hz < 1e9)) throw ConfigError{k + ".f_hz: must be in (0, 1e9)"};
-    out.push_back(t);
-  }
-  return out;
+    return t;
+  });
 }
 
 void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {

@@ -14,21 +14,16 @@ namespace wattpipe::publish {
 
 Topics Topics::make(std::string_view module_id, std::string_view prefix) {
   Topics t;
-  if (!prefix.empty()) {
-    t.base.assign(prefix);
-    if (t.base.back() != '/') t.base += '/';
-  }
-  t.base += "everest_api/1/powermeter/";
-  t.base += module_id;
+  std::string root(prefix);
+  if (!root.empty() && root.back() != '/') root += '/';
+  t.base = root + "everest_api/1/powermeter/" + std::string(module_id);
   t.powermeter_values = t.base + "/m2e/powermeter_values";
   t.public_key_ocmf = t.base + "/m2e/public_key_ocmf";
   t.communication_check = t.base + "/m2e/communication_check";
   t.start_transaction = t.base + "/e2m/start_transaction";
   t.stop_transaction = t.base + "/e2m/stop_transaction";
   t.heartbeat = t.base + "/e2m/heartbeat";
-  t.wattpipe_base = t.base.substr(0, t.base.size() - (std::string_view("everest_api/1/powermeter/").size() + module_id.size()));
-  t.wattpipe_base += "wattpipe/";
-  t.wattpipe_base += module_id;
+  t.wattpipe_base = root + "wattpipe/" + std::string(module_id);
   t.analysis = t.wattpipe_base + "/analysis";
   t.events = t.wattpipe_base + "/events";
   t.demand = t.wattpipe_base + "/demand";
@@ -113,11 +108,17 @@ struct RequestParser::Impl {
 RequestParser::RequestParser() : impl_(std::make_unique<Impl>()) {}
 RequestParser::~RequestParser() = default;
 
+// A small JSON message (heartbeat, demand) into doc; false when empty, too
+// large or not JSON. Empty first: a zero-length MQTT payload may come with a
+// null pointer.
+static bool parse_small(simdjson::dom::parser& parser, std::string_view payload, simdjson::dom::element& doc) {
+  if (payload.empty() || payload.data() == nullptr || payload.size() > kMaxRequestBytes) return false;
+  return parser.parse(payload.data(), payload.size(), true).get(doc) == simdjson::SUCCESS;
+}
+
 std::optional<std::uint64_t> RequestParser::parse_heartbeat(std::string_view payload) {
   simdjson::dom::element doc;
-  // Empty first: a zero-length MQTT payload may come with a null pointer.
-  if (payload.empty() || payload.data() == nullptr || payload.size() > kMaxRequestBytes) return std::nullopt;
-  if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  if (!parse_small(impl_->parser, payload, doc)) return std::nullopt;
   std::uint64_t v;
   if (doc.get_uint64().get(v) != simdjson::SUCCESS) return std::nullopt;
   return v;
@@ -125,8 +126,7 @@ std::optional<std::uint64_t> RequestParser::parse_heartbeat(std::string_view pay
 
 std::optional<double> RequestParser::parse_demand(std::string_view payload) {
   simdjson::dom::element doc;
-  if (payload.empty() || payload.data() == nullptr || payload.size() > kMaxRequestBytes) return std::nullopt;
-  if (impl_->parser.parse(payload.data(), payload.size(), true).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  if (!parse_small(impl_->parser, payload, doc)) return std::nullopt;
   double v;
   if (doc.is_object()) {
     if (doc["current_A"].get_double().get(v) != simdjson::SUCCESS) return std::nullopt;

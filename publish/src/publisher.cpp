@@ -20,6 +20,14 @@ acquire::LogLimit& malformed_log() {
   thread_local acquire::LogLimit limit;
   return limit;
 }
+
+// Counts a refused message and logs it, rate-limited; the format's last
+// argument is the number of lines suppressed.
+template <typename... A>
+void refused(std::atomic<std::uint64_t>& counter, fmt::format_string<A..., std::uint64_t> f, const A&... a) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+  if (std::uint64_t sup = 0; malformed_log().allow(sup)) spdlog::warn("{}", fmt::vformat(fmt::string_view(f), fmt::make_format_args(a..., sup)));
+}
 }  // namespace
 
 Publisher::Publisher(PublisherConfig cfg, MqttTransport& mqtt, pipeline::TripleBuffer<pipeline::WindowRecord>& latest,
@@ -65,10 +73,8 @@ bool Publisher::reply(const std::optional<std::string>& topic, const std::string
   if (!topic) return false;
   const std::string prefix = cfg_.topics.base + "/m2e/reply/";
   if (topic->size() <= prefix.size() || topic->compare(0, prefix.size(), prefix) != 0) {
-    counters_.replies_refused_topic.fetch_add(1, std::memory_order_relaxed);
-    if (std::uint64_t sup = 0; malformed_log().allow(sup))
-      spdlog::warn("EVerest: replyTo '{}' is not under {}: not answered ({} more suppressed)",
-                   topic->substr(0, 200), prefix, sup);
+    refused(counters_.replies_refused_topic, "EVerest: replyTo '{}' is not under {}: not answered ({} more suppressed)",
+            topic->substr(0, 200), prefix);
     return false;
   }
   if (!send(*topic, body, 0)) return false;
@@ -126,9 +132,7 @@ void Publisher::on_message(std::string_view topic, std::string_view payload) {
   if (topic == cfg_.topics.heartbeat) {
     const auto id = parser_.parse_heartbeat(payload);
     if (!id) {
-      counters_.heartbeats_malformed.fetch_add(1, std::memory_order_relaxed);
-      if (std::uint64_t sup = 0; malformed_log().allow(sup))
-        spdlog::warn("MQTT: malformed heartbeat ignored ({} more suppressed)", sup);
+      refused(counters_.heartbeats_malformed, "MQTT: malformed heartbeat ignored ({} more suppressed)");
       return;
     }
     counters_.heartbeats.fetch_add(1, std::memory_order_relaxed);
@@ -149,15 +153,13 @@ void Publisher::on_demand(std::string_view payload) {
   // A bare number of amperes, or {"current_A": number}.
   std::optional<double> a = parser_.parse_demand(payload);
   if (!a) {
-    counters_.demands_malformed.fetch_add(1, std::memory_order_relaxed);
-    if (std::uint64_t sup = 0; malformed_log().allow(sup))
-      spdlog::warn("MQTT: malformed demand ignored (expected amperes or {{\"current_A\": amperes}}; {} more suppressed)", sup);
+    refused(counters_.demands_malformed,
+            "MQTT: malformed demand ignored (expected amperes or {{\"current_A\": amperes}}; {} more suppressed)");
     return;
   }
   counters_.demands.fetch_add(1, std::memory_order_relaxed);
-  if (*a == demand_->current_a.load(std::memory_order_relaxed) && demand_->utc_ns.load(std::memory_order_relaxed) != 0)
-    return;  // the same demand again is not a change
-  demand_->current_a.store(*a, std::memory_order_relaxed);
+  if (*a == last_demand_a_) return;  // the same demand again is not a change
+  last_demand_a_ = *a;
   // Release: the processing thread reads the time with acquire.
   demand_->utc_ns.store(acquire::utc_now_ns(), std::memory_order_release);
 }
@@ -185,10 +187,8 @@ void Publisher::handle_request(Request::Kind kind, std::string_view payload) {
     reply(pr.reply_to, body);
   };
   if (!pr.ok) {
-    counters_.requests_malformed.fetch_add(1, std::memory_order_relaxed);
-    if (std::uint64_t sup = 0; malformed_log().allow(sup))
-      spdlog::warn("EVerest: malformed {} ({} bytes): {}{} ({} more suppressed)", name, payload.size(), pr.error,
-                   pr.reply_to ? "; answered UNEXPECTED_ERROR" : "; no valid replyTo, not answered", sup);
+    refused(counters_.requests_malformed, "EVerest: malformed {} ({} bytes): {}{} ({} more suppressed)", name,
+            payload.size(), pr.error, pr.reply_to ? "; answered UNEXPECTED_ERROR" : "; no valid replyTo, not answered");
     fail(pr.error);
     return;
   }

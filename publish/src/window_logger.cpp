@@ -182,6 +182,17 @@ bool WindowLogger::drain() {
     d.pub->send(zmq::const_buffer(p, n), zmq::send_flags::dontwait);
     counters_.zmq_messages.fetch_add(1, std::memory_order_relaxed);
   };
+  // A JSON line written into d.buf: to ZeroMQ and the JSONL file; false when not written.
+  auto emit_line = [&](std::string_view topic, const JsonWriter& w) {
+    if (w.overflow()) return false;
+    const std::string_view line = w.view();
+    zmq_send(topic, line.data(), line.size());
+    if (!d.jsonl) return true;
+    d.buf[line.size()] = '\n';
+    if (d.jsonl->write(d.buf.data(), line.size() + 1, counters_.rotations)) return true;
+    failed("--log");
+    return false;
+  };
   if (windows_ != nullptr) {
     while (const std::size_t n = windows_->try_pop_n(d.batch)) {
       any = true;
@@ -192,24 +203,13 @@ bool WindowLogger::drain() {
         JsonWriter w(d.buf);
         acquire::LossCounts losses;
         if (cfg_.losses) losses = cfg_.losses();
-        std::string_view line = write_window_record(r, cfg_.meter_id, w, losses.any() ? &losses : nullptr);
-        if (w.overflow()) continue;
-        zmq_send("wattpipe.window", line.data(), line.size());
-        if (d.jsonl) {
-          d.buf[line.size()] = '\n';
-          if (!d.jsonl->write(d.buf.data(), line.size() + 1, counters_.rotations)) {
-            failed("--log");
-            continue;
-          }
-        }
-        counters_.windows_written.fetch_add(1, std::memory_order_relaxed);
-        // Step events that completed with this window: their own lines.
+        write_window_record(r, cfg_.meter_id, w, losses.any() ? &losses : nullptr);
+        if (emit_line("wattpipe.window", w)) counters_.windows_written.fetch_add(1, std::memory_order_relaxed);
+        // Step events that completed with this window: lines of their own.
         for (unsigned s = 0; s < r.an.steps; ++s) {
           JsonWriter e(d.buf);
-          const std::string_view ev = write_step_event(r.an.step[s], cfg_.meter_id, e);
-          zmq_send("wattpipe.event", ev.data(), ev.size());
-          d.buf[ev.size()] = '\n';
-          if (d.jsonl && !d.jsonl->write(d.buf.data(), ev.size() + 1, counters_.rotations)) failed("--log");
+          write_step_event(r.an.step[s], cfg_.meter_id, e);
+          emit_line("wattpipe.event", e);
         }
       }
     }

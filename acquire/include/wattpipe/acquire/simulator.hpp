@@ -102,7 +102,12 @@ class Simulator {
   void generate_ac(SampleBlock& b, std::uint32_t frames);
   void generate_dc(SampleBlock& b, std::uint32_t frames);
   double gaussian() noexcept;
-  [[nodiscard]] double ripple(const std::vector<Tone>& ts, double t) const noexcept;
+  // DC ripple: one rotating phasor per tone, seeded exactly at every block like the AC terms.
+  struct Oscillator {
+    double amp, c, s, rc, rs;
+  };
+  void seed(std::vector<Oscillator>& osc, const std::vector<Tone>& ts) const noexcept;
+  static double step(std::vector<Oscillator>& osc) noexcept;
 
   SimConfig cfg_;
   LayoutInfo li_;
@@ -118,6 +123,7 @@ class Simulator {
   double offset_[kMaxChannels] = {};
   double noise_[kMaxChannels] = {};
   bool any_noise_ = false;
+  std::vector<Oscillator> osc_u_, osc_i_;
   double resp_y_ = 0, resp_v_ = 0;  // DC current response state
   bool resp_started_ = false;
   std::mt19937_64 rng_;

@@ -44,10 +44,10 @@ struct AnalysisConfig {
   double step_max_s = 10;     // a move that has not settled by then is a drift, not a step
 };
 
-// The requested current (a test bench's demand), stored by the MQTT thread.
+// When the requested current (a test bench's demand) last changed, stored by
+// the MQTT thread; 0: never.
 struct DemandInput {
-  std::atomic<std::int64_t> utc_ns{0};   // when the demand last changed; 0: never
-  std::atomic<double> current_a{0};
+  std::atomic<std::int64_t> utc_ns{0};
 };
 
 class Analyzer {
@@ -97,6 +97,7 @@ class Analyzer {
   acquire::LayoutInfo li_{};
   double fs_ = 0, fs_a_ = 0;
   unsigned d_ = 1;
+  bool spectra_ = true;           // windows short enough for a spectrum
   std::uint64_t origin_ = 0;
   double fed_end_ = 0;            // stream position after the last fed frame
   double lookahead_ = 8;

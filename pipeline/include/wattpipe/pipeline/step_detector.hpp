@@ -47,18 +47,18 @@ class StepDetector {
   bool push(double t_s, double x, StepResult& out) noexcept;
 
  private:
-  [[nodiscard]] double x_at(std::uint64_t i) const noexcept { return x_[i & mask_]; }
+  [[nodiscard]] double x_at(std::uint64_t i) const noexcept { return double(x_[i & mask_]); }
   [[nodiscard]] double t_at(std::uint64_t i) const noexcept { return t_[i & mask_]; }
   // Time where the series crosses `level` between samples i and i+1.
   [[nodiscard]] double cross(std::uint64_t i, double level) const noexcept;
   bool settled(StepResult& out) noexcept;
 
   StepConfig cfg_;
-  std::vector<double> x_, t_;
+  std::vector<float> x_;  // levels in float: 1e-7 of a level is far below any band
+  std::vector<double> t_;
   std::uint64_t mask_ = 0;
   std::uint64_t n_ = 0;           // samples pushed
   std::uint64_t hold_n_ = 3;      // samples in the hold window
-  std::uint64_t since_level_ = 0; // samples since the level was set
   bool have_level_ = false;
   double level_ = 0;
   bool moving_ = false;

@@ -186,6 +186,7 @@ class Publisher : private MqttTransport::Handler {
   std::array<char, 32768> analysis_buf_{};  // harmonics: 600 values
   acquire::SpscRing<pipeline::StepEvent>* events_ = nullptr;
   pipeline::DemandInput* demand_ = nullptr;
+  std::optional<double> last_demand_a_;  // MQTT thread
 };
 
 }  // namespace wattpipe::publish
