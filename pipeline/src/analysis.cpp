@@ -71,18 +71,17 @@ std::vector<float> decimation_fir(unsigned d) {
 }
 
 void lagrange8_weights(double mu, double w[8]) noexcept {
-  // Nodes -3..4 around the point; barycentric form with the fixed denominators.
-  static constexpr double kDen[8] = {-5040, 720, -240, 144, -144, 240, -720, 5040};
-  double prod = 1;
-  for (int j = 0; j < 8; ++j) prod *= mu - (j - 3);
-  for (int j = 0; j < 8; ++j) {
-    const double d = mu - (j - 3);
-    if (d == 0) {
-      for (int m = 0; m < 8; ++m) w[m] = m == j ? 1.0 : 0.0;
-      return;
-    }
-    w[j] = prod / (d * kDen[j]);
-  }
+  // Nodes -3..4: w_j = prod_{m != j} (mu - x_m) / den_j, the products from
+  // both sides (no division, exact at the nodes too).
+  static constexpr double kInvDen[8] = {-1.0 / 5040, 1.0 / 720, -1.0 / 240, 1.0 / 144,
+                                        -1.0 / 144,  1.0 / 240, -1.0 / 720, 1.0 / 5040};
+  double d[8], left[8], right[8];
+  for (int j = 0; j < 8; ++j) d[j] = mu - (j - 3);
+  left[0] = 1;
+  for (int j = 1; j < 8; ++j) left[j] = left[j - 1] * d[j - 1];
+  right[7] = 1;
+  for (int j = 6; j >= 0; --j) right[j] = right[j + 1] * d[j + 1];
+  for (int j = 0; j < 8; ++j) w[j] = left[j] * right[j] * kInvDen[j];
 }
 
 void harmonic_subgroups(std::span<const Complex> bins, unsigned cycles, std::span<float> g) noexcept {
@@ -102,11 +101,18 @@ double thd_percent(std::span<const float> g) noexcept {
   return 100.0 * std::sqrt(s) / g[0];
 }
 
-double relative_phase_deg(Complex x, Complex ref, unsigned order) noexcept {
-  double d = std::arg(x) - order * std::arg(ref);
-  d = std::remainder(d, 2 * std::numbers::pi);
-  if (d <= -std::numbers::pi) d += 2 * std::numbers::pi;
-  return d * 180 / std::numbers::pi;
+void harmonic_phases_deg(std::span<const Complex> bins, unsigned cycles, Complex ref, std::span<float> deg) noexcept {
+  // Rotate bin cycles*h back by h times ref's angle: one atan2 per order.
+  const double r = std::abs(ref);
+  const Complex back = r > 0 ? std::conj(ref) / r : Complex(1, 0);
+  const double floor2 = cycles < bins.size() ? 1e-10 * std::norm(bins[cycles]) : 0.0;
+  Complex rot(1, 0);
+  for (std::size_t h = 1; h <= deg.size(); ++h) {
+    rot *= back;
+    const std::size_t k = h * cycles;
+    const bool has = k < bins.size() && std::norm(bins[k]) > floor2;
+    deg[h - 1] = has ? static_cast<float>(std::arg(bins[k] * rot) * 180 / std::numbers::pi) : 0.0f;
+  }
 }
 
 Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept {
@@ -128,7 +134,7 @@ double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, do
   return std::sqrt(s);
 }
 
-std::size_t largest_peaks(std::span<const double> m, double bin_hz, double window_sum, std::size_t k_min,
+std::size_t largest_peaks(std::span<const double> m, double bin_hz, double amp_scale, std::size_t k_min,
                           std::span<RipplePeak> out) noexcept {
   std::size_t found = 0;
   std::size_t idx[kRipplePeaks] = {};
@@ -144,14 +150,15 @@ std::size_t largest_peaks(std::span<const double> m, double bin_hz, double windo
     found = std::min(found + 1, want);
   }
   // Side lobes and rounding are not components: keep peaks within 80 dB of the largest.
-  while (found > 1 && m[idx[found - 1]] < 1e-4 * m[idx[0]]) --found;
+  while (found > 1 && m[idx[found - 1]] < 1e-8 * m[idx[0]]) --found;  // (power: 80 dB)
   for (std::size_t j = 0; j < found; ++j) {
     const std::size_t k = idx[j];
-    const double a = std::log(m[k - 1]), b = std::log(m[k]), c = std::log(std::max(m[k + 1], 1e-300));
+    // Log magnitudes: half the log powers.
+    const double a = 0.5 * std::log(m[k - 1]), b = 0.5 * std::log(m[k]), c = 0.5 * std::log(std::max(m[k + 1], 1e-300));
     const double den = a - 2 * b + c;
     const double p = den < 0 ? std::clamp(0.5 * (a - c) / den, -0.5, 0.5) : 0.0;
     out[j].f_hz = (double(k) + p) * bin_hz;
-    out[j].amplitude = 2 * std::exp(b - 0.25 * (a - c) * p) / window_sum;
+    out[j].amplitude = amp_scale * std::exp(b - 0.25 * (a - c) * p);
   }
   return found;
 }

@@ -147,7 +147,9 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     auto rec = reopen(d.path);
     ASSERT_EQ(rec.damage.size(), 1u) << file;
     EXPECT_NE(rec.damage[0].find(finding), std::string::npos) << file;
-    if (value_kept) EXPECT_EQ(rec.registers, regs(21));
+    if (value_kept) {
+      EXPECT_EQ(rec.registers, regs(21));
+    }
   }
   {  // garbage snapshot
     TempDir d;

@@ -44,8 +44,11 @@ void harmonic_subgroups(std::span<const Complex> bins, unsigned cycles, std::spa
 // g[0] is order 1; 0 when G_1 is 0.
 double thd_percent(std::span<const float> g) noexcept;
 
-// Angle of x relative to `order` times the angle of ref, in (-180, 180] deg.
-double relative_phase_deg(Complex x, Complex ref, unsigned order) noexcept;
+// Harmonic phases over a spectrum of `cycles` whole cycles: for orders
+// 1..deg.size(), the angle of bin cycles*h relative to h times the angle of
+// ref (phi_h - h phi_ref), in (-180, 180] deg; 0 for a component below 1e-5
+// of the spectrum's own fundamental (no phase to speak of).
+void harmonic_phases_deg(std::span<const Complex> bins, unsigned cycles, Complex ref, std::span<float> deg) noexcept;
 
 // Voltage unbalance from the three fundamental phasors (IEC 61000-4-30, by
 // symmetrical components): u2 = |U-| / |U+|, u0 = |U0| / |U+|, in %.
@@ -58,10 +61,11 @@ Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept;
 // in signal units squared).
 double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept;
 
-// The largest local maxima of a Hann-windowed magnitude spectrum at or above
-// bin k_min, largest first: frequency refined by a parabola through the log
-// magnitudes, amplitude = 2 * |X| / sum(w). Returns how many were found.
-std::size_t largest_peaks(std::span<const double> magnitude, double bin_hz, double window_sum, std::size_t k_min,
+// The largest local maxima of a Hann-windowed power spectrum at or above
+// bin k_min, largest first: frequency and height refined by a parabola
+// through the log magnitudes, amplitude = amp_scale * sqrt(power); peaks
+// 80 dB below the largest are left out. Returns how many were found.
+std::size_t largest_peaks(std::span<const double> power, double bin_hz, double amp_scale, std::size_t k_min,
                           std::span<RipplePeak> out) noexcept;
 
 }  // namespace wattpipe::pipeline::analysis

@@ -81,7 +81,10 @@ class Analyzer {
   [[nodiscard]] unsigned decimation() const noexcept { return d_; }
 
  private:
-  void decimated(const float* frame) noexcept;  // one analysis sample, all channels
+  // n analysis frames: into the ring and the step detectors' level series.
+  void store(const float* frames, std::size_t n) noexcept;
+  void dc_levels(const float* frames, std::size_t n) noexcept;
+  void ac_levels(const float* frames, std::size_t n) noexcept;
   void step_found(const StepResult& s, std::uint8_t phase) noexcept;
   [[nodiscard]] std::int64_t utc_at_s(double t_s) const noexcept;
   void harmonics(double start, double end, WindowRecord& r) noexcept;
@@ -103,6 +106,7 @@ class Analyzer {
   double lookahead_ = 8;
   std::vector<float> fir_;
   std::vector<float> hist_;       // decimator input history, interleaved
+  std::vector<float> dec_out_;    // one block's decimator output
   std::size_t hist_frames_ = 0;
   std::size_t next_in_ = 0;       // first input frame (in hist_) of the next output
   std::vector<float> ring_;       // analysis samples, interleaved
@@ -120,7 +124,7 @@ class Analyzer {
   std::size_t n_ac_ = 0, n_dc_ = 0;
   std::vector<std::complex<double>> z_, zf_;
   std::vector<std::complex<double>> bins_u_[3], bins_i_[3];
-  std::vector<double> pow_u_, pow_i_, mag_u_, mag_i_;
+  std::vector<double> pow_u_, pow_i_;  // one-sided power spectra
   std::vector<double> hann_;
   std::size_t hann_m_ = 0;
   double hann_sum_ = 0, hann_sq_ = 0;
