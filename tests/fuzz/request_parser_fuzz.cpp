@@ -1,6 +1,7 @@
-// libFuzzer target for the EVerest request parser (start/stop requests and
-// heartbeats straight from MQTT). Also built as a plain corpus replay test
+// libFuzzer target for the EVerest request parser (start/stop requests,
+// heartbeats and wattpipe's demand messages straight from MQTT). Also built as a plain corpus replay test
 // (WATTPIPE_CORPUS_REPLAY) so CI runs every input found so far.
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -43,6 +44,8 @@ void one(const std::uint8_t* data, std::size_t size) {
     }
   }
   (void)parser.parse_heartbeat(s);
+  // A demand is a finite number or nothing.
+  if (const auto a = parser.parse_demand(s)) check(std::isfinite(*a));
 }
 }  // namespace
 
