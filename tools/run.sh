@@ -21,6 +21,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --module-id=*) module="${args[i]#--module-id=}" ;;
     --mqtt-prefix) prefix="${args[i + 1]:-}" ;;
     --mqtt-prefix=*) prefix="${args[i]#--mqtt-prefix=}" ;;
+    --analysis | --analysis=*) analysis_set=1 ;;
   esac
 done
 
@@ -51,6 +52,8 @@ watch_args=(watch --broker "$broker" --module-id "$module")
 build/bin/wattpipe-everest "${watch_args[@]}" &
 pids+=($!)
 sleep 0.2
+# The demo shows the analysis (ripple, harmonics, steps) unless told otherwise.
+[ -z "${analysis_set:-}" ] && extra+=(--analysis on)
 build/bin/wattpipe "${extra[@]}" --source sim "$@" &
 daemon=$!
 pids+=($daemon)

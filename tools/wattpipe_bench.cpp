@@ -1,6 +1,6 @@
 // wattpipe-bench: the whole daemon path, measured, as one JSON object.
 //   - sustained frames/s at --max-rate with zero drops (AC3N, DC), in-process,
-//     publishing to a real broker;
+//     publishing to a real broker, without and with --analysis on (and their ratio);
 //   - the highest real-time --sample-rate held with zero drops (probes of --probe-s);
 //   - window close -> MQTT publish latency (the daemon's own stamps) and
 //     window close -> receipt by a subscriber, at --publish-interval-ms 1,
@@ -265,18 +265,26 @@ int main(int argc, char** argv) {
 
   // 1. Sustained frames/s at max rate, zero drops, publishing to the broker; hot-path allocations.
   int step = 0;
-  const int steps = 8 + (o.skip_rate_probe ? 0 : 8);
+  const int steps = 10 + (o.skip_rate_probe ? 0 : 8);
+  // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
-    progress.update(++step, steps);
-    std::uint64_t allocs = 0;
-    Stats s;
-    s.load(run_in_process({"--sim-profile", profile, "--max-rate", "--duration", fmt::format("{}", o.seconds),
-                           "--broker", broker, "--state-dir", "none", "--module-id", "bench"},
-                          o.warmup_s, &allocs));
-    const std::string key = std::string("max_rate_") + (std::string(profile) == "ac3" ? "ac3n" : "dc");
-    add(key + "_frames_per_s", fmt::format("{:.0f}", s.num("frames_processed") / s.num("elapsed_s")));
-    add(key + "_frames_dropped", fmt::format("{:.0f}", s.num("frames_dropped")));
-    add(key + "_hot_path_allocations_after_warmup", std::to_string(allocs));
+    double off_rate = 0;
+    for (const char* analysis : {"off", "on"}) {
+      progress.update(++step, steps);
+      std::uint64_t allocs = 0;
+      Stats s;
+      s.load(run_in_process({"--sim-profile", profile, "--max-rate", "--duration", fmt::format("{}", o.seconds),
+                             "--broker", broker, "--state-dir", "none", "--module-id", "bench", "--analysis", analysis},
+                            o.warmup_s, &allocs));
+      const std::string key = std::string("max_rate_") + (std::string(profile) == "ac3" ? "ac3n" : "dc") +
+                              (std::string(analysis) == "on" ? "_analysis" : "");
+      const double rate = s.num("frames_processed") / s.num("elapsed_s");
+      add(key + "_frames_per_s", fmt::format("{:.0f}", rate));
+      add(key + "_frames_dropped", fmt::format("{:.0f}", s.num("frames_dropped")));
+      add(key + "_hot_path_allocations_after_warmup", std::to_string(allocs));
+      if (std::string(analysis) == "off") off_rate = rate;
+      else add(key + "_ratio", fmt::format("{:.3f}", off_rate > 0 ? rate / off_rate : 0.0));
+    }
   }
 
   // 2. Latency and message rate at --publish-interval-ms 1 (1 ms DC windows), against the binary.

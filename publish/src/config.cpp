@@ -210,7 +210,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--window-ms", c.processor.window_ms, "DC window length")->check(CLI::Range(0.05, 600000.0))->capture_default_str();
   app.add_option("--nominal-hz", c.processor.nominal_hz, "nominal grid frequency (fallback timing)")->check(CLI::Range(10.0, 1000.0))->capture_default_str();
   app.add_option("--min-voltage", c.processor.min_voltage_v, "U1 RMS below which there is no zero crossing to lock on")->check(CLI::Range(0.001, 1e6))->capture_default_str();
-  app.add_option("--analysis", c.analysis, "per-window analysis (ripple, harmonics, THD, unbalance, steps): on or off")->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+  app.add_option("--analysis", c.analysis, "per-window analysis on the processing thread (ripple, harmonics, THD, unbalance, steps): on or off")->check(CLI::IsMember({"on", "off"}))->capture_default_str();
   app.add_option("--ripple-bands-hz", c.ripple_bands_hz, "DC ripple bands, LO-HI Hz, comma separated (at most 8)")->capture_default_str();
   app.add_option("--step-threshold-a", c.processor.analysis.step_threshold_a, "a current level change larger than this is a step")->check(CLI::Range(1e-6, 1e6))->capture_default_str();
   app.add_option("--step-band-percent", c.processor.analysis.step_band_percent, "settling band around a level, % of the step")->check(CLI::Range(0.01, 50.0))->capture_default_str();

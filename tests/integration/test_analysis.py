@@ -39,7 +39,7 @@ class Analysis(unittest.TestCase):
             sub = wplib.Subscriber(broker.port, ["wattpipe/an/#"])
             log = os.path.join(tmp, "w.jsonl")
             # A 20 s session: demand steps 500 -> 300 -> 500 A at 4 s and 5 s.
-            d = wplib.Daemon(tmp, ["--module-id", "an", "--sim-profile", "dc-session", "--sim-session-s", "20",
+            d = wplib.Daemon(tmp, ["--module-id", "an", "--analysis", "on", "--sim-profile", "dc-session", "--sim-session-s", "20",
                                    "--duration", "6.5", "--publish-interval-ms", "200", "--log", log],
                              broker_port=broker.port).start()
             # The bench asks for 300 A as soon as the meter is up, well before the
@@ -108,7 +108,7 @@ class Analysis(unittest.TestCase):
                         "  u_harmonics: [{order: 5, percent: 3}]\n")
             sub = wplib.Subscriber(broker.port, ["wattpipe/ac/#"])
             log = os.path.join(tmp, "w.jsonl")
-            d = wplib.Daemon(tmp, ["--config", cfg, "--module-id", "ac", "--duration", "2", "--log", log],
+            d = wplib.Daemon(tmp, ["--config", cfg, "--module-id", "ac", "--analysis", "on", "--duration", "2", "--log", log],
                              broker_port=broker.port).start()
             self.assertEqual(d.wait(60), 0, d.log())
             sub.close()
@@ -127,11 +127,11 @@ class Analysis(unittest.TestCase):
                 self.assertAlmostEqual(w["unbalance_u2_percent"], 1.2551, delta=0.01)
                 self.assertEqual(len(w["harmonics_U_deg"]["L1"]), 50)
 
-    def test_analysis_off_publishes_no_analysis_and_bad_bands_are_refused(self):
+    def test_analysis_is_off_by_default_and_bad_bands_are_refused(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             sub = wplib.Subscriber(broker.port, ["wattpipe/off/#"])
             log = os.path.join(tmp, "w.jsonl")
-            d = wplib.Daemon(tmp, ["--module-id", "off", "--analysis", "off", "--duration", "1", "--log", log],
+            d = wplib.Daemon(tmp, ["--module-id", "off", "--duration", "1", "--log", log],
                              broker_port=broker.port).start()
             self.assertEqual(d.wait(60), 0, d.log())
             sub.close()

@@ -18,6 +18,12 @@ namespace {
 constexpr double kSqrt2 = std::numbers::sqrt2;
 constexpr double kDeg = kPi / 180;
 
+pipeline::ProcessorConfig with_analysis() {
+  pipeline::ProcessorConfig pc;
+  pc.analysis.enabled = true;
+  return pc;
+}
+
 double wrap_deg(double d) {
   d = std::remainder(d, 360.0);
   return d <= -180 ? d + 360 : d;
@@ -80,7 +86,7 @@ class Harmonics : public ::testing::TestWithParam<AcCase> {};
 TEST_P(Harmonics, SubgroupsPhasesThdAndUnbalanceOnAClosedFormSignal) {
   const auto [f, fs] = GetParam();
   const unsigned cycles = f > 55 ? 12 : 10;  // IEC 61000-4-7: 10 cycles at 50 Hz, 12 at 60 Hz
-  pipeline::ProcessorConfig pc;
+  pipeline::ProcessorConfig pc = with_analysis();
   pc.window_cycles = cycles;
   pc.nominal_hz = f > 55 ? 60 : 50;
   Collect sink;
@@ -190,7 +196,7 @@ class Ripple : public ::testing::TestWithParam<DcCase> {};
 
 TEST_P(Ripple, RmsPeakToPeakBandsAndPeaks) {
   const double fs = GetParam().fs_hz;
-  pipeline::ProcessorConfig pc;
+  pipeline::ProcessorConfig pc = with_analysis();
   pc.analysis.ripple_bands_hz = {{0, 10}, {10, 5000}, {5000, 150000}, {600000, 700000}};
   Collect sink;
   pipeline::Processor p(pc, sink);
@@ -298,7 +304,7 @@ class Steps : public ::testing::TestWithParam<StepCase> {};
 
 TEST_P(Steps, DcStepTimesWithinOneSamplePeriodPlusOnePercent) {
   const auto c = GetParam();
-  pipeline::ProcessorConfig pc;
+  pipeline::ProcessorConfig pc = with_analysis();
   Collect sink;
   pipeline::Processor p(pc, sink);
   pipeline::DemandInput demand;
@@ -334,7 +340,7 @@ INSTANTIATE_TEST_SUITE_P(Responses, Steps,
                          [](const auto& i) { return "case" + std::to_string(i.index); });
 
 TEST(Steps, NoEventWithoutAStepAndNoneForNoiseBelowTheThreshold) {
-  pipeline::ProcessorConfig pc;
+  pipeline::ProcessorConfig pc = with_analysis();
   Collect sink;
   pipeline::Processor p(pc, sink);
   Feeder feeder(p);
@@ -346,7 +352,7 @@ TEST(Steps, NoEventWithoutAStepAndNoneForNoiseBelowTheThreshold) {
 }
 
 TEST(Steps, AcRmsStepOnEachPhase) {
-  pipeline::ProcessorConfig pc;
+  pipeline::ProcessorConfig pc = with_analysis();
   Collect sink;
   pipeline::Processor p(pc, sink);
   Feeder feeder(p);

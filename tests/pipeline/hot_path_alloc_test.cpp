@@ -2,6 +2,7 @@
 // steady state while every heap allocation of the process is counted.
 #include <gtest/gtest.h>
 
+#include <string>
 #include <thread>
 
 #include "wattpipe/acquire/acquisition.hpp"
@@ -13,8 +14,11 @@ using namespace wattpipe;
 
 class HotPath : public ::testing::TestWithParam<const char*> {};
 
+// "profile" or "profile+analysis".
 TEST_P(HotPath, SteadyStateAllocatesNothing) {
-  acquire::SimConfig cfg = *acquire::sim_profile(GetParam(), 20000);
+  const std::string param = GetParam();
+  const bool analysis = param.ends_with("+analysis");
+  acquire::SimConfig cfg = *acquire::sim_profile(param.substr(0, param.find('+')), 20000);
   acquire::SimSource src(cfg, /*max_rate=*/true);
   const std::uint64_t at_start = alloc_counter::total();
   acquire::BlockRing ring(64);
@@ -28,6 +32,7 @@ TEST_P(HotPath, SteadyStateAllocatesNothing) {
   pipeline::ProcessorConfig pc;
   pc.window_cycles = 1;  // many windows: close_window runs thousands of times
   pc.window_ms = 1;
+  pc.analysis.enabled = analysis;
   pipeline::Processing proc(pc, ring, acq, out);
   proc.start();
   acq.start();
@@ -50,4 +55,11 @@ TEST_P(HotPath, SteadyStateAllocatesNothing) {
             proc.counters().frames_processed.load() + acq.counters().frames_dropped.load());
 }
 
-INSTANTIATE_TEST_SUITE_P(Profiles, HotPath, ::testing::Values("ac3", "ac1", "dc", "dc-session"));
+INSTANTIATE_TEST_SUITE_P(Profiles, HotPath,
+                         ::testing::Values("ac3", "ac1", "dc", "dc-session", "ac3+analysis", "dc-session+analysis"),
+                         [](const auto& i) {
+                           std::string n = i.param;
+                           for (char& c : n)
+                             if (c == '-' || c == '+') c = '_';
+                           return n;
+                         });

@@ -34,7 +34,9 @@ class kissfft;
 namespace wattpipe::pipeline {
 
 struct AnalysisConfig {
-  bool enabled = true;
+  // Off unless asked for (--analysis on): it runs on the processing thread
+  // and costs what bm_metrology's *_analysis rows show.
+  bool enabled = false;
   // Ripple bands, Hz: [lo, hi). A band reaching above half the sample rate is
   // cut there; one wholly above it is left out.
   std::vector<std::pair<double, double>> ripple_bands_hz{{0, 10}, {10, 5000}, {5000, 150000}};

@@ -39,7 +39,7 @@ struct Config {
   // Metrology
   pipeline::ProcessorConfig processor;
   // Analysis (processor.analysis is resolved from these)
-  std::string analysis = "on";
+  std::string analysis = "off";
   std::string ripple_bands_hz = "0-10,10-5000,5000-150000";
 
   // Plausibility: what the meter refuses at the door (see acquire::InputLimits)
