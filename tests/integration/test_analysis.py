@@ -97,6 +97,13 @@ class Analysis(unittest.TestCase):
                 self.assertEqual(errors(validator("analysis_fields"), sub_schema), [])
                 # 20 kS/s: the top band is cut at half the sample rate.
                 self.assertEqual(w["ripple_I_bands"][-1]["f_hi_Hz"], 10000.0)
+            # The plot reads the same log: ripple panel, steps marked.
+            png = os.path.join(tmp, "w.png")
+            r = wplib.run([wplib.binary("wattpipe-plot"), log, "-o", png])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"{len(steps)} step event(s) marked", r.stderr)
+            with open(png, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_ac3_harmonics_thd_and_unbalance_from_a_yaml_configured_simulator(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
@@ -126,6 +133,11 @@ class Analysis(unittest.TestCase):
                 # Magnitudes 230/225/235 at 120 degrees: u2 = |U-|/|U+|.
                 self.assertAlmostEqual(w["unbalance_u2_percent"], 1.2551, delta=0.01)
                 self.assertEqual(len(w["harmonics_U_deg"]["L1"]), 50)
+            # The plot: THD panel and the harmonics bar chart.
+            png = os.path.join(tmp, "ac.png")
+            r = wplib.run([wplib.binary("wattpipe-plot"), log, "-o", png])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreater(os.path.getsize(png), 20000)
 
     def test_analysis_is_off_by_default_and_bad_bands_are_refused(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
