@@ -128,7 +128,7 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   // one-cycle RMS of each phase current, every half cycle.
   if (li_.dc) {
     level_group_ = std::max(1u, static_cast<unsigned>(std::lround(fs_a_ / kLevelRate)));
-    dc_step_.configure(step_cfg_, level_group_ / fs_a_);
+    dc_step_.configure(step_cfg_, level_group_ * dt_a_, /*uniform=*/true);
   } else {
     for (auto& s : ac_step_) s.configure(step_cfg_, 1.0 / (3 * nominal_hz_));
     half_len_ = fs_a_ / (2 * nominal_hz_);

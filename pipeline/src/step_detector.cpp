@@ -6,17 +6,25 @@
 
 namespace wattpipe::pipeline {
 
-void StepDetector::configure(const StepConfig& cfg, double min_dt_s) {
+void StepDetector::configure(const StepConfig& cfg, double min_dt_s, bool uniform) {
   cfg_ = cfg;
   const double dt = std::max(min_dt_s, 1e-9);
+  uniform_ = uniform;
+  dt_ = dt;
   hold_n_ = std::max<std::uint64_t>(3, static_cast<std::uint64_t>(std::ceil(cfg_.hold_s / dt)));
-  // The whole move plus the hold window and the approach before the trigger.
-  const auto need = static_cast<std::uint64_t>(std::ceil((cfg_.max_s + 2 * cfg_.hold_s) / dt)) + 2 * hold_n_ + 16;
-  const std::uint64_t cap = std::bit_ceil(std::min<std::uint64_t>(need, std::uint64_t{1} << 24));
-  if (x_.size() != cap) {
-    x_.assign(cap, 0.0f);
-    t_.assign(cap, 0.0);
-  }
+  // The history holds the whole move: up to max_s to reach the band, twice
+  // that to confirm it, the hold window and the approach before the trigger.
+  // At most 2^21 samples (24 MiB), so the configuration cannot size memory
+  // without bound: a longer max_s is shortened to what fits.
+  constexpr std::uint64_t kMaxHistory = std::uint64_t{1} << 21;
+  const std::uint64_t margin = 2 * hold_n_ + 16 + static_cast<std::uint64_t>(std::ceil(2 * cfg_.hold_s / dt));
+  const double fits_s = double(kMaxHistory - std::min(kMaxHistory / 2, margin)) * dt / 3;
+  cfg_.max_s = std::min(cfg_.max_s, fits_s);
+  const auto need = static_cast<std::uint64_t>(std::ceil(3 * cfg_.max_s / dt)) + margin;
+  const std::uint64_t cap = std::bit_ceil(std::min(need, kMaxHistory));
+  if (x_.size() != cap) x_.assign(cap, 0.0f);
+  const std::size_t t_cap = uniform_ ? 0 : cap;
+  if (t_.size() != t_cap) t_.assign(t_cap, 0.0);
   mask_ = cap - 1;
   reset();
 }
@@ -36,7 +44,8 @@ double StepDetector::cross(std::uint64_t i, double level) const noexcept {
 bool StepDetector::push(double t_s, double x, StepResult& out) noexcept {
   if (!std::isfinite(x)) return false;
   x_[n_ & mask_] = static_cast<float>(x);
-  t_[n_ & mask_] = t_s;
+  if (!uniform_) t_[n_ & mask_] = t_s;
+  if (n_ == 0) t_first_ = t_s;
   ++n_;
   if (!have_level_) {
     if (n_ >= hold_n_) {

@@ -97,6 +97,16 @@ class Analysis(unittest.TestCase):
                 self.assertEqual(errors(validator("analysis_fields"), sub_schema), [])
                 # 20 kS/s: the top band is cut at half the sample rate.
                 self.assertEqual(w["ripple_I_bands"][-1]["f_hi_Hz"], 10000.0)
+            # The CSV export: one row per window, the step lines left out, the analysis columns in.
+            csv_path = os.path.join(tmp, "w.csv")
+            r = wplib.run([wplib.binary("wattpipe-log2csv"), log, "-o", csv_path])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"{len(steps)} step events left out", r.stderr)
+            with open(csv_path) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(len(lines), 1 + len(windows))
+            for k in ("ripple_I_rms_A", "ripple_U_pp_V", "I_max_A"):
+                self.assertIn(k, lines[0].split(","))
             # The plot reads the same log: ripple panel, steps marked.
             png = os.path.join(tmp, "w.png")
             r = wplib.run([wplib.binary("wattpipe-plot"), log, "-o", png])

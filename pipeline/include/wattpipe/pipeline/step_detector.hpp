@@ -39,8 +39,10 @@ struct StepResult {
 
 class StepDetector {
  public:
-  // Allocates the history for samples spaced at least min_dt_s apart.
-  void configure(const StepConfig& cfg, double min_dt_s);
+  // Allocates the history for samples spaced at least min_dt_s apart (at
+  // most 2^21 samples: max_s is shortened to what that holds). `uniform`:
+  // the samples come exactly min_dt_s apart, so their times are not stored.
+  void configure(const StepConfig& cfg, double min_dt_s, bool uniform = false);
   // Forget the level (new stream, gap).
   void reset() noexcept;
   // One sample at series time t_s (rising). True when a step completed: `out` filled.
@@ -48,14 +50,18 @@ class StepDetector {
 
  private:
   [[nodiscard]] double x_at(std::uint64_t i) const noexcept { return double(x_[i & mask_]); }
-  [[nodiscard]] double t_at(std::uint64_t i) const noexcept { return t_[i & mask_]; }
+  [[nodiscard]] double t_at(std::uint64_t i) const noexcept {
+    return uniform_ ? t_first_ + double(i) * dt_ : t_[i & mask_];
+  }
   // Time where the series crosses `level` between samples i and i+1.
   [[nodiscard]] double cross(std::uint64_t i, double level) const noexcept;
   bool settled(StepResult& out) noexcept;
 
   StepConfig cfg_;
   std::vector<float> x_;  // levels in float: 1e-7 of a level is far below any band
-  std::vector<double> t_;
+  std::vector<double> t_;  // sample times, unless uniform
+  bool uniform_ = false;
+  double dt_ = 0, t_first_ = 0;
   std::uint64_t mask_ = 0;
   std::uint64_t n_ = 0;           // samples pushed
   std::uint64_t hold_n_ = 3;      // samples in the hold window
