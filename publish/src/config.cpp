@@ -237,7 +237,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--log", c.log, "every window as JSON Lines");
   app.add_option("--log-max-mb", c.log_max_mb, "rotate --log/--log-raw files at this size; 0: never")->check(CLI::Range(0.0, 1e6));
   app.add_option("--log-raw", c.log_raw, "every raw block as WPRB v1 (replayable)");
-  app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by")->check(CLI::Range(2, 1 << 22))->capture_default_str();
+  app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by (3.8 KiB of memory each)")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");
   app.add_flag("--zmq-raw", c.zmq_raw, "also publish raw blocks on --zmq-pub");
   app.add_flag("--stamp-messages", c.stamp_messages,

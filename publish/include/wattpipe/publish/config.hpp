@@ -67,7 +67,7 @@ struct Config {
   std::string log, log_raw, zmq_pub;
   bool zmq_raw = false;
   double log_max_mb = 0;  // 0: no rotation
-  int log_queue = 8192;   // windows the log thread may fall behind by
+  int log_queue = 2048;   // windows the log thread may fall behind by (3.8 KiB each with their analysis)
 
   bool stamp_messages = false;  // hidden: wattpipe_closed_ns in powermeter_values
 
