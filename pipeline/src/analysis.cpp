@@ -2,21 +2,45 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <numbers>
 
 namespace wattpipe::pipeline::analysis {
 namespace {
 
+// Whole frames that fill whole vectors: C = 8 one frame in two vectors,
+// C = 6 two frames in three, C = 2 two frames in one.
 template <unsigned C>
-void minmax_fixed(const float* x, std::size_t n, float* mn, float* mx) noexcept {
-  float lo[C], hi[C];
-  for (unsigned c = 0; c < C; ++c) lo[c] = mn[c], hi[c] = mx[c];
-  for (std::size_t f = 0; f < n; ++f)
-    for (unsigned c = 0; c < C; ++c) {
-      lo[c] = std::min(lo[c], x[f * C + c]);
-      hi[c] = std::max(hi[c], x[f * C + c]);
+constexpr unsigned kChunkFloats = C % 4 == 0 ? C : (C % 2 == 0 ? 2 * C : 4 * C);
+
+// op(acc[v], x[v]) over the chunks, then fold(c, lane value) per position;
+// the frames of the last, partial chunk go to tail(frame pointer).
+template <unsigned C, typename Init, typename Op, typename Fold, typename Tail>
+void over_chunks(const float* x, std::size_t n, Init init, Op op, Fold fold, Tail tail) noexcept {
+  constexpr unsigned kFloats = kChunkFloats<C>, kVecs = kFloats / 4, kFrames = kFloats / C;
+  v4f acc[kVecs];
+  for (unsigned v = 0; v < kVecs; ++v)
+    for (unsigned l = 0; l < 4; ++l) acc[v][l] = init((4 * v + l) % C);
+  const std::size_t whole = n / kFrames;
+  for (std::size_t k = 0; k < whole; ++k, x += kFloats)
+    for (unsigned v = 0; v < kVecs; ++v) {
+      v4f xv;
+      std::memcpy(&xv, x + 4 * v, sizeof xv);
+      acc[v] = op(acc[v], xv);
     }
-  for (unsigned c = 0; c < C; ++c) mn[c] = lo[c], mx[c] = hi[c];
+  for (unsigned v = 0; v < kVecs; ++v)
+    for (unsigned l = 0; l < 4; ++l) fold((4 * v + l) % C, acc[v][l]);
+  for (std::size_t f = whole * kFrames; f < n; ++f, x += C) tail(x);
+}
+
+template <typename Fn>
+void by_channels(unsigned channels, Fn fn) noexcept {
+  switch (channels) {
+    case 2: return fn(std::integral_constant<unsigned, 2>{});
+    case 6: return fn(std::integral_constant<unsigned, 6>{});
+    default: return fn(std::integral_constant<unsigned, 8>{});
+  }
 }
 
 double bessel_i0(double x) noexcept {
@@ -32,18 +56,27 @@ double bessel_i0(double x) noexcept {
 }  // namespace
 
 void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
-  // Fixed channel counts let the compiler keep the lanes in registers.
-  switch (channels) {
-    case 2: return minmax_fixed<2>(frames, n, mn, mx);
-    case 6: return minmax_fixed<6>(frames, n, mn, mx);
-    case 8: return minmax_fixed<8>(frames, n, mn, mx);
-    default:
-      for (std::size_t f = 0; f < n; ++f)
-        for (unsigned c = 0; c < channels; ++c) {
-          mn[c] = std::min(mn[c], frames[f * channels + c]);
-          mx[c] = std::max(mx[c], frames[f * channels + c]);
-        }
-  }
+  by_channels(channels, [&](auto c) {
+    constexpr unsigned C = decltype(c)::value;
+    auto tail = [&](const float* x) {
+      for (unsigned k = 0; k < C; ++k) mn[k] = std::min(mn[k], x[k]), mx[k] = std::max(mx[k], x[k]);
+    };
+    over_chunks<C>(frames, n, [&](unsigned k) { return mn[k]; }, [](v4f a, v4f x) { return x < a ? x : a; },
+                   [&](unsigned k, float v) { mn[k] = std::min(mn[k], v); }, tail);
+    over_chunks<C>(frames, n, [&](unsigned k) { return mx[k]; }, [](v4f a, v4f x) { return x > a ? x : a; },
+                   [&](unsigned k, float v) { mx[k] = std::max(mx[k], v); }, [](const float*) {});
+  });
+}
+
+void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
+  by_channels(channels, [&](auto c) {
+    constexpr unsigned C = decltype(c)::value;
+    over_chunks<C>(frames, n, [](unsigned) { return 0.0f; }, [](v4f a, v4f x) { return a + x * x; },
+                   [&](unsigned k, float v) { sq[k] += v; },
+                   [&](const float* x) {
+                     for (unsigned k = 0; k < C; ++k) sq[k] += double(x[k]) * x[k];
+                   });
+  });
 }
 
 double ripple_rms(double rms, double mean) noexcept {
@@ -70,16 +103,16 @@ std::vector<float> decimation_fir(unsigned d) {
   return out;
 }
 
-void lagrange8_weights(double mu, double w[8]) noexcept {
+void lagrange8_weights(v4f mu, v4f w[8]) noexcept {
   // Nodes -3..4: w_j = prod_{m != j} (mu - x_m) / den_j, the products from
   // both sides (no division, exact at the nodes too).
-  static constexpr double kInvDen[8] = {-1.0 / 5040, 1.0 / 720, -1.0 / 240, 1.0 / 144,
-                                        -1.0 / 144,  1.0 / 240, -1.0 / 720, 1.0 / 5040};
-  double d[8], left[8], right[8];
-  for (int j = 0; j < 8; ++j) d[j] = mu - (j - 3);
-  left[0] = 1;
+  static constexpr float kInvDen[8] = {-1.0f / 5040, 1.0f / 720, -1.0f / 240, 1.0f / 144,
+                                       -1.0f / 144,  1.0f / 240, -1.0f / 720, 1.0f / 5040};
+  v4f d[8], left[8], right[8];
+  for (int j = 0; j < 8; ++j) d[j] = mu - float(j - 3);
+  left[0] = v4f{} + 1.0f;
   for (int j = 1; j < 8; ++j) left[j] = left[j - 1] * d[j - 1];
-  right[7] = 1;
+  right[7] = v4f{} + 1.0f;
   for (int j = 6; j >= 0; --j) right[j] = right[j + 1] * d[j + 1];
   for (int j = 0; j < 8; ++j) w[j] = left[j] * right[j] * kInvDen[j];
 }

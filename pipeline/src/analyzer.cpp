@@ -7,9 +7,8 @@
 #include <limits>
 #include <numbers>
 
-#include <kissfft/kissfft.hh>
-
 #include "wattpipe/pipeline/analysis.hpp"
+#include "wattpipe/pipeline/lane_fft.hpp"
 
 namespace wattpipe::pipeline {
 namespace {
@@ -28,16 +27,27 @@ template <unsigned C, typename Frame>
 void weighted_frames(const float* w, std::size_t n, Frame frame, float* out) noexcept {
   if constexpr (C % 4 == 0) {
     using v4f = float __attribute__((vector_size(16)));
-    v4f acc[C / 4] = {};
-    for (std::size_t j = 0; j < n; ++j) {
-      const float* x = frame(j);
+    // Even and odd taps in separate accumulators: the adds' latency, not
+    // their throughput, bounds one chain.
+    v4f acc[2][C / 4] = {};
+    std::size_t j = 0;
+    for (; j + 1 < n; j += 2)
+      for (unsigned p = 0; p < 2; ++p) {
+        const float* x = frame(j + p);
+        for (unsigned v = 0; v < C / 4; ++v) {
+          v4f xv;
+          std::memcpy(&xv, x + 4 * v, sizeof xv);
+          acc[p][v] += w[j + p] * xv;
+        }
+      }
+    for (; j < n; ++j)
       for (unsigned v = 0; v < C / 4; ++v) {
         v4f xv;
-        std::memcpy(&xv, x + 4 * v, sizeof xv);
-        acc[v] += w[j] * xv;
+        std::memcpy(&xv, frame(j) + 4 * v, sizeof xv);
+        acc[0][v] += w[j] * xv;
       }
-    }
-    std::memcpy(out, acc, sizeof acc);
+    for (unsigned v = 0; v < C / 4; ++v) acc[0][v] += acc[1][v];
+    std::memcpy(out, acc[0], sizeof acc[0]);
   } else {
     // 2 or 6 channels: the lanes do not fill vectors; plain accumulators.
     float acc[C] = {};
@@ -85,7 +95,12 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     for (const auto& [lo, hi] : cfg_.ripple_bands_hz)
       if (hi < fs_ / 2) target = std::max(target, hi / analysis::kDecimationPassBand);
   const unsigned d = fs_ >= 2 * target ? static_cast<unsigned>(fs_ / target) : 1u;
-  if (d != d_ || fir_.empty()) fir_ = analysis::decimation_fir(d);
+  if (d != d_ || fir_.empty()) {
+    fir_ = analysis::decimation_fir(d);  // 16 d taps: an even number when d > 1
+    fir_pairs_.resize(fir_.size() / 2);
+    for (std::size_t j = 0; j < fir_pairs_.size(); ++j)
+      fir_pairs_[j] = analysis::v4f{fir_[2 * j], fir_[2 * j], fir_[2 * j + 1], fir_[2 * j + 1]};
+  }
   d_ = d;
   fs_a_ = fs_ / d_;
   const std::size_t taps = fir_.size(), ch = li_.channels;
@@ -108,9 +123,10 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   ring_.resize(cap_ * ch);
   // Spectra.
   if (spectra_ && li_.dc) {
-    const std::size_t n = std::bit_ceil(static_cast<std::size_t>(window_a) + 2);
-    if (n != n_dc_) fft_dc_ = std::make_unique<kissfft<double>>(n, false), n_dc_ = n;
-    z_.resize(n);
+    const std::size_t n = std::bit_ceil(std::max<std::size_t>(static_cast<std::size_t>(window_a) + 2, 4));
+    if (n != n_dc_) fft_dc_ = std::make_unique<analysis::QuadFft>(n), n_dc_ = n;
+    lre_.resize(std::max(lre_.size(), n / 4));
+    lim_.resize(std::max(lim_.size(), n / 4));
     zf_.resize(n);
     hann_.resize(n);
     hann_m_ = 0;
@@ -118,9 +134,9 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     pow_i_.resize(n / 2);
   } else if (spectra_) {
     const std::size_t n = std::bit_ceil(2 * nb);
-    if (n != n_ac_) fft_ac_ = std::make_unique<kissfft<double>>(n, false), n_ac_ = n;
-    z_.resize(std::max(z_.size(), 3 * n));
-    zf_.resize(std::max(zf_.size(), n));
+    if (n != n_ac_) fft_ac_ = std::make_unique<analysis::LaneFft>(n), n_ac_ = n;
+    lre_.resize(std::max(lre_.size(), n));
+    lim_.resize(std::max(lim_.size(), n));
     for (auto* b : {bins_u_, bins_i_})
       for (int k = 0; k < 3; ++k) b[k].resize(nb);
   }
@@ -156,7 +172,23 @@ void Analyzer::feed(const acquire::SampleBlock& b) noexcept {
   std::size_t n = 0;
   while (next_in_ + taps <= hist_frames_) {
     const float* x = hist_.data() + next_in_ * ch;
-    weighted_frames(ch, fir_.data(), taps, [x](std::size_t j, unsigned c) { return x + j * c; }, dec_out_.data() + n * ch);
+    if (ch == 2) {
+      // Two frames per vector against the taps in pairs (fir_pairs_).
+      // Four accumulators: one would wait on the add's latency every tap.
+      analysis::v4f acc4[4] = {};
+      for (std::size_t j = 0; j < taps / 2; j += 4)  // taps / 2 = 8 d: a multiple of 4
+        for (unsigned a = 0; a < 4; ++a) {
+          analysis::v4f xv;
+          std::memcpy(&xv, x + 4 * (j + a), sizeof xv);
+          acc4[a] += fir_pairs_[j + a] * xv;
+        }
+      const analysis::v4f acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+      dec_out_[2 * n] = acc[0] + acc[2];
+      dec_out_[2 * n + 1] = acc[1] + acc[3];
+    } else {
+      weighted_frames(ch, fir_.data(), taps, [x](std::size_t j, unsigned c) { return x + j * c; },
+                      dec_out_.data() + n * ch);
+    }
     ++n;
     next_in_ += d_;
   }
@@ -206,12 +238,9 @@ void Analyzer::ac_levels(const float* frames, std::size_t n) noexcept {
     const double idx = double(dec_n_ + f);
     const auto to_end = static_cast<std::size_t>(std::max(1.0, std::ceil(next_half_ - idx)));
     const std::size_t run = std::min(n - f, to_end);
-    for (unsigned k = 0; k < phases; ++k) {
-      double q = 0;
-      const float* x = frames + f * ch + li_.i[k];
-      for (std::size_t j = 0; j < run; ++j) q += double(x[j * ch]) * x[j * ch];
-      sq_cur_[k] += q;
-    }
+    double sq[acquire::kMaxChannels] = {};
+    analysis::channel_sumsq(frames + f * ch, run, ch, sq);
+    for (unsigned k = 0; k < phases; ++k) sq_cur_[k] += sq[li_.i[k]];
     n_cur_ += run;
     f += run;
     if (double(dec_n_ + f) < next_half_) break;
@@ -309,30 +338,40 @@ void Analyzer::harmonics(double start, double end, WindowRecord& r) noexcept {
   const double q0 = (start - dec_pos0_) / d_, q1 = (end - dec_pos0_) / d_;
   if (!covered(std::floor(q0) - 3, std::floor(q1) + 4)) return;
   // Resample the window's whole cycles to n points; phase k's U and I go
-  // through one complex transform as z = u + j i.
+  // through lane k of one complex transform as z = u + j i.
   const double step = (q1 - q0) / double(n);
-  const unsigned phases = li_.phases;
-  for (std::size_t j = 0; j < n; ++j) {
-    const double q = q0 + step * double(j);
-    const double fl = std::floor(q);
-    double w[8];
-    analysis::lagrange8_weights(q - fl, w);
-    float wf[8];
-    for (int m = 0; m < 8; ++m) wf[m] = static_cast<float>(w[m]);
-    const auto base = static_cast<std::uint64_t>(fl) - 3;
-    float x[acquire::kMaxChannels];
-    const float* ring = ring_.data();
-    const std::uint64_t mask = cap_ - 1;
-    weighted_frames(ch, wf, 8, [&](std::size_t m, unsigned c) { return ring + ((base + m) & mask) * c; }, x);
-    for (unsigned k = 0; k < phases; ++k) z_[k * n + j] = {x[li_.u[k]], x[li_.i[k]]};
+  const float* ring = ring_.data();
+  const std::uint64_t mask = cap_ - 1;
+  // Every layout has its U and I channels in a row from u[0] and i[0]; the
+  // lanes past the phases carry neighbours nobody reads.
+  const unsigned u0 = li_.u[0], i0 = li_.i[0];
+  for (std::size_t j = 0; j < n; j += 4) {  // n: a power of two >= 1024
+    analysis::v4f mu;
+    std::uint64_t base[4];
+    for (unsigned l = 0; l < 4; ++l) {
+      const double q = q0 + step * double(j + l), fl = std::floor(q);
+      mu[l] = static_cast<float>(q - fl);
+      base[l] = static_cast<std::uint64_t>(fl) - 3;
+    }
+    analysis::v4f w[8];
+    analysis::lagrange8_weights(mu, w);
+    for (unsigned l = 0; l < 4; ++l) {
+      const float wl[8] = {w[0][l], w[1][l], w[2][l], w[3][l], w[4][l], w[5][l], w[6][l], w[7][l]};
+      float x[acquire::kMaxChannels + 4] = {};
+      weighted_frames(ch, wl, 8, [&](std::size_t m, unsigned c) { return ring + ((base[l] + m) & mask) * c; }, x);
+      std::memcpy(&lre_[j + l], x + u0, sizeof(analysis::v4f));
+      std::memcpy(&lim_[j + l], x + i0, sizeof(analysis::v4f));
+    }
   }
+  fft_ac_->forward(lre_.data(), lim_.data());
+  const unsigned phases = li_.phases;
   const double scale = std::numbers::sqrt2 / double(n);  // bin -> RMS phasor
   for (unsigned k = 0; k < phases; ++k) {
-    fft_ac_->transform(z_.data() + k * n, zf_.data());
     for (std::size_t b = 1; b < nb; ++b) {
-      const auto zp = zf_[b], zm = std::conj(zf_[n - b]);
-      bins_u_[k][b] = 0.5 * (zp + zm) * scale;
-      bins_i_[k][b] = std::complex<double>(0, -0.5) * (zp - zm) * scale;
+      // Separate the two real signals: U = (Z_b + conj Z_{n-b}) / 2, I = (Z_b - conj Z_{n-b}) / 2j.
+      const double pr = lre_[b][k], pi = lim_[b][k], mr = lre_[n - b][k], mi = -lim_[n - b][k];
+      bins_u_[k][b] = {0.5 * scale * (pr + mr), 0.5 * scale * (pi + mi)};
+      bins_i_[k][b] = {0.5 * scale * (pi - mi), -0.5 * scale * (pr - mr)};
     }
     bins_u_[k][0] = bins_i_[k][0] = {};
     analysis::harmonic_subgroups(bins_u_[k], cycles_, a.harm_u_v[k]);
@@ -374,17 +413,20 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
     }
   }
   const double wsum = hann_sum_, w2sum = hann_sq_;
-  for (std::size_t j = 0; j < m; ++j) z_[j] = {(at(j, 0) - mu) * hann_[j], (at(j, 1) - mi) * hann_[j]};
-  std::fill(z_.begin() + std::ptrdiff_t(m), z_.begin() + std::ptrdiff_t(n), std::complex<double>{});
-  fft_dc_->transform(z_.data(), zf_.data());
+  // Sample j in lane j % 4 at j / 4 (QuadFft's order); U and I as z = u + j i.
+  for (std::size_t j = 0; j < m; ++j) {
+    lre_[j >> 2][j & 3] = static_cast<float>((at(j, 0) - mu) * hann_[j]);
+    lim_[j >> 2][j & 3] = static_cast<float>((at(j, 1) - mi) * hann_[j]);
+  }
+  for (std::size_t j = m; j < n; ++j) lre_[j >> 2][j & 3] = lim_[j >> 2][j & 3] = 0;
+  fft_dc_->forward(lre_.data(), lim_.data(), zf_.data());
   const double norm = 1.0 / (double(n) * w2sum);
   const std::size_t half = n / 2;
   for (std::size_t k = 0; k < half; ++k) {
-    const auto zp = zf_[k], zm = std::conj(zf_[(n - k) % n]);
-    const auto xu = 0.5 * (zp + zm), xi = std::complex<double>(0, -0.5) * (zp - zm);
+    const std::complex<double> zp = zf_[k], zm = std::conj(std::complex<double>(zf_[(n - k) % n]));
     const double one_sided = k == 0 ? 1.0 : 2.0;
-    pow_u_[k] = one_sided * std::norm(xu) * norm;
-    pow_i_[k] = one_sided * std::norm(xi) * norm;
+    pow_u_[k] = one_sided * std::norm(0.5 * (zp + zm)) * norm;
+    pow_i_[k] = one_sided * std::norm(0.5 * (zp - zm)) * norm;  // |(zp - zm) / 2j|
   }
   const double bin_hz = fs_a_ / double(n), nyquist = fs_ / 2;
   // Above the decimator's pass band only the total is known: the band that

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <numbers>
 #include <vector>
 
 #include "signal_feed.hpp"
 #include "wattpipe/pipeline/analysis.hpp"
+#include "wattpipe/pipeline/lane_fft.hpp"
 #include "wattpipe/pipeline/step_detector.hpp"
 
 namespace wattpipe::testing {
@@ -32,18 +34,92 @@ double wrap_deg(double d) {
 // ---- kernels ----
 
 TEST(AnalysisKernels, LagrangeWeightsReproduceAPolynomialOfDegree7) {
-  double w[8];
-  for (double mu : {0.0, 0.25, 0.5, 0.9}) {
-    pipeline::analysis::lagrange8_weights(mu, w);
+  // Four points at once, one per lane; single precision.
+  const pipeline::analysis::v4f mu{0.0f, 0.25f, 0.5f, 0.9f};
+  pipeline::analysis::v4f w[8];
+  pipeline::analysis::lagrange8_weights(mu, w);
+  for (int l = 0; l < 4; ++l) {
     double v = 0, sum = 0;
     for (int j = 0; j < 8; ++j) {
       const double x = j - 3;
-      v += w[j] * (x * x * x * x * x * x * x - 2 * x * x + 1);
-      sum += w[j];
+      v += w[j][l] * (x * x * x * x * x * x * x - 2 * x * x + 1);
+      sum += w[j][l];
     }
-    EXPECT_NEAR(sum, 1.0, 1e-12);
-    EXPECT_NEAR(v, std::pow(mu, 7) - 2 * mu * mu + 1, 1e-9);
+    EXPECT_NEAR(sum, 1.0, 1e-6);
+    EXPECT_NEAR(v, std::pow(double(mu[l]), 7) - 2 * double(mu[l]) * mu[l] + 1, 1e-4);
   }
+}
+
+// A double-precision DFT to compare the single-precision transforms with.
+std::vector<std::complex<double>> dft(const std::vector<std::complex<double>>& x) {
+  const std::size_t n = x.size();
+  std::vector<std::complex<double>> y(n);
+  for (std::size_t k = 0; k < n; ++k)
+    for (std::size_t j = 0; j < n; ++j) y[k] += x[j] * std::polar(1.0, -2 * std::numbers::pi * double(j * k % n) / double(n));
+  return y;
+}
+
+double max_error(const std::vector<std::complex<double>>& a, const std::vector<std::complex<double>>& b) {
+  double e = 0, peak = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) e = std::max(e, std::abs(a[k] - b[k])), peak = std::max(peak, std::abs(b[k]));
+  return e / peak;
+}
+
+TEST(AnalysisKernels, LaneTransformsMatchADoublePrecisionDft) {
+  using pipeline::analysis::v4f;
+  for (std::size_t n : {1u, 2u, 4u, 8u, 64u, 1024u, 2048u}) {
+    pipeline::analysis::LaneFft fft(n);
+    std::vector<v4f> re(n), im(n);
+    std::vector<std::vector<std::complex<double>>> x(4, std::vector<std::complex<double>>(n));
+    for (std::size_t j = 0; j < n; ++j)
+      for (int l = 0; l < 4; ++l) {
+        x[l][j] = {std::sin(0.3 * double(j * (l + 1))) + 0.01 * l, std::cos(0.11 * double(j) + l)};
+        re[j][l] = float(x[l][j].real()), im[j][l] = float(x[l][j].imag());
+      }
+    fft.forward(re.data(), im.data());
+    for (int l = 0; l < 4; ++l) {
+      std::vector<std::complex<double>> y(n);
+      for (std::size_t k = 0; k < n; ++k) y[k] = {re[k][l], im[k][l]};
+      EXPECT_LT(max_error(y, dft(x[l])), 2e-6) << "n " << n << " lane " << l;
+    }
+  }
+  for (std::size_t n : {4u, 16u, 1024u, 4096u}) {
+    pipeline::analysis::QuadFft fft(n);
+    std::vector<v4f> re(n / 4), im(n / 4);
+    std::vector<std::complex<double>> x(n);
+    std::vector<std::complex<float>> out(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      x[j] = {std::sin(0.7 * double(j)) + 1, 0.5 * std::cos(0.05 * double(j * j % 977))};
+      re[j / 4][j % 4] = float(x[j].real()), im[j / 4][j % 4] = float(x[j].imag());
+    }
+    fft.forward(re.data(), im.data(), out.data());
+    EXPECT_LT(max_error(std::vector<std::complex<double>>(out.begin(), out.end()), dft(x)), 2e-6) << "n " << n;
+  }
+}
+
+TEST(AnalysisKernels, MinMaxAndSumsOfSquaresPerChannelForEveryLayoutWidth) {
+  for (unsigned ch : {2u, 6u, 8u})
+    for (std::size_t n : {0u, 1u, 2u, 3u, 7u, 1000u}) {
+      std::vector<float> x(n * ch);
+      for (std::size_t f = 0; f < n; ++f)
+        for (unsigned c = 0; c < ch; ++c) x[f * ch + c] = float(std::sin(0.37 * double(f) + c) * (c + 1));
+      float mn[8], mx[8];
+      double sq[8] = {};
+      std::fill_n(mn, 8, 1e30f), std::fill_n(mx, 8, -1e30f);
+      pipeline::analysis::channel_minmax(x.data(), n, ch, mn, mx);
+      pipeline::analysis::channel_sumsq(x.data(), n, ch, sq);
+      for (unsigned c = 0; c < ch; ++c) {
+        float lo = 1e30f, hi = -1e30f;
+        double s = 0;
+        for (std::size_t f = 0; f < n; ++f) {
+          lo = std::min(lo, x[f * ch + c]), hi = std::max(hi, x[f * ch + c]);
+          s += double(x[f * ch + c]) * x[f * ch + c];
+        }
+        EXPECT_EQ(mn[c], lo) << ch << " channels, " << n << " frames, channel " << c;
+        EXPECT_EQ(mx[c], hi) << ch << " channels, " << n << " frames, channel " << c;
+        EXPECT_NEAR(sq[c], s, 1e-6 * s + 1e-12) << ch << " channels, " << n << " frames, channel " << c;
+      }
+    }
 }
 
 TEST(AnalysisKernels, UnbalanceOfASymmetricSystemIsZeroAndOfOnePhaseIsKnown) {

@@ -15,10 +15,15 @@
 namespace wattpipe::pipeline::analysis {
 
 using Complex = std::complex<double>;
+// Four floats (GCC vector extension: SSE on any x86-64, NEON on ARM).
+using v4f = float __attribute__((vector_size(16)));
 
 // Folds the per-channel minimum and maximum of n interleaved frames of
-// `channels` channels into mn[c] and mx[c].
+// `channels` channels (2, 6 or 8: the layouts) into mn[c] and mx[c].
 void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept;
+// Adds the per-channel sum of squares of n frames to sq[c] (summed in float
+// over the call, so keep n to a few thousand frames).
+void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept;
 
 // The AC part of a signal from its RMS and mean: sqrt(RMS^2 - mean^2), 0 when
 // rounding makes the difference negative.
@@ -30,9 +35,10 @@ double ripple_rms(double rms, double mean) noexcept;
 inline constexpr double kDecimationPassBand = 0.36;
 std::vector<float> decimation_fir(unsigned d);
 
-// 8-point Lagrange weights for a value at mu in [0, 1) past node 3 of nodes
-// 0..7 (so between nodes 3 and 4).
-void lagrange8_weights(double mu, double w[8]) noexcept;
+// 8-point Lagrange weights for values at mu in [0, 1) past node 3 of nodes
+// 0..7 (so between nodes 3 and 4), four points at once: lane l of w[m] is
+// node m's weight for the point at lane l of mu.
+void lagrange8_weights(v4f mu, v4f w[8]) noexcept;
 
 // IEC 61000-4-7 harmonic subgroups: G_h = sqrt(C_{ch-1}^2 + C_ch^2 + C_{ch+1}^2)
 // over a spectrum of `cycles` whole cycles, where bins[k] is the RMS phasor

@@ -28,10 +28,11 @@
 #include "wattpipe/pipeline/step_detector.hpp"
 #include "wattpipe/pipeline/window.hpp"
 
-template <typename T>
-class kissfft;
-
 namespace wattpipe::pipeline {
+namespace analysis {
+class LaneFft;
+class QuadFft;
+}  // namespace analysis
 
 struct AnalysisConfig {
   // Off unless asked for (--analysis on): it runs on the processing thread
@@ -107,6 +108,7 @@ class Analyzer {
   double fed_end_ = 0;            // stream position after the last fed frame
   double lookahead_ = 8;
   std::vector<float> fir_;
+  std::vector<float __attribute__((vector_size(16)))> fir_pairs_;  // {h0, h0, h1, h1}, ...: two-channel frames in pairs
   std::vector<float> hist_;       // decimator input history, interleaved
   std::vector<float> dec_out_;    // one block's decimator output
   std::size_t hist_frames_ = 0;
@@ -122,9 +124,12 @@ class Analyzer {
   std::array<float, acquire::kMaxChannels> mn_{}, mx_{};
 
   // Spectra
-  std::unique_ptr<kissfft<double>> fft_ac_, fft_dc_;
+  std::unique_ptr<analysis::LaneFft> fft_ac_;
+  std::unique_ptr<analysis::QuadFft> fft_dc_;
   std::size_t n_ac_ = 0, n_dc_ = 0;
-  std::vector<std::complex<double>> z_, zf_;
+  using v4f = float __attribute__((vector_size(16)));  // = analysis::v4f
+  std::vector<v4f> lre_, lim_;            // transform input and output, lanes
+  std::vector<std::complex<float>> zf_;   // a DC window's spectrum
   std::vector<std::complex<double>> bins_u_[3], bins_i_[3];
   std::vector<double> pow_u_, pow_i_;  // one-sided power spectra
   std::vector<double> hann_;
