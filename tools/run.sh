@@ -2,8 +2,10 @@
 # tools/run.sh [daemon flags...]: installs the missing Debian packages, builds
 # (Release) into build/, starts a private mosquitto on a free 127.0.0.1 port
 # unless --broker is among the flags, runs build/bin/wattpipe on the simulator
-# with the given flags, and prints one line per powermeter_values message as
-# an EVerest peer sees it. Ctrl-C stops everything it started.
+# with the given flags, serves the live page on a free 127.0.0.1 port (its
+# URL printed; --http chooses another), and prints one line per
+# powermeter_values message as an EVerest peer sees it. Ctrl-C stops
+# everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
@@ -22,6 +24,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --mqtt-prefix) prefix="${args[i + 1]:-}" ;;
     --mqtt-prefix=*) prefix="${args[i]#--mqtt-prefix=}" ;;
     --analysis | --analysis=*) analysis_set=1 ;;
+    --http | --http=*) http_set=1 ;;
   esac
 done
 
@@ -54,6 +57,12 @@ pids+=($!)
 sleep 0.2
 # The demo shows the analysis (ripple, harmonics, steps) unless told otherwise.
 [ -z "${analysis_set:-}" ] && extra+=(--analysis on)
+# The live page on a free loopback port.
+if [ -z "${http_set:-}" ]; then
+  webport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  extra+=(--http "127.0.0.1:$webport")
+  echo "live page: http://127.0.0.1:$webport/" >&2
+fi
 build/bin/wattpipe "${extra[@]}" --source sim "$@" &
 daemon=$!
 pids+=($daemon)

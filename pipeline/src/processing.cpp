@@ -18,6 +18,7 @@ Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, con
                        ProcessingOutputs out, acquire::RealTimeConfig rt)
     : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()) {
   proc_.set_demand(out_.demand);
+  if (out_.scope != nullptr) scope_.emplace(out_.scope_cfg, *out_.scope);
 }
 
 Processing::~Processing() { join(); }
@@ -36,6 +37,7 @@ void Processing::on_window(WindowRecord& w) {
     counters_.steps.fetch_add(1, std::memory_order_relaxed);
     if (out_.events != nullptr && !out_.events->try_push(w.an.step[k]))
       counters_.events_overflow.fetch_add(1, std::memory_order_relaxed);
+    if (out_.view_events != nullptr) (void)out_.view_events->try_push(w.an.step[k]);  // the page shows the newest
   }
   if (out_.window_log != nullptr) {
     if (out_.window_log->try_push(w)) {
@@ -47,6 +49,10 @@ void Processing::on_window(WindowRecord& w) {
   // State first: the MQTT thread publishes only what the state writer has saved.
   snapshot(w.closed_steady_ns);
   if (out_.latest != nullptr) out_.latest->write(w);
+  if (out_.view != nullptr && w.closed_steady_ns >= next_view_ns_) {
+    out_.view->write(w);
+    next_view_ns_ = w.closed_steady_ns + out_.view_interval_ns;
+  }
   // The MQTT thread takes the window now; with a state writer it then waits
   // for the registers to be saved (woken by the writer only while it waits).
   // Relaxed: a stale bound only wakes the MQTT thread once too often or lets
@@ -112,6 +118,7 @@ void Processing::run() {
       if (proc_.full()) break;
       if (out_.raw_log != nullptr) copy_raw(*b);  // before push(): it calibrates in place
       proc_.push(b);
+      if (scope_) scope_->feed(*b, acquire::steady_now_ns());  // calibrated now, released by advance()
       ++pushed;
       const std::size_t done = proc_.advance();
       ring_.release(done);

@@ -240,6 +240,11 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by (3.8 KiB of memory each)")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");
   app.add_flag("--zmq-raw", c.zmq_raw, "also publish raw blocks on --zmq-pub");
+  app.add_option("--http", c.http, "serve the live page at HOST:PORT (docs/web.md); port 0: a free one; off by default");
+  app.add_option("--http-auth-file", c.http_auth_file, "the live page asks for a user in this htdigest file (realm wattpipe)");
+  app.add_option("--http-cert", c.http_cert, "the live page over TLS: certificate chain (PEM), with --http-key");
+  app.add_option("--http-key", c.http_key, "the live page over TLS: private key (PEM), with --http-cert");
+  app.add_option("--scope-ms", c.scope_ms, "time shown by the live page's scope")->check(CLI::Range(0.1, 10000.0))->capture_default_str();
   app.add_flag("--stamp-messages", c.stamp_messages,
                "add wattpipe_closed_ns (steady clock of the window close) to powermeter_values, for latency benchmarks");
   app.add_option("--duration", c.duration, "stop cleanly after this many seconds")->check(CLI::Range(0.0, 1e9));

@@ -27,6 +27,7 @@
 #include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/ocmf_transactions.hpp"
 #include "wattpipe/publish/publisher.hpp"
+#include "wattpipe/publish/web_server.hpp"
 #include "wattpipe/publish/window_logger.hpp"
 
 namespace wattpipe::publish {
@@ -295,6 +296,22 @@ int Daemon::run(bool handle_signals) {
     }
   }
 
+  // The live page: its own hand-offs from the processing thread (newest
+  // window, scope captures, step events), read by the web thread only.
+  const std::int64_t web_interval_ns = std::clamp<std::int64_t>(cfg_.publish_interval_ms, 50, 1000) * 1'000'000;
+  pipeline::TripleBuffer<pipeline::WindowRecord> view_latest;
+  std::unique_ptr<pipeline::TripleBuffer<pipeline::ScopeSnapshot>> scope_buf;
+  acquire::SpscRing<pipeline::StepEvent> view_steps(64);
+  if (!cfg_.http.empty()) {
+    scope_buf = std::make_unique<pipeline::TripleBuffer<pipeline::ScopeSnapshot>>();
+    outs.view = &view_latest;
+    outs.view_interval_ns = web_interval_ns;
+    outs.scope = scope_buf.get();
+    outs.scope_cfg.span_s = cfg_.scope_ms / 1000;
+    outs.scope_cfg.interval_ns = web_interval_ns;
+    outs.view_events = &view_steps;
+  }
+
   pipeline::Processing proc(cfg_.processor, ring, acq, outs, proc_rt);
   proc.restore(recovered.registers);
   pipeline::StateWriter writer(store, state, state_waker, &saved_waker, &journal.pagination_reserved(),
@@ -327,11 +344,80 @@ int Daemon::run(bool handle_signals) {
   if (cfg_.processor.analysis.enabled) publisher.set_analysis(&step_events, &demand);
   proc.set_window_wake_from(&publisher.window_wake_from());
 
+  std::unique_ptr<WebServer> web;
+  if (!cfg_.http.empty()) {
+    WebConfig wc;
+    wc.listen = cfg_.http;
+    wc.auth_file = cfg_.http_auth_file;
+    wc.cert_file = cfg_.http_cert;
+    wc.key_file = cfg_.http_key;
+    wc.interval_ns = web_interval_ns;
+    wc.meter_id = cfg_.meter_serial;
+    wc.module_id = cfg_.module_id;
+    wc.version = version();
+    WebSources ws;
+    ws.window = &view_latest;
+    ws.scope = scope_buf.get();
+    ws.steps = &view_steps;
+    const auto& mc = publisher.counters();
+    ws.health = [&acq, &ring, &proc, &mc] {
+      const auto& ac = acq.counters();
+      const auto& pc = proc.counters();
+      const acquire::LossCounts losses = acq.losses();
+      return pipeline::write_json(2048, [&](pipeline::JsonWriter& w) {
+        w.begin_object();
+        w.field("source_health", acquire::to_string(acq.health()));
+        w.field_uint("frames_acquired", ac.frames_acquired.load(std::memory_order_relaxed));
+        w.field_uint("frames_processed", pc.frames_processed.load(std::memory_order_relaxed));
+        w.key("frames_lost");
+        w.begin_object();
+        for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k) w.field_uint(acquire::LossCounts::kNames[k], losses.v[k]);
+        w.end_object();
+        w.field_uint("ring_fill_blocks", ring.size_approx());
+        w.field_uint("ring_high_water_blocks", ac.ring_high_water.load(std::memory_order_relaxed));
+        w.field_uint("ring_capacity_blocks", ring.capacity());
+        w.field_uint("windows_closed", pc.windows_closed.load(std::memory_order_relaxed));
+        w.field_uint("windows_with_lost_frames", pc.windows_with_lost_frames.load(std::memory_order_relaxed));
+        w.field_fixed("publish_latency_ms", double(mc.last_latency_ns.load(std::memory_order_relaxed)) / 1e6, 3);
+        w.field_bool("broker_connected", mc.connected.load(std::memory_order_relaxed));
+        w.field_uint("mqtt_connection_losses", mc.connection_losses.load(std::memory_order_relaxed));
+        w.field_uint("values_published", mc.values_published.load(std::memory_order_relaxed));
+        w.field_bool("everest_alive", mc.everest_alive.load(std::memory_order_relaxed));
+        w.field_uint("everest_heartbeats", mc.heartbeats.load(std::memory_order_relaxed));
+        w.field_uint("everest_last_heartbeat_id", mc.last_heartbeat_id.load(std::memory_order_relaxed));
+        w.field_uint("steps", pc.steps.load(std::memory_order_relaxed));
+        w.end_object();
+      });
+    };
+    ws.transactions = [&transactions] {
+      const auto v = transactions.view_json();
+      return v ? *v : std::string("[]");
+    };
+    try {
+      web = std::make_unique<WebServer>(std::move(wc), std::move(ws));
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 2;
+    }
+  }
+
   spdlog::info("wattpipe {}: source {}, module {}, broker {}", version(), cfg_.source, cfg_.module_id, cfg_.broker);
   const std::int64_t t0 = acquire::steady_now_ns();
   if (persist) writer.start();
   if (logger) logger->start();
   publisher.start();
+  if (web) {
+    try {
+      web->start();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      publisher.stop();
+      publisher.join();
+      if (persist) writer.stop(), writer.join();
+      if (logger) logger->stop(0), logger->join();
+      return 2;
+    }
+  }
   proc.start();
   acq.start();
 
@@ -380,6 +466,7 @@ int Daemon::run(bool handle_signals) {
   writer.join();
   publisher.stop();
   publisher.join();
+  if (web) web->stop();
   if (logger) {
     logger->stop(proc.counters().windows_closed.load());  // drains both queues, reports a final overflow
     logger->join();

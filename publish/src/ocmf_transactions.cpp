@@ -21,7 +21,49 @@ ocmf::ReadingPoint point(const pipeline::Reading& r, char tx) {
 }  // namespace
 
 OcmfTransactions::OcmfTransactions(ocmf::Signer signer, pipeline::TransactionJournal& journal, OcmfOptions opts)
-    : signer_(std::move(signer)), journal_(journal), opts_(std::move(opts)) {}
+    : signer_(std::move(signer)), journal_(journal), opts_(std::move(opts)) {
+  refresh_view();
+}
+
+void OcmfTransactions::refresh_view() {
+  const std::string key = signer_.public_key_hex();
+  auto record = [&](pipeline::JsonWriter& w, std::string_view name, const std::string& rec) {
+    const ocmf::Verification v = ocmf::verify(rec, key);
+    w.key(name);
+    w.begin_object();
+    w.field("record", rec);
+    w.field_bool("verifies", v.verdict == ocmf::Verification::Verdict::valid);
+    if (v.verdict != ocmf::Verification::Verdict::valid) w.field("reason", v.reason);
+    w.field("pagination", v.pagination);
+    w.end_object();
+  };
+  auto json = std::make_shared<const std::string>(pipeline::write_json(4096, [&](pipeline::JsonWriter& w) {
+    w.begin_array();
+    for (const auto& [id, t] : journal_.open_transactions()) {
+      w.separator();
+      w.begin_object();
+      w.field("id", id);
+      w.field("evse_id", t.ident.evse_id);
+      w.field_bool("open", true);
+      w.key("begin_utc");
+      w.timestamp_ms(t.begin.utc_ns);
+      record(w, "begin", t.begin_record);
+      w.end_object();
+    }
+    for (const Closed& c : closed_) {
+      w.separator();
+      w.begin_object();
+      w.field("id", c.id);
+      w.field("evse_id", c.evse_id);
+      w.field_bool("open", false);
+      record(w, "begin", c.begin_record);
+      record(w, "end", c.end_record);
+      w.end_object();
+    }
+    w.end_array();
+  }));
+  view_.store(std::move(json));
+}
 
 SignedMeterValue OcmfTransactions::smv(const std::string& record, std::int64_t utc_ns) const {
   return SignedMeterValue{record, std::string(ocmf::kSigningMethod), "OCMF", signer_.public_key_hex(), utc_ns};
@@ -77,6 +119,7 @@ StartTransactionReply OcmfTransactions::start(const StartTransactionRequest& req
   if (opts_.min_stop_s > 0) r.min_stop_utc_ns = reading.utc_ns + std::int64_t(opts_.min_stop_s * 1e9);
   if (opts_.max_stop_s > 0) r.max_stop_utc_ns = reading.utc_ns + std::int64_t(opts_.max_stop_s * 1e9);
   r.signed_meter_value = smv(t.begin_record, reading.utc_ns);
+  refresh_view();
   if (std::uint64_t sup = 0; log_limit_.allow(sup))
     spdlog::info("OCMF: transaction '{}' started on EVSE '{}' at {} kWh (PG T{}){}", t.id, t.ident.evse_id,
                  ocmf::format_kwh(t.begin.import_uwh), *pg,
@@ -104,6 +147,9 @@ std::optional<StopTransactionReply> OcmfTransactions::close(const pipeline::Jour
   StopTransactionReply r;
   r.signed_meter_value = smv(record, reading.utc_ns);
   r.start_signed_meter_value = smv(t.begin_record, t.begin.utc_ns);
+  closed_.push_front({t.id, t.ident.evse_id, t.begin_record, record});
+  if (closed_.size() > kViewClosed) closed_.pop_back();
+  refresh_view();
   if (std::uint64_t sup = 0; log_limit_.allow(sup))
     spdlog::info("OCMF: transaction '{}' stopped at {} kWh (began at {} kWh; PG T{}{}){}", t.id,
                  ocmf::format_kwh(end.import_uwh), ocmf::format_kwh(t.begin.import_uwh), *pg,

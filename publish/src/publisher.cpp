@@ -110,6 +110,7 @@ void Publisher::on_connected() {
   connecting_ = false;
   backoff_ms_ = 0;
   counters_.connects.fetch_add(1, std::memory_order_relaxed);
+  counters_.connected.store(true, std::memory_order_relaxed);
   spdlog::info("MQTT: connected to {} as {}", cfg_.broker_label, cfg_.topics.base);
   mqtt_.subscribe(cfg_.topics.heartbeat, 0);
   mqtt_.subscribe(cfg_.topics.start_transaction, 0);
@@ -121,6 +122,7 @@ void Publisher::on_connected() {
 
 void Publisher::on_disconnected(int reason) {
   counters_.connection_losses.fetch_add(1, std::memory_order_relaxed);
+  counters_.connected.store(false, std::memory_order_relaxed);
   backoff_ms_ = cfg_.reconnect_min_ms;
   next_connect_ns_ = steady_now_ns() + backoff_ms_ * kMs;
   connecting_ = false;
@@ -291,7 +293,9 @@ void Publisher::publish_values(std::int64_t now, bool force) {
   window_pending_ = false;
   if (w.overflow()) return;
   if (send(cfg_.topics.powermeter_values, json, cfg_.values_qos)) {
-    latency_.record(steady_now_ns() - window_.closed_steady_ns);
+    const std::int64_t lat_ns = steady_now_ns() - window_.closed_steady_ns;
+    latency_.record(lat_ns);
+    counters_.last_latency_ns.store(lat_ns, std::memory_order_relaxed);
     counters_.values_published.fetch_add(1, std::memory_order_relaxed);
     window_published_ = true;
     last_pub_end_ns_ = double(window_.end_utc_ns);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -20,6 +21,7 @@
 #include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
 #include "wattpipe/pipeline/processor.hpp"
+#include "wattpipe/pipeline/scope.hpp"
 #include "wattpipe/pipeline/triple_buffer.hpp"
 #include "wattpipe/pipeline/waker.hpp"
 
@@ -56,6 +58,13 @@ struct ProcessingOutputs {
   Waker* input_waker = nullptr;
   acquire::SpscRing<StepEvent>* events = nullptr;          // step events (MQTT thread), optional
   const DemandInput* demand = nullptr;                     // requested current, for step delays, optional
+  // The live page (web thread), optional: the newest window at most once per
+  // view_interval_ns, and scope captures.
+  TripleBuffer<WindowRecord>* view = nullptr;
+  std::int64_t view_interval_ns = 50'000'000;
+  TripleBuffer<ScopeSnapshot>* scope = nullptr;
+  ScopeConfig scope_cfg;
+  acquire::SpscRing<StepEvent>* view_events = nullptr;     // step events for the page (dropped when full)
 };
 
 struct ProcessingCounters {
@@ -125,6 +134,8 @@ class Processing : private WindowSink {
   std::int64_t last_snapshot_ns_ = 0;
   std::uint64_t snapshot_frames_ = ~std::uint64_t{0};  // frames processed at the last snapshot
   const std::atomic<std::int64_t>* wake_from_ = nullptr;
+  std::optional<ScopeCapture> scope_;
+  std::int64_t next_view_ns_ = 0;
 };
 
 }  // namespace wattpipe::pipeline

@@ -22,6 +22,12 @@ class TripleBuffer {
   // Writer thread only.
   void write(const T& v) {
     buf_[back_].value = v;
+    publish();
+  }
+  // Writer thread only: fill the value in place (no copy of a large T), then
+  // publish() it. The back buffer holds an older value, not a blank one.
+  T& back_buffer() noexcept { return buf_[back_].value; }
+  void publish() noexcept {
     back_ = middle_.exchange(static_cast<std::uint8_t>(back_ | kFresh), std::memory_order_acq_rel) & kIndex;
   }
 

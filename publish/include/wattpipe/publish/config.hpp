@@ -69,6 +69,10 @@ struct Config {
   double log_max_mb = 0;  // 0: no rotation
   int log_queue = 2048;   // windows the log thread may fall behind by (3.8 KiB each with their analysis)
 
+  // The live page (docs/web.md)
+  std::string http, http_auth_file, http_cert, http_key;  // http: HOST:PORT, empty: off
+  double scope_ms = 40;
+
   bool stamp_messages = false;  // hidden: wattpipe_closed_ns in powermeter_values
 
   // Run

@@ -4,9 +4,13 @@
 // signs one record holding the begin and the end reading. Open transactions
 // (one per EVSE) and the pagination counter persist in the journal.
 //
-// Threading: the MQTT thread only (through TransactionHandler).
+// Threading: the MQTT thread only (through TransactionHandler), except
+// view_json(), which any thread may call.
 #pragma once
 
+#include <atomic>
+#include <deque>
+#include <memory>
 #include <string>
 
 #include "wattpipe/acquire/log_limit.hpp"
@@ -31,7 +35,19 @@ class OcmfTransactions final : public TransactionHandler {
 
   [[nodiscard]] std::size_t open_count() const noexcept { return journal_.open_transactions().size(); }
 
+  // Any thread: the open and the last kViewClosed closed transactions with
+  // their OCMF records and whether each verifies against the meter's key, as
+  // a JSON array (docs/web.md). Rebuilt by the MQTT thread after every start
+  // and stop, so readers never wait for it.
+  static constexpr std::size_t kViewClosed = 20;
+  [[nodiscard]] std::shared_ptr<const std::string> view_json() const { return view_.load(); }
+
  private:
+  struct Closed {
+    std::string id, evse_id, begin_record, end_record;
+  };
+  void refresh_view();
+
   // Signs the end record of `t` at `reading` and forgets `t`. Empty on failure (with error).
   std::optional<StopTransactionReply> close(const pipeline::JournalTransaction& t, const pipeline::Reading& reading,
                                             char tx, std::string& error);
@@ -41,6 +57,8 @@ class OcmfTransactions final : public TransactionHandler {
   pipeline::TransactionJournal& journal_;
   OcmfOptions opts_;
   acquire::LogLimit log_limit_{100'000'000};  // request-level lines: at most 10 a second
+  std::deque<Closed> closed_;                   // newest first
+  std::atomic<std::shared_ptr<const std::string>> view_;
 };
 
 }  // namespace wattpipe::publish

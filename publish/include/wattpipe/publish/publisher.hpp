@@ -84,6 +84,8 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> events_published{0};        // wattpipe/{module}/events messages
   std::atomic<std::uint64_t> demands{0};                 // demand messages taken
   std::atomic<std::uint64_t> demands_malformed{0};       // demand messages refused (not a finite number)
+  std::atomic<bool> connected{false};                    // to the broker, now
+  std::atomic<std::int64_t> last_latency_ns{0};          // window close -> values handed to the broker, last one
 };
 
 struct LatencySummary {
