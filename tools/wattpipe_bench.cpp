@@ -13,6 +13,7 @@
 //     and at --max-rate, with the default state directory.
 // It starts a private mosquitto unless --broker is given.
 #include <arpa/inet.h>
+#include <civetweb.h>
 #include <fcntl.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -123,7 +125,9 @@ struct Stats {
 };
 
 // An in-process daemon from command-line style arguments.
-std::string run_in_process(const std::vector<std::string>& args, double warmup_s, std::uint64_t* hot_allocs) {
+// `during` runs on the calling thread while the daemon runs (optional).
+std::string run_in_process(const std::vector<std::string>& args, double warmup_s, std::uint64_t* hot_allocs,
+                           const std::function<void()>& during = {}) {
   std::vector<const char*> argv{"wattpipe"};
   for (const auto& a : args) argv.push_back(a.c_str());
   wattpipe::publish::Config cfg;
@@ -133,6 +137,7 @@ std::string run_in_process(const std::vector<std::string>& args, double warmup_s
   const double duration = cfg.duration;
   wattpipe::publish::Daemon d(cfg);
   std::thread t([&] { d.run(false); });
+  if (during) during();
   if (hot_allocs != nullptr) {
     std::this_thread::sleep_for(std::chrono::duration<double>(warmup_s));
     auto hot = [] { return wattpipe::alloc_counter::of_threads("wp-acquire") + wattpipe::alloc_counter::of_threads("wp-process"); };
@@ -265,7 +270,7 @@ int main(int argc, char** argv) {
 
   // 1. Sustained frames/s at max rate, zero drops, publishing to the broker; hot-path allocations.
   int step = 0;
-  const int steps = 10 + (o.skip_rate_probe ? 0 : 8);
+  const int steps = 11 + (o.skip_rate_probe ? 0 : 8);
   // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
     double off_rate = 0;
@@ -285,6 +290,71 @@ int main(int argc, char** argv) {
       if (std::string(analysis) == "off") off_rate = rate;
       else add(key + "_ratio", fmt::format("{:.3f}", off_rate > 0 ? rate / off_rate : 0.0));
     }
+  }
+
+  // 1b. The live page's cost: AC3N at max rate with --http and 10 WebSocket
+  // clients (civetweb's client, in this process) at 10 updates/s, against
+  // the same run without the page; alternated five times (this machine's
+  // noise between runs is 10-15 %), the median of the five ratios.
+  {
+    progress.update(++step, steps);
+    constexpr int kClients = 10, kRounds = 5;
+    double frames[2] = {0, 0}, seconds[2] = {0, 0};
+    std::vector<double> ratios;
+    double updates = 0, dropped = 0;
+    std::atomic<std::uint64_t> counts[2] = {0, 0};  // text, binary messages received
+    double connected_s = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      double rate[2] = {0, 0};
+      for (int web = 0; web < 2; ++web) {
+        std::vector<std::string> args{"--sim-profile", "ac3", "--max-rate", "--duration", fmt::format("{}", o.seconds),
+                                      "--broker", broker, "--state-dir", "none", "--module-id", "bench",
+                                      "--publish-interval-ms", "100"};
+        const int port = free_port();
+        if (web) args.insert(args.end(), {"--http", fmt::format("127.0.0.1:{}", port)});
+        std::vector<mg_connection*> clients;
+        std::int64_t t_conn = 0;
+        auto connect = [&] {
+          if (!web || !wait_port(port, 10)) return;
+          mg_init_library(0);
+          for (int c = 0; c < kClients; ++c) {
+            char err[256] = {};
+            mg_connection* conn = mg_connect_websocket_client(
+                "127.0.0.1", port, 0, err, sizeof err, "/ws", nullptr,
+                [](mg_connection*, int bits, char*, std::size_t, void* u) {
+                  auto* n = static_cast<std::atomic<std::uint64_t>*>(u);
+                  if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) return 0;  // as a browser does
+                  n[(bits & 0x0f) == MG_WEBSOCKET_OPCODE_BINARY ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+                  return 1;
+                },
+                nullptr, counts);
+            if (conn != nullptr) clients.push_back(conn);
+          }
+          t_conn = steady_now_ns();
+        };
+        Stats s;
+        const std::int64_t t_start = steady_now_ns();
+        s.load(run_in_process(args, o.warmup_s, nullptr, connect));
+        // Connected while the daemon ran: its run time less the time to connect.
+        if (web) connected_s += s.num("elapsed_s") - double(t_conn - t_start) / 1e9;
+        for (auto* c : clients) mg_close_connection(c);
+        frames[web] += s.num("frames_processed");
+        seconds[web] += s.num("elapsed_s");
+        rate[web] = s.num("frames_processed") / s.num("elapsed_s");
+        updates += s.num("web_updates");
+        dropped += s.num("web_updates_dropped");
+      }
+      ratios.push_back(rate[0] > 0 ? rate[1] / rate[0] : 0.0);
+    }
+    add("max_rate_ac3n_web_off_frames_per_s", fmt::format("{:.0f}", frames[0] / seconds[0]));
+    add("max_rate_ac3n_web_10_clients_frames_per_s", fmt::format("{:.0f}", frames[1] / seconds[1]));
+    add("max_rate_ac3n_web_10_clients_ratio", fmt::format("{:.3f}", percentile(ratios, 0.5)));
+    add("web_updates_built_per_s", fmt::format("{:.1f}", seconds[1] > 0 ? updates / seconds[1] : 0.0));
+    add("web_updates_dropped", fmt::format("{:.0f}", dropped));
+    add("web_updates_per_client_per_s",
+        fmt::format("{:.1f}", connected_s > 0 ? double(counts[0].load()) / kClients / connected_s : 0.0));
+    add("web_scopes_per_client_per_s",
+        fmt::format("{:.1f}", connected_s > 0 ? double(counts[1].load()) / kClients / connected_s : 0.0));
   }
 
   // 2. Latency and message rate at --publish-interval-ms 1 (1 ms DC windows), against the binary.

@@ -462,6 +462,8 @@ int Daemon::run(bool handle_signals) {
   acq.stop();
   acq.join();
   proc.join();
+  // Run time for rates: up to the last frame processed (the goodbyes after it are not measuring).
+  const double elapsed = double(acquire::steady_now_ns() - t0) / 1e9;
   writer.stop();  // the final registers are saved before the last publish
   writer.join();
   publisher.stop();
@@ -471,7 +473,6 @@ int Daemon::run(bool handle_signals) {
     logger->stop(proc.counters().windows_closed.load());  // drains both queues, reports a final overflow
     logger->join();
   }
-  const double elapsed = double(acquire::steady_now_ns() - t0) / 1e9;
 
   const auto& ac = acq.counters();
   const auto& sc = source->counters();
@@ -533,6 +534,14 @@ int Daemon::run(bool handle_signals) {
     s.add("log_zmq_messages", lg.zmq_messages.load());
     s.add("log_write_errors", lg.write_errors.load());
     s.add("log_rotations", lg.rotations.load());
+  }
+  if (web) {
+    const auto& wc = web->counters();
+    s.add("web_updates", wc.updates.load());
+    s.add("web_messages_sent", wc.messages_sent.load());
+    s.add("web_updates_dropped", wc.updates_dropped.load());
+    s.add("web_clients_refused", wc.clients_refused.load());
+    s.add("web_requests", wc.requests.load());
   }
   s.add("publish_latency_count", lat.count);
   s.add("publish_latency_p50_us", lat.p50_us);

@@ -207,7 +207,9 @@ struct WebServer::Impl {
   WebSources src;
   WebCounters counters;
   mg_context* ctx = nullptr;
-  int port = 0;
+  int port = 0;        // the public one
+  int civet_port = 0;  // civetweb's (the public one, or the loopback one behind the TLS front)
+  std::string civet_host = "127.0.0.1";
   bool tls = false;
   std::unique_ptr<TlsFront> front;  // with TLS: the public socket; civetweb listens on loopback behind it
 
@@ -336,6 +338,9 @@ void WebServer::Impl::post(const std::shared_ptr<const std::string>& msg, bool i
 void WebServer::Impl::run_updates() {
   pthread_setname_np(pthread_self(), "wp-web");
   std::unique_lock lk(stop_m);
+  // A fixed rate (deadlines, not sleeps after the work), so a busy machine
+  // delays an update but does not thin them out.
+  auto next = std::chrono::steady_clock::now();
   while (!stopping) {
     lk.unlock();
     if (src.window != nullptr && src.window->read(window)) have_window = true;
@@ -343,7 +348,10 @@ void WebServer::Impl::run_updates() {
     counters.updates.fetch_add(1, std::memory_order_relaxed);
     if (src.scope != nullptr && src.scope->read(*scope)) post(std::make_shared<const std::string>(scope_bytes()), true);
     lk.lock();
-    stop_cv.wait_for(lk, std::chrono::nanoseconds(cfg.interval_ns), [this] { return stopping; });
+    const auto now = std::chrono::steady_clock::now();
+    next += std::chrono::nanoseconds(cfg.interval_ns);
+    if (next < now) next = now;  // more than an interval late: start afresh, no burst
+    stop_cv.wait_until(lk, next, [this] { return stopping; });
   }
 }
 
@@ -486,8 +494,9 @@ void WebServer::start() {
     m.front = std::make_unique<TlsFront>(host, std::stoi(m.cfg.listen.substr(colon + 1)), m.cfg.cert_file, m.cfg.key_file);
   mg_init_library(0);
   const std::string ports = m.tls ? std::string("127.0.0.1:0") : m.cfg.listen;
-  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "24", "request_timeout_ms", "2000",
-                           "enable_keep_alive", "yes", "websocket_timeout_ms", "3600000", nullptr};
+  if (!m.tls && host != "0.0.0.0") m.civet_host = host;
+  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "24", "request_timeout_ms", "300",
+                           "enable_keep_alive", "no", "websocket_timeout_ms", "3600000", nullptr};
   mg_callbacks cb{};
   cb.log_message = [](const mg_connection*, const char* msg) {
     spdlog::warn("web: {}", msg);
@@ -497,7 +506,7 @@ void WebServer::start() {
   if (m.ctx == nullptr)
     throw std::runtime_error(fmt::format("--http {}: cannot listen there (a bad address, or the port is in use)", m.cfg.listen));
   mg_server_port sp[4]{};
-  if (mg_get_server_ports(m.ctx, 4, sp) > 0) m.port = sp[0].port;
+  if (mg_get_server_ports(m.ctx, 4, sp) > 0) m.port = m.civet_port = sp[0].port;
   if (m.front) {
     m.front->start(m.port);
     m.port = m.front->port();
@@ -518,9 +527,33 @@ void WebServer::stop() {
   }
   m.stop_cv.notify_all();
   if (m.updater.joinable()) m.updater.join();
+  // Say goodbye to every browser first: civetweb notices a stop only between
+  // reads, which takes seconds on an idle WebSocket; a close frame ends the
+  // read at once (the browser answers it).
+  {
+    std::lock_guard lk(m.clients_m);
+    for (auto& c : m.clients) mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "\x03\xe9", 2);  // 1001 going away
+  }
   if (m.front) m.front->stop();
   if (m.ctx != nullptr) {
+    // civetweb's master thread sees the stop only when its poll of the
+    // listening socket returns (up to 2 s): a connection makes it return.
+    std::atomic<bool> stopped{false};
+    std::thread poke([&] {
+      while (!stopped.load()) {
+        const int f = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(m.civet_port));
+        if (::inet_pton(AF_INET, m.civet_host.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        (void)::connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::close(f);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
     mg_stop(m.ctx);  // closes every WebSocket (on_ws_close joins its sender)
+    stopped.store(true);
+    poke.join();
     m.ctx = nullptr;
   }
 }

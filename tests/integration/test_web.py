@@ -100,7 +100,7 @@ class LivePage(unittest.TestCase):
                     d.get(url)
                     wait_js(d, "window.wattpipe && window.wattpipe.last && window.wattpipe.last.window")
                     first_s = time.time() - t0
-                    checks = check(d)
+                    checks = check(d, broker)
                     wait_js(d, "window.wattpipe.scopes >= 2")
                     self.assertGreater(inked(d, "scope"), 2000, "the scope has drawn the waveform")
                     self.assertGreater(inked(d, "trends"), 500)
@@ -128,7 +128,7 @@ class LivePage(unittest.TestCase):
                 self.assertEqual(daemon.stop(), 0, daemon.log())
 
     def test_ac3_values_scope_phasors_harmonics(self):
-        def check(d):
+        def check(d, broker):
             u1 = float(cell(d, "U", "L1"))
             i1 = float(cell(d, "I", "L1"))
             self.assertAlmostEqual(u1, 230, delta=2.3)
@@ -149,6 +149,20 @@ class LivePage(unittest.TestCase):
             self.assertGreater(inked(d, "phasors"), 500)
             self.assertGreater(inked(d, "bars"), 0)
             self.assertIn("THD I", d.find_element("id", "analysis-text").text)
+            # A transaction from an EVerest peer: open, then closed, its records verifying.
+            ev = wplib.Everest(broker.port, module_id="web")
+            try:
+                self.assertEqual(ev.start("tx-web-1")["status"], "OK")
+                wait_js(d, "document.getElementById('transactions').textContent.includes('tx-web-1')")
+                self.assertIn("open", d.find_element("id", "transactions").text)
+                self.assertEqual(ev.stop("tx-web-1")["status"], "OK")
+                wait_js(d, "document.getElementById('transactions').textContent.includes('closed')")
+                tx = d.execute_script("return window.wattpipe.last.transactions")
+                self.assertEqual([(t["id"], t["open"], t["begin"]["verifies"], t["end"]["verifies"]) for t in tx],
+                                 [("tx-web-1", False, True, True)])
+                self.assertTrue(tx[0]["end"]["record"].startswith("OCMF|"))
+            finally:
+                ev.close()
             return True
 
         _, last = self.run_page("ac3", check)
@@ -157,7 +171,7 @@ class LivePage(unittest.TestCase):
         self.assertTrue(last["health"]["broker_connected"])
 
     def test_dc_session_values_ripple_and_steps(self):
-        def check(d):
+        def check(d, broker):
             self.assertIsNotNone(cell(d, "U", "DC"))
             self.assertGreater(float(cell(d, "P", "DC")), 1000)
             wait_js(d, "document.getElementById('analysis-text').textContent.includes('ripple peak-to-peak')")
