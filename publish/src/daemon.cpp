@@ -389,6 +389,7 @@ int Daemon::run(bool handle_signals) {
         w.end_object();
       });
     };
+    transactions.enable_view();
     ws.transactions = [&transactions] {
       const auto v = transactions.view_json();
       return v ? *v : std::string("[]");

@@ -21,25 +21,43 @@ ocmf::ReadingPoint point(const pipeline::Reading& r, char tx) {
 }  // namespace
 
 OcmfTransactions::OcmfTransactions(ocmf::Signer signer, pipeline::TransactionJournal& journal, OcmfOptions opts)
-    : signer_(std::move(signer)), journal_(journal), opts_(std::move(opts)) {
+    : signer_(std::move(signer)), journal_(journal), opts_(std::move(opts)) {}
+
+void OcmfTransactions::enable_view() {
+  view_on_ = true;
   refresh_view();
 }
 
+OcmfTransactions::Checked OcmfTransactions::check(const std::string& record) const {
+  const ocmf::Verification v = ocmf::verify(record, signer_.public_key_hex());
+  const bool ok = v.verdict == ocmf::Verification::Verdict::valid;
+  return Checked{record, ok ? std::string() : v.reason, v.pagination, ok};
+}
+
+const OcmfTransactions::Checked& OcmfTransactions::begin_checked(const pipeline::JournalTransaction& t) {
+  auto it = open_checked_.find(t.id);
+  if (it == open_checked_.end() || it->second.record != t.begin_record)
+    it = open_checked_.insert_or_assign(t.id, check(t.begin_record)).first;
+  return it->second;
+}
+
 void OcmfTransactions::refresh_view() {
-  const std::string key = signer_.public_key_hex();
-  auto record = [&](pipeline::JsonWriter& w, std::string_view name, const std::string& rec) {
-    const ocmf::Verification v = ocmf::verify(rec, key);
+  if (!view_on_) return;
+  auto record = [&](pipeline::JsonWriter& w, std::string_view name, const Checked& c) {
     w.key(name);
     w.begin_object();
-    w.field("record", rec);
-    w.field_bool("verifies", v.verdict == ocmf::Verification::Verdict::valid);
-    if (v.verdict != ocmf::Verification::Verdict::valid) w.field("reason", v.reason);
-    w.field("pagination", v.pagination);
+    w.field("record", c.record);
+    w.field_bool("verifies", c.verifies);
+    if (!c.verifies) w.field("reason", c.reason);
+    w.field("pagination", c.pagination);
     w.end_object();
   };
+  // Forget the checks of transactions no longer open.
+  const auto& open = journal_.open_transactions();
+  std::erase_if(open_checked_, [&](const auto& kv) { return !open.contains(kv.first); });
   auto json = std::make_shared<const std::string>(pipeline::write_json(4096, [&](pipeline::JsonWriter& w) {
     w.begin_array();
-    for (const auto& [id, t] : journal_.open_transactions()) {
+    for (const auto& [id, t] : open) {
       w.separator();
       w.begin_object();
       w.field("id", id);
@@ -47,7 +65,7 @@ void OcmfTransactions::refresh_view() {
       w.field_bool("open", true);
       w.key("begin_utc");
       w.timestamp_ms(t.begin.utc_ns);
-      record(w, "begin", t.begin_record);
+      record(w, "begin", begin_checked(t));
       w.end_object();
     }
     for (const Closed& c : closed_) {
@@ -56,8 +74,8 @@ void OcmfTransactions::refresh_view() {
       w.field("id", c.id);
       w.field("evse_id", c.evse_id);
       w.field_bool("open", false);
-      record(w, "begin", c.begin_record);
-      record(w, "end", c.end_record);
+      record(w, "begin", c.begin);
+      record(w, "end", c.end);
       w.end_object();
     }
     w.end_array();
@@ -147,9 +165,12 @@ std::optional<StopTransactionReply> OcmfTransactions::close(const pipeline::Jour
   StopTransactionReply r;
   r.signed_meter_value = smv(record, reading.utc_ns);
   r.start_signed_meter_value = smv(t.begin_record, t.begin.utc_ns);
-  closed_.push_front({t.id, t.ident.evse_id, t.begin_record, record});
-  if (closed_.size() > kViewClosed) closed_.pop_back();
-  refresh_view();
+  if (view_on_) {
+    Checked begin = begin_checked(t);
+    closed_.push_front({t.id, t.ident.evse_id, std::move(begin), check(record)});
+    if (closed_.size() > kViewClosed) closed_.pop_back();
+    refresh_view();
+  }
   if (std::uint64_t sup = 0; log_limit_.allow(sup))
     spdlog::info("OCMF: transaction '{}' stopped at {} kWh (began at {} kWh; PG T{}{}){}", t.id,
                  ocmf::format_kwh(end.import_uwh), ocmf::format_kwh(t.begin.import_uwh), *pg,

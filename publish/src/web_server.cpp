@@ -17,6 +17,7 @@
 #include <deque>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -107,13 +108,12 @@ class TlsFront {
     if (stopping_.exchange(true)) return;
     ::shutdown(fd_, SHUT_RDWR);
     if (accept_.joinable()) accept_.join();
-    std::vector<std::thread> ts;
     {
       std::lock_guard lk(m_);
-      for (int f : open_) ::shutdown(f, SHUT_RDWR);
-      ts.swap(threads_);
+      for (const auto& c : conns_) ::shutdown(c->fd, SHUT_RDWR);
     }
-    for (auto& t : ts) t.join();
+    for (auto& c : conns_) c->thread.join();
+    conns_.clear();
   }
 
  private:
@@ -125,13 +125,30 @@ class TlsFront {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // shut down
       }
-      std::lock_guard lk(m_);
-      if (open_.size() >= kMaxConnections) {
+      // Finished connections: their threads joined here, so none piles up.
+      for (auto it = conns_.begin(); it != conns_.end();)
+        if ((*it)->done.load()) {
+          (*it)->thread.join();
+          std::lock_guard lk(m_);
+          it = conns_.erase(it);
+        } else {
+          ++it;
+        }
+      if (conns_.size() >= kMaxConnections) {
         ::close(c);
         continue;
       }
-      open_.push_back(c);
-      threads_.emplace_back([this, c] { relay(c); });
+      auto conn = std::make_unique<Conn>();
+      conn->fd = c;
+      Conn* raw = conn.get();
+      {
+        std::lock_guard lk(m_);
+        conns_.push_back(std::move(conn));
+      }
+      raw->thread = std::thread([this, raw] {
+        relay(raw->fd);
+        raw->done.store(true);
+      });
     }
   }
 
@@ -153,9 +170,8 @@ class TlsFront {
     SSL_shutdown(ssl);
     SSL_free(ssl);
     if (b >= 0) ::close(b);
-    std::lock_guard lk(m_);
-    open_.erase(std::find(open_.begin(), open_.end(), c));
-    ::close(c);
+    std::lock_guard lk(m_);  // stop() shuts down open sockets under it
+    ::shutdown(c, SHUT_RDWR);
   }
 
   static bool write_all(int fd, const char* p, std::size_t n) {
@@ -195,9 +211,16 @@ class TlsFront {
   int fd_ = -1, port_ = 0, backend_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread accept_;
-  std::mutex m_;
-  std::vector<int> open_;
-  std::vector<std::thread> threads_;
+  struct Conn {
+    int fd = -1;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    ~Conn() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  std::mutex m_;                             // conns_' list against stop()'s shutdowns
+  std::list<std::unique_ptr<Conn>> conns_;   // the accept thread's, then stop()'s
 };
 
 }  // namespace
@@ -495,7 +518,7 @@ void WebServer::start() {
   mg_init_library(0);
   const std::string ports = m.tls ? std::string("127.0.0.1:0") : m.cfg.listen;
   if (!m.tls && host != "0.0.0.0") m.civet_host = host;
-  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "24", "request_timeout_ms", "300",
+  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "24", "request_timeout_ms", "1000",
                            "enable_keep_alive", "no", "websocket_timeout_ms", "3600000", nullptr};
   mg_callbacks cb{};
   cb.log_message = [](const mg_connection*, const char* msg) {

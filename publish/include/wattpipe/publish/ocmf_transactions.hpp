@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -41,11 +42,22 @@ class OcmfTransactions final : public TransactionHandler {
   // and stop, so readers never wait for it.
   static constexpr std::size_t kViewClosed = 20;
   [[nodiscard]] std::shared_ptr<const std::string> view_json() const { return view_.load(); }
+  // Owner thread, before the MQTT thread starts: keep the view (the live
+  // page is on). Off, starts and stops pay nothing for it.
+  void enable_view();
 
  private:
-  struct Closed {
-    std::string id, evse_id, begin_record, end_record;
+  // A record and its verification, done once (records never change).
+  struct Checked {
+    std::string record, reason, pagination;
+    bool verifies = false;
   };
+  struct Closed {
+    std::string id, evse_id;
+    Checked begin, end;
+  };
+  Checked check(const std::string& record) const;
+  const Checked& begin_checked(const pipeline::JournalTransaction& t);
   void refresh_view();
 
   // Signs the end record of `t` at `reading` and forgets `t`. Empty on failure (with error).
@@ -57,7 +69,9 @@ class OcmfTransactions final : public TransactionHandler {
   pipeline::TransactionJournal& journal_;
   OcmfOptions opts_;
   acquire::LogLimit log_limit_{100'000'000};  // request-level lines: at most 10 a second
+  bool view_on_ = false;
   std::deque<Closed> closed_;                   // newest first
+  std::map<std::string, Checked> open_checked_; // begin records of open transactions, by id
   std::atomic<std::shared_ptr<const std::string>> view_;
 };
 
