@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by the benchmarks: pinning threads to CPUs.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON on the MQTT thread: writing a full powermeter_values message, and
 // parsing a start_transaction request, each against nlohmann::json doing the
 // same work in the same run.

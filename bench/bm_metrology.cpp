@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Metrology throughput on one core: nanoseconds per frame for the whole
 // per-window computation (calibration check, zero-crossing detection, DFT
 // reference, accumulation, window close), against a plain sum of the same

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sources: simulator frames/s on one core per profile, and the ZeroMQ source
 // reading WPRB blocks that wattpipe-daq sends from another process.
 #include <benchmark/benchmark.h>

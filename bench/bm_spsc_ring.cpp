@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SpscRing against its peers, two pinned threads, same item type, same run;
 // every item is checked once by the consumer (a wrong one fails the run).
 //   single: try_push/try_pop of uint64_t vs moodycamel::ReaderWriterQueue and

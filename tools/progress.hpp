@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Progress with an estimate of the time left, on stderr, only when stderr is
 // a terminal (quiet in pipelines, logs and tests).
 #pragma once

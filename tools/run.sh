@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tools/run.sh [daemon flags...]: installs the missing Debian packages, builds
 # (Release) into build/, starts a private mosquitto on a free 127.0.0.1 port
 # unless --broker is among the flags, runs build/bin/wattpipe on the simulator

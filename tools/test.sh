@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tools/test.sh [ctest args...]: installs the missing Debian packages, builds
 # into build/ (Release), and runs the whole CTest suite. Non-zero on any failure.
 # WATTPIPE_CMAKE_ARGS adds CMake options, e.g. -DWATTPIPE_SANITIZE=thread

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe: the daemon. Everything lives in wattpipe::publish::Daemon.
 #include <cstdio>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe-bench: the whole daemon path, measured, as one JSON object.
 //   - sustained frames/s at --max-rate with zero drops (AC3N, DC), in-process,
 //     publishing to a real broker, without and with --analysis on (and their ratio);

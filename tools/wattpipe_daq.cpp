@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe-daq: an external DAQ for tests, benches and demos. Streams WPRB v1
 // blocks over ZeroMQ (PUB or PUSH) from the simulator or a WPRB file, paced
 // at the sample rate or as fast as possible, and/or writes them to a file.

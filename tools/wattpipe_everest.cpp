@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe-everest: a command-line peer that behaves like EVerest's
 // powermeter_API module, for bring-up on a bench and for tests.
 //   watch     print powermeter_values as compact lines (and send heartbeats)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe-log2csv: a window log (JSON Lines from --log) or a raw log (WPRB
 // from --log-raw) as CSV, one row per window or per frame, for spreadsheets
 // and pandas.

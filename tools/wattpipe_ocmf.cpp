@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wattpipe-ocmf: verify OCMF signed meter values, or print a key's public part.
 //   wattpipe-ocmf verify --public-key KEY [RECORD|FILE|-]
 // The record may be given as text, a file, or standard input, and as a bare

@@ -1,4 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/pipeline/processing.hpp"
+
+#include <cstdlib>
 
 #include <poll.h>
 #include <pthread.h>
@@ -19,6 +22,7 @@ Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, con
     : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()) {
   proc_.set_demand(out_.demand);
   if (out_.scope != nullptr) scope_.emplace(out_.scope_cfg, *out_.scope);
+  if (const char* s = std::getenv("WATTPIPE_TEST_STALL_AFTER_FRAMES")) stall_after_ = std::strtoull(s, nullptr, 10);
 }
 
 Processing::~Processing() { join(); }
@@ -125,6 +129,10 @@ void Processing::run() {
       pushed -= done;
       counters_.frames_processed.store(proc_.frames_processed(), std::memory_order_relaxed);
       progressed = true;
+      if (stall_after_ > 0 && proc_.frames_processed() >= stall_after_) [[unlikely]] {
+        while (!acq_.finished()) acquire::sleep_until_steady_ns(acquire::steady_now_ns() + 10'000'000);
+        stall_after_ = 0;
+      }
       if (requests_.size_approx() > 0) serve_requests();
     }
     serve_requests();

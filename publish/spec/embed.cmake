@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Writes the AsyncAPI YAML into a C++ source file (raw string literal), so
 # tools carry the contract without the source tree.
 file(READ "${IN}" yaml)

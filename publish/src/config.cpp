@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/config.hpp"
 
 #include <algorithm>
@@ -257,6 +258,9 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_flag("--mlock", c.acq_rt.mlock, "mlockall() the process");
 }
 
+// A flag takes no value on the command line (true or false in the YAML file).
+bool is_flag(const CLI::Option& o) { return o.get_items_expected_max() == 0; }
+
 std::vector<std::string> yaml_to_args(const YAML::Node& root, const CLI::App& app, std::optional<YAML::Node>& sim,
                                       std::optional<YAML::Node>& cal) {
   std::vector<std::string> args;
@@ -273,10 +277,10 @@ std::vector<std::string> yaml_to_args(const YAML::Node& root, const CLI::App& ap
     }
     if (key == "config") throw ConfigError{"config: a config file cannot name another"};
     const CLI::Option* opt = app.get_option_no_throw("--" + key);
-    if (opt == nullptr || key == "help" || key == "version") throw ConfigError{key + ": unknown key"};
+    if (opt == nullptr || key == "help" || key == "version" || key == "print-config") throw ConfigError{key + ": unknown key"};
     if (!kv.second.IsScalar()) throw ConfigError{key + ": expected a single value"};
     const std::string v = kv.second.as<std::string>();
-    if (opt->get_type_size() == 0) {  // a flag
+    if (is_flag(*opt)) {
       bool b;
       if (!YAML::convert<bool>::decode(kv.second, b)) throw ConfigError{key + ": expected true or false"};
       args.push_back("--" + key + "=" + (b ? "true" : "false"));
@@ -389,6 +393,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
   CLI::App app{"wattpipe: a software powermeter for EV charging, serving EVerest's powermeter API over MQTT"};
   std::string config_file;
   build_app(app, c, config_file);
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "print a YAML config with every key commented out at its default (what /etc/wattpipe/wattpipe.yaml ships), and exit");
   // Find --config first: the file's values go in before the flags, which override them.
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -433,6 +440,23 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
       return ParseOutcome::exit_ok;
     } catch (const CLI::ParseError& e) {
       throw ConfigError{e.what()};
+    }
+    if (print_config) {
+      std::cout << "# wattpipe configuration (--config FILE). Every key is a flag of `wattpipe --help`\n"
+                   "# without its leading \"--\"; a flag given on the command line wins over the file.\n"
+                   "# Each key below is commented out at its default: uncomment to change it.\n"
+                   "# The simulator's signals (sim:) and the calibration (calibration:) are\n"
+                   "# sections of their own: README, \"Configuration\".\n";
+      for (CLI::Option* o : app.get_options()) {
+        if (o->get_lnames().empty()) continue;
+        const std::string key = o->get_lnames().front();
+        if (key == "help" || key == "version" || key == "config" || key == "print-config") continue;
+        o->capture_default_str();
+        std::string def = o->get_default_str();
+        if (def.empty()) def = is_flag(*o) ? "false" : "\"\"";
+        std::cout << "\n# " << o->get_description() << "\n#" << key << ": " << def << "\n";
+      }
+      return ParseOutcome::exit_ok;
     }
     validate(c);
     if (c.source == "sim") {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/daemon.hpp"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/ocmf_transactions.hpp"
 #include "wattpipe/publish/publisher.hpp"
+#include "wattpipe/publish/service_notify.hpp"
 #include "wattpipe/publish/web_server.hpp"
 #include "wattpipe/publish/window_logger.hpp"
 
@@ -165,6 +167,7 @@ int Daemon::run(bool handle_signals) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);  // reopen the log files
   if (handle_signals) pthread_sigmask(SIG_BLOCK, &sigs, nullptr);  // every thread started below inherits it
   // The blocked signals are read from a signalfd, next to the main waker.
   const OwnedFd sig(handle_signals ? ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK) : -1);
@@ -424,6 +427,33 @@ int Daemon::run(bool handle_signals) {
 
   const std::int64_t end_ns = cfg_.duration > 0 ? t0 + static_cast<std::int64_t>(cfg_.duration * 1e9) : INT64_MAX;
   std::string why = "stop requested";
+  // The service manager (docs/deploy.md): READY once the broker connection
+  // was tried (the registers are restored by now); then WATCHDOG while the
+  // processing thread keeps up with its ring and the MQTT thread loops.
+  ServiceNotifier notifier;
+  bool ready = false;
+  const std::int64_t wd_ns = notifier.watchdog_interval_ns();
+  std::int64_t next_wd = t0;
+  std::uint64_t wd_frames = 0, wd_loops = 0;
+  std::int64_t loops_moved_ns = t0;
+  bool wd_starving = false;
+  auto feed_watchdog = [&](std::int64_t now) {
+    const std::uint64_t frames = proc.counters().frames_processed.load(std::memory_order_relaxed);
+    const std::uint64_t loops = publisher.counters().loops.load(std::memory_order_relaxed);
+    if (loops != wd_loops) wd_loops = loops, loops_moved_ns = now;
+    // Processing: it moved, or it has nothing to do. MQTT: it wakes at least once a second.
+    const bool proc_ok = frames != wd_frames || ring.size_approx() == 0 || acq.finished();
+    const bool mqtt_ok = now - loops_moved_ns < std::max<std::int64_t>(2'000'000'000, 2 * wd_ns);
+    wd_frames = frames;
+    if (proc_ok && mqtt_ok) {
+      notifier.watchdog();
+      wd_starving = false;
+    } else if (!wd_starving) {
+      wd_starving = true;
+      spdlog::error("watchdog: the {} thread makes no progress; not feeding the service watchdog",
+                    proc_ok ? "MQTT" : "processing");
+    }
+  };
   // A replay shows its progress and the time left, on a terminal only.
   const auto* replay = dynamic_cast<const acquire::ReplaySource*>(source.get());
   const bool show_progress = replay != nullptr && replay->file_size() > 0 && ::isatty(STDERR_FILENO) == 1;
@@ -436,6 +466,14 @@ int Daemon::run(bool handle_signals) {
       next_progress = acquire::steady_now_ns() + 250'000'000;
     }
     if (stop_.load(std::memory_order_relaxed)) break;
+    if (!ready && publisher.counters().connect_attempts.load(std::memory_order_relaxed) > 0) {
+      notifier.ready(fmt::format("measuring: source {}, broker {}", cfg_.source, cfg_.broker));
+      ready = true;
+    }
+    if (wd_ns > 0 && acquire::steady_now_ns() >= next_wd) {
+      feed_watchdog(acquire::steady_now_ns());
+      next_wd = acquire::steady_now_ns() + wd_ns;
+    }
     if (acquire::steady_now_ns() >= end_ns) {
       why = "duration reached";
       break;
@@ -447,17 +485,25 @@ int Daemon::run(bool handle_signals) {
     // Sleep until a signal, the end of the source, request_stop(), the
     // duration, or the next progress line: no polling.
     const std::int64_t now = acquire::steady_now_ns();
-    const std::int64_t wait_ns = std::min(end_ns - now, show_progress ? next_progress - now : INT64_MAX);
+    std::int64_t wait_ns = std::min(end_ns - now, show_progress ? next_progress - now : INT64_MAX);
+    if (wd_ns > 0) wait_ns = std::min(wait_ns, next_wd - now);
+    if (!ready) wait_ns = std::min<std::int64_t>(wait_ns, 10'000'000);  // until the first connection attempt
     pollfd fds[2] = {{main_waker_.fd(), POLLIN, 0}, {sig_fd, POLLIN, 0}};
     ::poll(fds, sig_fd >= 0 ? 2 : 1, int(std::clamp<std::int64_t>(wait_ns / 1'000'000 + 1, 0, 3'600'000)));
     main_waker_.drain();
     if (signalfd_siginfo si{}; sig_fd >= 0 && ::read(sig_fd, &si, sizeof si) == ssize_t(sizeof si)) {
+      if (si.ssi_signo == SIGHUP) {
+        if (logger) logger->reopen();
+        spdlog::info("SIGHUP: {}", logger ? "reopening the log files" : "no log files to reopen");
+        continue;
+      }
       why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
       break;
     }
   }
   if (show_progress) std::fprintf(stderr, "\r%40s\r", "");
   spdlog::info("stopping: {}", why);
+  notifier.stopping();
   // Order: stop the source, drain the ring, close the last window, then let
   // the MQTT thread publish it and say goodbye.
   acq.stop();
@@ -535,6 +581,7 @@ int Daemon::run(bool handle_signals) {
     s.add("log_zmq_messages", lg.zmq_messages.load());
     s.add("log_write_errors", lg.write_errors.load());
     s.add("log_rotations", lg.rotations.load());
+    s.add("log_reopens", lg.reopens.load());
   }
   if (web) {
     const auto& wc = web->counters();

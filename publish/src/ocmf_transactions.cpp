@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/ocmf_transactions.hpp"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/publisher.hpp"
 
 #include "wattpipe/publish/analysis_json.hpp"
@@ -93,6 +94,7 @@ bool Publisher::send(const std::string& topic, std::string_view payload, int qos
 }
 
 void Publisher::try_connect(std::int64_t now) {
+  counters_.connect_attempts.fetch_add(1, std::memory_order_relaxed);
   std::string err;
   if (mqtt_.connect(err)) {
     connecting_ = true;
@@ -348,6 +350,7 @@ void Publisher::run() {
   mqtt_.set_handler(this);
   started_ns_ = steady_now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
+    counters_.loops.fetch_add(1, std::memory_order_relaxed);  // liveness for the service watchdog
     std::int64_t now = steady_now_ns();
     if (!mqtt_.connected() && !connecting_ && now >= next_connect_ns_) try_connect(now);
     if (connecting_ && !mqtt_.connected() && (mqtt_.socket() < 0 || now > connect_deadline_ns_)) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/window_logger.hpp"
 
 #include "wattpipe/publish/analysis_json.hpp"
@@ -33,7 +34,33 @@ namespace {
 class RotatingFile {
  public:
   RotatingFile(std::string path, double max_mb, const char* what, bool append)
-      : path_(std::move(path)), max_bytes_(max_mb > 0 ? std::uint64_t(max_mb * 1024 * 1024) : 0), what_(what) {
+      : path_(std::move(path)), max_bytes_(max_mb > 0 ? std::uint64_t(max_mb * 1024 * 1024) : 0), what_(what),
+        append_(append) {
+    open_path();
+  }
+  ~RotatingFile() {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+  // SIGHUP (logrotate moved the file away): close it and open the path
+  // afresh, by the same rules as at start. Throws like the constructor.
+  void reopen() {
+    if (f_ != nullptr) std::fclose(f_);
+    f_ = nullptr;
+    index_ = 0;
+    open_path();
+  }
+  // False on a write error (counted by the caller; the file stays open for the next try).
+  bool write(const void* p, std::size_t n, std::atomic<std::uint64_t>& rotations) {
+    if (max_bytes_ > 0 && written_ + n > max_bytes_ && written_ > 0) rotate(rotations);
+    if (f_ == nullptr || std::fwrite(p, 1, n, f_) != n) return false;
+    written_ += n;
+    return true;
+  }
+  bool flush() { return f_ != nullptr && std::fflush(f_) == 0; }
+
+ private:
+  void open_path() {
+    const bool append = append_;
     struct stat st{};
     if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
       if (append) {
@@ -57,19 +84,6 @@ class RotatingFile {
     }
     open_or_throw("wb");
   }
-  ~RotatingFile() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-  // False on a write error (counted by the caller; the file stays open for the next try).
-  bool write(const void* p, std::size_t n, std::atomic<std::uint64_t>& rotations) {
-    if (max_bytes_ > 0 && written_ + n > max_bytes_ && written_ > 0) rotate(rotations);
-    if (f_ == nullptr || std::fwrite(p, 1, n, f_) != n) return false;
-    written_ += n;
-    return true;
-  }
-  bool flush() { return f_ != nullptr && std::fflush(f_) == 0; }
-
- private:
   std::string next_free_name() {
     for (;;) {
       std::string name = path_ + "." + std::to_string(++index_);
@@ -98,6 +112,7 @@ class RotatingFile {
   std::string path_;
   std::uint64_t max_bytes_;
   const char* what_;
+  bool append_;
   std::FILE* f_ = nullptr;
   std::uint64_t written_ = 0;
   unsigned index_ = 0;
@@ -241,6 +256,19 @@ void WindowLogger::run() {
     if (impl_->raw && !impl_->raw->flush()) counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
   };
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (reopen_.exchange(false, std::memory_order_relaxed)) {
+      flush();
+      for (RotatingFile* f : {impl_->jsonl.get(), impl_->raw.get()}) {
+        if (f == nullptr) continue;
+        try {
+          f->reopen();
+        } catch (const std::exception& e) {
+          counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+          spdlog::error("{} (writes fail until the next SIGHUP)", e.what());
+        }
+      }
+      counters_.reopens.fetch_add(1, std::memory_order_relaxed);
+    }
     const bool any = drain();
     const std::int64_t now = acquire::steady_now_ns();
     if (now >= next_flush) {  // at least every second

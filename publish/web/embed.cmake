@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Writes the live page's assets (FILES, relative to DIR) into a C++ source
 # file as byte arrays, so the daemon serves them without the source tree.
 string(REPLACE "," ";" FILES "${FILES}")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the EVerest request parser (start/stop requests,
 // heartbeats and wattpipe's demand messages straight from MQTT). Also built as a plain corpus replay test
 // (WATTPIPE_CORPUS_REPLAY) so CI runs every input found so far.

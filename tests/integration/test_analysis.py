@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Analysis end to end: the daemon on the simulator, a real mosquitto, the
 analysis and step-event messages validated against the shipped JSON Schema,
 the demand input answered with a delay, and every field in the JSONL log."""

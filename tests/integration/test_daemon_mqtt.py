@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end: simulator -> ring -> metrology -> powermeter_values on a real
 mosquitto, checked by an independent peer (paho + jsonschema on the YAML)."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Conformance of wattpipe to EVerest's powermeter API, driven from outside
 the daemon by a real MQTT client (paho) and checked against the contract
 (publish/spec/powermeter_API.yaml) with jsonschema."""

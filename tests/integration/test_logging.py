@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """High-frequency logging: every window to JSON Lines, raw blocks to WPRB,
 both to ZeroMQ; nothing dropped silently; the tools that read the logs."""
 import json

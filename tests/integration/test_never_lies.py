@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A meter that never lies: each way the daemon could publish a wrong, stale
 or decreasing register, lose a transaction or a pagination number, or hide
 that its input stopped, tried for real: a Python DAQ on real ZeroMQ sockets,

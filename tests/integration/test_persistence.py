@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A register that survives anything, and transactions that survive restarts:
 SIGKILL at random moments, corrupt and truncated state files, an unusable
 state directory, and a transaction open across a crash."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The three sources end to end through the daemon: ZeroMQ from wattpipe-daq
 (a real external process and real sockets), and replay of WPRB files."""
 import json

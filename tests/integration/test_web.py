@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The live page in a real browser: headless Chromium driven by its WebDriver
 loads the page from the daemon (simulator, real mosquitto), sees the values,
 the scope, the phasors and the analysis panels move, makes no request

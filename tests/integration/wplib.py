@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for wattpipe's integration tests: a real mosquitto on a free
 loopback port, the real daemon binary, a paho subscriber, and schema
 validation against the AsyncAPI contract (publish/spec/powermeter_API.yaml)."""

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Analysis on closed-form signals: harmonics, THD and unbalance (AC), ripple,
 // bands and peaks (DC), and current steps, against the goals in
 // docs/analysis.md.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The hot path allocates nothing: acquisition and processing threads run in
 // steady state while every heap allocation of the process is counted.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Accuracy against closed-form truth from signals generated in the test.
 // Power definitions per IEEE 1459-2010: P = mean(u i), S = Urms Irms,
 // Q1 = U1 I1 sin(phi1) of the fundamental, N = sqrt(S^2 - P^2).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/pipeline/ocmf.hpp"
 
 #include <gtest/gtest.h>

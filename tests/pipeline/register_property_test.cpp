@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // No input can corrupt a register: random sequences of extreme window
 // energies, and absurd samples through the processor.
 #include <gtest/gtest.h>

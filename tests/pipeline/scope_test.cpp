@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The live page's scope capture on closed-form signals: the trigger, the
 // min/max reduction (no peak lost), DC rolling captures, the interval, gaps.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers: closed-form signals generated in the test (sin() per
 // sample, independent of the simulator) pushed through a Processor.
 #pragma once

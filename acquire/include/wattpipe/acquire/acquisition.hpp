@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The acquisition thread: moves blocks from a Source into the block ring,
 // and is the door every sample passes: a block a meter cannot have (sample
 // rate outside [1 Hz, 1 GHz], a sample beyond full scale) is refused and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Heap allocation counting for tests and benchmarks that prove the hot path
 // allocates nothing. Replaces the global operator new/delete: include this
 // header in exactly one translation unit of a test or benchmark binary, never

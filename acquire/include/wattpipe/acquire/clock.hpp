@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Clock helpers: steady time for pacing and latency, UTC for timestamps.
 //
 // Threading: free functions, callable from any thread.

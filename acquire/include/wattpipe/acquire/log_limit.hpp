@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Rate limit for log lines that bad input could otherwise turn into a flood.
 //
 // Threading: one instance per thread (not synchronised).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A block of interleaved sample frames, the unit that moves through the rings.
 //
 // Threading: a plain value type; ownership passes through SpscRing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Closed-form signal simulator: sample values known exactly so tests know the
 // truth. Rotating phasors (no sin() per sample), re-seeded exactly from the
 // frame index at every block, so the phase never drifts however long it runs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where raw sample blocks come from: the simulator, a ZeroMQ DAQ stream, or a
 // recorded WPRB file.
 //

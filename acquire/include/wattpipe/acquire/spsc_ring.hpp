@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bounded lock-free single-producer single-consumer ring.
 //
 // Threading: exactly one producer thread and one consumer thread. Methods
@@ -41,6 +42,8 @@ inline constexpr std::size_t kCacheLine = 64;
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
 #endif
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Wakes a thread that sleeps in poll() on an eventfd, but only when it said it
 // is about to sleep, so a busy producer makes no system calls.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // WPRB v1, the raw sample block format (docs/wprb.md): a 64-byte little-endian
 // header followed by frame_count interleaved frames.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sources of WPRB v1 blocks: a ZeroMQ stream from an external DAQ, and a
 // recorded file.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Analysis kernels: plain functions over spans, beside the metrology kernels.
 // The stateful stage that runs them per window is analyzer.hpp; definitions
 // and accuracy are in docs/analysis.md.

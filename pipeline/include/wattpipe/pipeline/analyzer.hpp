@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The analysis stage of the Processor (docs/analysis.md): per window, DC
 // ripple (min, max, ripple RMS, bands, largest components) or AC harmonics
 // (IEC 61000-4-7 subgroups to the 50th, THD, unbalance, crest factor), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Energy registers that do not drift: whole micro-watt-hours in an integer,
 // the fraction carried in a double that stays in [0, 1). Adding a window's
 // energy rounds nothing away; the only error is the double addition of the

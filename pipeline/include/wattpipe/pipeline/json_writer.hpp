@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small JSON writer into a caller's buffer: no allocation, fixed-point
 // numbers formatted from integers (exact, and fast), never NaN or Infinity.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fast Fourier transforms for the analysis: four complex transforms of one
 // power-of-two size at once, one per lane of a 4-float vector (SSE on
 // x86-64, NEON on ARM). The three phases of a window fill three lanes; one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Metrology kernels: plain functions over spans of interleaved frames.
 //
 // Window sums are kept in four lanes. Three-phase layouts put phase k (and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // OCMF (Open Charge Metering Format) records: building and signing them
 // (ECDSA P-256 / SHA-256 via OpenSSL) and verifying any record against a
 // public key, with the begin/end rules of the transparency software.

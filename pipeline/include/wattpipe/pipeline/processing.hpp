@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The processing thread: consumes the block ring, runs the Processor, fans
 // window records out, and answers reading requests at exact positions.
 //
@@ -136,6 +137,9 @@ class Processing : private WindowSink {
   const std::atomic<std::int64_t>* wake_from_ = nullptr;
   std::optional<ScopeCapture> scope_;
   std::int64_t next_view_ns_ = 0;
+  // Tests of the service watchdog only: WATTPIPE_TEST_STALL_AFTER_FRAMES=N
+  // makes this thread stop working after N frames, as a hung one would.
+  std::uint64_t stall_after_ = 0;
 };
 
 }  // namespace wattpipe::pipeline

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The processing stage without threads: blocks in, window records out.
 //
 // push() calibrates a block in place and runs zero-crossing detection on it;

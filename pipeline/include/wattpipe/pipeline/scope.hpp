@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The oscilloscope view of the live page (docs/web.md): a few cycles of raw,
 // calibrated samples, triggered on U1's rising zero crossing (AC) or taken
 // as they come (DC), reduced to at most kScopeColumns columns holding each

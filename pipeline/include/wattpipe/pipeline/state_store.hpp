@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Persistence of the energy registers, so a restart continues where the
 // meter stopped and a register EVerest has seen never goes back.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Current steps in a level series (DC current samples, or one-cycle RMS of an
 // AC phase current every half cycle).
 //

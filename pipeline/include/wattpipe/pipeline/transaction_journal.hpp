@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The transaction journal: open transactions and the OCMF pagination
 // counter, persisted so that both survive restarts and crashes.
 //

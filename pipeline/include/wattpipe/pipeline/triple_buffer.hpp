@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Latest-value slot between one writer and one reader: the writer never
 // waits, the reader always gets the newest complete value (older ones are
 // conflated away). Three buffers rotate through an atomic index swap.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The window record: everything measured over one window, plus the registers
 // after it. Produced by the processing thread; copied to the "latest window"
 // slot (MQTT), the window queue (log thread) and the state writer.

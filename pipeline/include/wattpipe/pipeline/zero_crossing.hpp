@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Rising zero crossings of a voltage with sub-sample resolution.
 //
 // A candidate is the first sample >= 0 after the signal went below -h

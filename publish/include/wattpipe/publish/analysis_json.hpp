@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON of the analysis (docs/analysis.md): the fields a window record
 // carries, wattpipe's own MQTT analysis message, and step events. Not part of
 // EVerest's API: these go under wattpipe's own topics and in the logs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The daemon's configuration: command-line flags (CLI11) and a YAML file
 // (--config) with the same key names; flags override the file.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The whole meter in one object: source -> acquisition thread -> block ring ->
 // processing thread -> MQTT thread (and, when configured, the state writer
 // and the log thread). tools/wattpipe.cpp is a thin main() around it;

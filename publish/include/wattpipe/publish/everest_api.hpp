@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EVerest powermeter API (everest_api/1/powermeter/{module_id}): topics,
 // request parsing (simdjson), and the JSON of every message we send.
 // The contract is the AsyncAPI file publish/spec/powermeter_API.yaml.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Latency histogram with 1 us buckets up to 100 ms: exact percentiles for
 // the range that matters, fixed memory, no allocation after construction.
 //

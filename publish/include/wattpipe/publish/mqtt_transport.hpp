@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The MQTT connection behind a small interface, so the publisher can be
 // tested with a fake; MosquittoTransport is the real one (libmosquitto,
 // driven from the caller's own poll loop: no hidden threads).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Transactions for EVerest with OCMF-signed readings (German Eichrecht):
 // start records the begin reading (taken by the processing thread at an
 // exact sample position) and replies with the signed begin record; stop

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The MQTT thread: EVerest's powermeter API over libmosquitto.
 //  - m2e/powermeter_values: the newest window, throttled and conflated;
 //  - m2e/public_key_ocmf at connect and periodically;
@@ -85,6 +86,8 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> demands{0};                 // demand messages taken
   std::atomic<std::uint64_t> demands_malformed{0};       // demand messages refused (not a finite number)
   std::atomic<bool> connected{false};                    // to the broker, now
+  std::atomic<std::uint64_t> connect_attempts{0};
+  std::atomic<std::uint64_t> loops{0};                   // MQTT thread iterations (it wakes at least once a second)
   std::atomic<std::int64_t> last_latency_ns{0};          // window close -> values handed to the broker, last one
 };
 

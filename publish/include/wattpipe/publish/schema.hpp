@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A JSON Schema validator for the subset the AsyncAPI contract uses (type,
 // required, properties, enum, items, min/maxItems, min/maxLength, $ref,
 // format date-time). The contract itself is compiled into the library, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The live page (docs/web.md): an HTTP and WebSocket server (civetweb) that
 // serves the page's assets, compiled into the binary, and pushes an update
 // to every connected browser at the update interval: the newest window

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The log thread of the high-frequency logging mode: every window record to
 // a JSON Lines file, every raw block to a WPRB file, and both to a ZeroMQ PUB
 // socket for remote loggers. Nothing is dropped silently: windows carry
@@ -48,6 +49,7 @@ struct LoggerCounters {
   std::atomic<std::uint64_t> zmq_messages{0};
   std::atomic<std::uint64_t> write_errors{0};
   std::atomic<std::uint64_t> rotations{0};
+  std::atomic<std::uint64_t> reopens{0};          // SIGHUP reopens done
 };
 
 class WindowLogger {
@@ -69,6 +71,12 @@ class WindowLogger {
   // report an overflow at its very end too.
   void stop(std::uint64_t windows_total = ~std::uint64_t{0});
   void join();
+  // Any thread (the daemon's, on SIGHUP): the log thread closes and reopens
+  // the files by their paths before its next write (logrotate moved them).
+  void reopen() {
+    reopen_.store(true, std::memory_order_relaxed);
+    waker_.notify();
+  }
   [[nodiscard]] const LoggerCounters& counters() const noexcept { return counters_; }
 
  private:
@@ -83,6 +91,7 @@ class WindowLogger {
   std::unique_ptr<Impl> impl_;
   LoggerCounters counters_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> reopen_{false};
   std::atomic<std::uint64_t> windows_total_{~std::uint64_t{0}};
   acquire::Waker waker_;
   std::thread thread_;
