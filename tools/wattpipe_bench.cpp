@@ -42,6 +42,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "cli.hpp"
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -235,7 +237,8 @@ int main(int argc, char** argv) {
   app.add_option("--probe-s", o.probe_s, "length of each real-time sample-rate probe")->capture_default_str();
   app.add_flag("--skip-rate-probe", o.skip_rate_probe, "do not search the highest real-time sample rate");
   app.add_option("-o,--output", output, "also write the JSON object to this file");
-  CLI11_PARSE(app, argc, argv);
+  wattpipe::tools::add_version(app, "wattpipe-bench");
+  if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
   signal(SIGPIPE, SIG_IGN);
   wattpipe::publish::setup_logging("error");
   o.bin_dir = std::filesystem::canonical("/proc/self/exe").parent_path().string();

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "cli.hpp"
 #include <fmt/format.h>
 #include <zmq.hpp>
 
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--connect", connect, "ZeroMQ endpoint to connect instead");
   app.add_flag("--push", push, "PUSH socket (no drops; waits for the receiver) instead of PUB");
   app.add_flag("--wait-subscriber", wait_subscriber, "PUB: wait for the first subscriber before sending");
-  app.add_option("--profile", profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
+  app.add_option("--sim-profile,--profile", profile, "simulator profile: ac3, ac1, dc, dc-session (the daemon's --sim-profile; --profile is the old name)")->capture_default_str();
   app.add_option("--sample-rate", sample_rate, "samples/s per channel")->capture_default_str();
   app.add_option("--sim-session-s", session_s, "length of the dc-session profile")->capture_default_str();
   app.add_option("--from", from, "send the blocks of this WPRB file instead of the simulator");
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
   app.add_option("--corrupt-block", corrupt_blocks, "send this block with a broken magic");
   app.add_option("--nan-block", nan_blocks, "send this block with a NaN sample");
   app.add_flag("--quiet", quiet, "no summary line");
-  CLI11_PARSE(app, argc, argv);
+  wattpipe::tools::add_version(app, "wattpipe-daq");
+  if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
   if (bind.empty() && connect.empty() && write.empty()) {
     std::fprintf(stderr, "wattpipe-daq: give --bind, --connect and/or --write\n");
     return 2;

@@ -22,6 +22,8 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+
+#include "cli.hpp"
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -552,7 +554,8 @@ int main(int argc, char** argv) {
   common(sd);
   sd->add_option("--topic", suffix, "start_transaction, stop_transaction or heartbeat")->required();
   sd->add_option("--payload", payload)->required();
-  CLI11_PARSE(app, argc, argv);
+  wattpipe::tools::add_version(app, "wattpipe-everest");
+  if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
   if (w->parsed()) return watch(c);
   if (st->parsed()) return start_cmd(c, id, no_reply);
   if (sp->parsed()) return stop_cmd(c, tx, object_form, no_reply);

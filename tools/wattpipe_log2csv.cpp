@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "cli.hpp"
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -167,7 +169,8 @@ int main(int argc, char** argv) {
   std::string input, output;
   app.add_option("input", input, "the log file")->required();
   app.add_option("-o,--output", output, "CSV file (default: standard output)");
-  CLI11_PARSE(app, argc, argv);
+  wattpipe::tools::add_version(app, "wattpipe-log2csv");
+  if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
   std::ifstream in(input, std::ios::binary);
   if (!in) {
     std::fprintf(stderr, "wattpipe-log2csv: cannot read '%s'\n", input.c_str());

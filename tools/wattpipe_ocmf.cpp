@@ -18,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
+
 #include "wattpipe/pipeline/ocmf.hpp"
 
 namespace ocmf = wattpipe::pipeline::ocmf;
@@ -43,6 +45,7 @@ std::string key_text(const std::string& arg) {
 
 int main(int argc, char** argv) {
   CLI::App app{"wattpipe-ocmf: verify OCMF signed meter values"};
+  wattpipe::tools::add_version(app, "wattpipe-ocmf");
   app.require_subcommand(1);
   std::string key, record = "-", keyfile;
   bool quiet = false;

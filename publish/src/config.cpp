@@ -15,7 +15,7 @@
 
 namespace wattpipe::publish {
 
-const char* version() noexcept { return "0.1.0"; }
+const char* version() noexcept { return WATTPIPE_VERSION; }
 
 namespace {
 

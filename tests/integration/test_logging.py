@@ -58,7 +58,7 @@ class WindowLog(unittest.TestCase):
     def test_slow_disk_overflow_is_counted_exactly_and_written_into_the_log(self):
         with wplib.TempDir() as tmp:
             src = os.path.join(tmp, "dc.wprb")
-            daq("--write", src, "--max-rate", "--frames", str(20 * 20000), "--profile", "dc")
+            daq("--write", src, "--max-rate", "--frames", str(20 * 20000), "--sim-profile", "dc")
             log = os.path.join(tmp, "w.jsonl")
             # A queue of 2 windows and 1 ms windows at max rate: the log thread cannot keep up.
             d = wplib.Daemon(tmp, ["--source", f"replay:{src}", "--max-rate", "--window-ms", "1", "--log", log,
@@ -211,7 +211,7 @@ class Tools(unittest.TestCase):
         self.assertIn("E_export_total_Wh", header)
         with wplib.TempDir() as tmp:
             raw = os.path.join(tmp, "r.wprb")
-            daq("--write", raw, "--max-rate", "--frames", "3000", "--block-frames", "700", "--profile", "ac1")
+            daq("--write", raw, "--max-rate", "--frames", "3000", "--block-frames", "700", "--sim-profile", "ac1")
             out = os.path.join(tmp, "r.csv")
             r = wplib.run([wplib.binary("wattpipe-log2csv"), raw, "-o", out])
             self.assertEqual(r.returncode, 0, r.stderr)

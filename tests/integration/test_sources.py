@@ -85,7 +85,7 @@ class Replay(unittest.TestCase):
     def test_truncated_file_replays_every_good_block_then_exits_cleanly(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             path = os.path.join(tmp, "cut.wprb")
-            daq("--write", path, "--max-rate", "--frames", str(10 * 1024), "--profile", "dc")
+            daq("--write", path, "--max-rate", "--frames", str(10 * 1024), "--sim-profile", "dc")
             with open(path, "r+b") as f:
                 f.truncate(os.path.getsize(path) - 100)
             d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate"], broker.port).start()
@@ -98,7 +98,7 @@ class Replay(unittest.TestCase):
     def test_paced_replay_follows_the_block_timestamps(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             path = os.path.join(tmp, "paced.wprb")
-            daq("--write", path, "--max-rate", "--frames", str(int(1.5 * 20000)), "--profile", "ac1")
+            daq("--write", path, "--max-rate", "--frames", str(int(1.5 * 20000)), "--sim-profile", "ac1")
             d = wplib.Daemon(tmp, ["--source", f"replay:{path}"], broker.port).start()
             self.assertEqual(d.wait(60), 0, d.log())
             s = d.stats()
