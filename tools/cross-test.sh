@@ -79,16 +79,19 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 set(CMAKE_CXX_FLAGS_INIT "-isystem $sysroot/usr/include -isystem $sysroot/usr/include/aarch64-linux-gnu")
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-Wl,--dynamic-linker=$cross/lib/ld-linux-aarch64.so.1 -Wl,-rpath,$cross/lib:$libs -Wl,-rpath-link,$libs -L$sysroot/usr/lib/aarch64-linux-gnu -L$sysroot/lib/aarch64-linux-gnu")
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-Wl,-rpath-link,$libs")
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)
 set(ENV{PKG_CONFIG_LIBDIR} "$sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig")
 set(ENV{PKG_CONFIG_SYSROOT_DIR} "$sysroot")
 EOF
 
+# The cross loader, and an RPATH (not RUNPATH: --disable-new-dtags) so that
+# the libraries' own dependencies (libzmq's libbsd, ...) are found too.
+ldflags="-Wl,--dynamic-linker=$cross/lib/ld-linux-aarch64.so.1 -Wl,--disable-new-dtags -Wl,-rpath,$cross/lib:$libs"
+ldflags+=" -Wl,-rpath-link,$libs -L$sysroot/usr/lib/aarch64-linux-gnu -L$sysroot/lib/aarch64-linux-gnu"
 cmake -S . -B "$out/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$out/toolchain.cmake" \
+  -DCMAKE_EXE_LINKER_FLAGS="$ldflags" -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$libs" \
   -DWATTPIPE_BUILD_BENCH=OFF >"$out/configure.log" || { cat "$out/configure.log"; exit 1; }
-cmake --build "$out/build" -j2
+cmake --build "$out/build" -j"${WATTPIPE_JOBS:-2}"
 file "$out/build/bin/wattpipe"
 # The unit tests (the integration tests need a broker and Python peers: native only).
 ctest --test-dir "$out/build" -L unit --output-on-failure --timeout 1200
