@@ -229,12 +229,16 @@ std::string compact(std::string_view json) {
     if (doc[obj][key].get_double().get(v) != simdjson::SUCCESS) return "";
     return fmt::format("{:.2f}", v);
   };
+  // Per phase, then the total where there is one (DC power has only the total).
   auto phases = [&](const char* obj, const char* unit) {
     if (auto dc = num(obj, "DC"); !dc.empty()) return fmt::format("{} {}", dc, unit);
     std::string out;
+    int n = 0;
     for (const char* l : {"L1", "L2", "L3"})
-      if (const std::string v = num(obj, l); !v.empty()) out += (out.empty() ? "" : " ") + v;
-    return out.empty() ? std::string("-") : out + " " + unit;
+      if (const std::string v = num(obj, l); !v.empty()) out += (out.empty() ? "" : " ") + v, ++n;
+    const std::string total = num(obj, "total");
+    if (n == 0) return total.empty() ? std::string("-") : total + " " + unit;
+    return n > 1 && !total.empty() ? fmt::format("{} {} (total {} {})", out, unit, total, unit) : out + " " + unit;
   };
   std::string_view ts;
   if (doc["timestamp"].get_string().get(ts) != simdjson::SUCCESS) ts = "?";
