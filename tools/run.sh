@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 . tools/deps.sh
 ensure_packages
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target wattpipe wattpipe-everest
+# Every tool the README uses.
+cmake --build build -j2 --target wattpipe wattpipe-everest wattpipe-ocmf wattpipe-daq wattpipe-log2csv wattpipe-bench
 
 broker="" module="wattpipe" prefix=""
 args=("$@")
@@ -26,14 +27,30 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --mqtt-prefix=*) prefix="${args[i]#--mqtt-prefix=}" ;;
     --analysis | --analysis=*) analysis_set=1 ;;
     --http | --http=*) http_set=1 ;;
+    --sim-profile) profile="${args[i + 1]:-}" ;;
+    --sim-profile=*) profile="${args[i]#--sim-profile=}" ;;
+    --state-dir | --state-dir=*) state_set=1 ;;
   esac
 done
 
-pids=()
+# The broker, the watcher and the daemon run in sessions of their own, so
+# Ctrl-C reaches only this script, which stops them in order: the daemon
+# first (its last values and its goodbye reach the watcher through the
+# broker), then the watcher, then the broker; then its temporary files go.
+daemon="" watcher="" mosq="" conf=""
+stop_pid() {
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
   trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_pid "$daemon"
+  [ -n "$watcher" ] && sleep 0.3
+  stop_pid "$watcher"
+  stop_pid "$mosq"
+  [ -n "$conf" ] && rm -f "$conf"
+  return 0
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
@@ -44,8 +61,8 @@ if [ -z "$broker" ]; then
   broker="127.0.0.1:$port"
   conf=$(mktemp --suffix=.conf)
   printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$conf"
-  mosquitto -c "$conf" >/dev/null 2>&1 &
-  pids+=($!)
+  setsid mosquitto -c "$conf" >/dev/null 2>&1 &
+  mosq=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   echo "private mosquitto on $broker" >&2
   extra=(--broker "$broker")
@@ -53,8 +70,8 @@ fi
 
 watch_args=(watch --broker "$broker" --module-id "$module")
 [ -n "$prefix" ] && watch_args+=(--mqtt-prefix "$prefix")
-build/bin/wattpipe-everest "${watch_args[@]}" &
-pids+=($!)
+setsid build/bin/wattpipe-everest "${watch_args[@]}" &
+watcher=$!
 sleep 0.2
 # The demo shows the analysis (ripple, harmonics, steps) unless told otherwise.
 [ -z "${analysis_set:-}" ] && extra+=(--analysis on)
@@ -64,10 +81,15 @@ if [ -z "${http_set:-}" ]; then
   extra+=(--http "127.0.0.1:$webport")
   echo "live page: http://127.0.0.1:$webport/" >&2
 fi
-build/bin/wattpipe "${extra[@]}" --source sim "$@" &
+# A state directory per profile: a demo of one profile does not carry the
+# energy of another over.
+if [ -z "${state_set:-}" ]; then
+  extra+=(--state-dir "wattpipe-state/${profile:-ac3}")
+  echo "state: wattpipe-state/${profile:-ac3} (the registers continue from earlier runs of this profile; --state-dir none starts from zero)" >&2
+fi
+setsid build/bin/wattpipe "${extra[@]}" --source sim "$@" &
 daemon=$!
-pids+=($daemon)
 rc=0
 wait "$daemon" || rc=$?
-sleep 0.3  # let the watcher print the last message
+daemon=""  # ended by itself (--duration): cleanup stops the rest
 exit "$rc"

@@ -233,7 +233,8 @@ int main(int argc, char** argv) {
   Options o;
   std::string output;
   app.add_option("--broker", o.broker, "use this broker HOST:PORT (default: a private mosquitto)");
-  app.add_option("--seconds", o.seconds, "length of each throughput and latency run")->capture_default_str();
+  app.add_option("--duration,--seconds", o.seconds, "length of each throughput and latency run (--seconds: the old name)")
+      ->capture_default_str();
   app.add_option("--probe-s", o.probe_s, "length of each real-time sample-rate probe")->capture_default_str();
   app.add_flag("--skip-rate-probe", o.skip_rate_probe, "do not search the highest real-time sample rate");
   app.add_option("-o,--output", output, "also write the JSON object to this file");

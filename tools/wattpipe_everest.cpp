@@ -18,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -38,7 +39,7 @@ struct Common {
   std::string broker = "127.0.0.1:1883";
   std::string module_id = "wattpipe";
   std::string prefix;
-  std::string username, password, cafile, certfile, keyfile;
+  std::string username, password_file, cafile, certfile, keyfile;
   double duration = 0;
   long count = 0;
   double timeout_s = 10;
@@ -63,8 +64,15 @@ class Client {
     mosquitto_lib_init();
     m_ = mosquitto_new(fmt::format("wattpipe-everest-{}-{}", ::getpid(), random_hex(4)).c_str(), true, this);
     mosquitto_int_option(m_, MOSQ_OPT_TCP_NODELAY, 1);
-    if (!c.username.empty())
-      mosquitto_username_pw_set(m_, c.username.c_str(), c.password.empty() ? nullptr : c.password.c_str());
+    if (!c.username.empty()) {
+      // The password's first line (a trailing newline is not part of it).
+      std::string password;
+      if (!c.password_file.empty()) {
+        std::ifstream f(c.password_file);
+        std::getline(f, password);
+      }
+      mosquitto_username_pw_set(m_, c.username.c_str(), password.empty() ? nullptr : password.c_str());
+    }
     if (!c.cafile.empty())
       mosquitto_tls_set(m_, c.cafile.c_str(), nullptr, c.certfile.empty() ? nullptr : c.certfile.c_str(),
                         c.keyfile.empty() ? nullptr : c.keyfile.c_str(), nullptr);
@@ -229,12 +237,16 @@ std::string compact(std::string_view json) {
     if (doc[obj][key].get_double().get(v) != simdjson::SUCCESS) return "";
     return fmt::format("{:.2f}", v);
   };
+  // Per phase, then the total where there is one (DC power has only the total).
   auto phases = [&](const char* obj, const char* unit) {
     if (auto dc = num(obj, "DC"); !dc.empty()) return fmt::format("{} {}", dc, unit);
     std::string out;
+    int n = 0;
     for (const char* l : {"L1", "L2", "L3"})
-      if (const std::string v = num(obj, l); !v.empty()) out += (out.empty() ? "" : " ") + v;
-    return out.empty() ? std::string("-") : out + " " + unit;
+      if (const std::string v = num(obj, l); !v.empty()) out += (out.empty() ? "" : " ") + v, ++n;
+    const std::string total = num(obj, "total");
+    if (n == 0) return total.empty() ? std::string("-") : total + " " + unit;
+    return n > 1 && !total.empty() ? fmt::format("{} {} (total {} {})", out, unit, total, unit) : out + " " + unit;
   };
   std::string_view ts;
   if (doc["timestamp"].get_string().get(ts) != simdjson::SUCCESS) ts = "?";
@@ -509,21 +521,22 @@ int main(int argc, char** argv) {
     s->add_option("--broker", c.broker, "MQTT broker HOST:PORT")->capture_default_str();
     s->add_option("--module-id", c.module_id, "the meter's module id")->capture_default_str();
     s->add_option("--mqtt-prefix", c.prefix, "topic prefix");
-    s->add_option("--mqtt-username", c.username);
-    s->add_option("--mqtt-password", c.password);
-    s->add_option("--mqtt-cafile", c.cafile);
-    s->add_option("--mqtt-certfile", c.certfile);
-    s->add_option("--mqtt-keyfile", c.keyfile);
+    s->add_option("--mqtt-username", c.username, "MQTT user name");
+    s->add_option("--mqtt-password-file", c.password_file, "file holding the MQTT password (never on the command line)")
+        ->check(CLI::ExistingFile);
+    s->add_option("--mqtt-cafile", c.cafile, "CA certificate (PEM): enables TLS");
+    s->add_option("--mqtt-certfile", c.certfile, "client certificate (PEM) for TLS");
+    s->add_option("--mqtt-keyfile", c.keyfile, "client key (PEM) for TLS");
     s->add_option("--timeout", c.timeout_s, "seconds to wait for a connection or a reply")->capture_default_str();
   };
   auto ident = [&](CLI::App* s) {
-    s->add_option("--evse-id", id.evse_id)->capture_default_str();
-    s->add_option("--id-status", id.status)->capture_default_str();
-    s->add_option("--id-type", id.type)->capture_default_str();
-    s->add_option("--id-data", id.data)->capture_default_str();
-    s->add_option("--id-level", id.level)->capture_default_str();
-    s->add_option("--id-flags", id.flags)->delimiter(',');
-    s->add_option("--tariff-text", id.tariff);
+    s->add_option("--evse-id", id.evse_id, "evse_id of the request (OCMF ID of the EVSE)")->capture_default_str();
+    s->add_option("--id-status", id.status, "identification_status: ASSIGNED or NOT_ASSIGNED")->capture_default_str();
+    s->add_option("--id-type", id.type, "identification_type (OCMF IT)")->capture_default_str();
+    s->add_option("--id-data", id.data, "identification_data (OCMF ID)")->capture_default_str();
+    s->add_option("--id-level", id.level, "identification_level (OCMF IL)")->capture_default_str();
+    s->add_option("--id-flags", id.flags, "identification_flags, comma separated (OCMF IF)")->delimiter(',');
+    s->add_option("--tariff-text", id.tariff, "tariff_text (OCMF TT)");
   };
   CLI::App* w = app.add_subcommand("watch", "print powermeter_values, one line each, and send heartbeats");
   common(w);
@@ -535,12 +548,12 @@ int main(int argc, char** argv) {
   CLI::App* st = app.add_subcommand("start", "start a transaction");
   common(st);
   ident(st);
-  st->add_option("--transaction-id", id.transaction_id)->required();
+  st->add_option("--transaction-id", id.transaction_id, "the transaction's id")->required();
   st->add_flag("--no-reply-to", no_reply, "send without headers.replyTo (executed, not answered)");
   std::string tx;
   CLI::App* sp = app.add_subcommand("stop", "stop a transaction (\"\" stops all)");
   common(sp);
-  sp->add_option("--transaction-id", tx)->required();
+  sp->add_option("--transaction-id", tx, "the transaction's id; \"\" stops every open one")->required();
   sp->add_flag("--object-form", object_form, "payload {\"transaction_id\":...} instead of the bare id");
   sp->add_flag("--no-reply-to", no_reply, "send without headers.replyTo");
   double seconds = 5;
@@ -548,12 +561,13 @@ int main(int argc, char** argv) {
   common(se);
   ident(se);
   se->add_option("--transaction-id", id.transaction_id, "default: a fresh one");
-  se->add_option("--seconds", seconds, "charging time between start and stop")->capture_default_str();
+  se->add_option("--duration,--seconds", seconds, "charging time between start and stop (--seconds: the old name)")
+      ->capture_default_str();
   std::string suffix, payload;
   CLI::App* sd = app.add_subcommand("send", "publish a payload to e2m/<topic>; {REPLY_TO} becomes a fresh reply topic");
   common(sd);
   sd->add_option("--topic", suffix, "start_transaction, stop_transaction or heartbeat")->required();
-  sd->add_option("--payload", payload)->required();
+  sd->add_option("--payload", payload, "the message body, as is")->required();
   wattpipe::tools::add_version(app, "wattpipe-everest");
   if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
   if (w->parsed()) return watch(c);

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
                                   "start/stop reply (JSON)")->capture_default_str();
   v->add_flag("--quiet", quiet, "no summary, only the exit code");
   CLI::App* pk = app.add_subcommand("pubkey", "print the public key (DER SPKI hex) of a PEM private key");
-  pk->add_option("--key", keyfile, "PEM private key")->required();
+  pk->add_option("--ocmf-key,--key", keyfile, "PEM private key (the daemon's --ocmf-key; --key: the old name)")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

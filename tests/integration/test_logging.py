@@ -200,6 +200,20 @@ class Tools(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(os.path.join(tmp, "r.png"), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+            # Anywhere in the log: 4000 frames at 20 kS/s last 200 ms.
+            r = wplib.run([wplib.binary("wattpipe-plot"), raw, "-o", os.path.join(tmp, "s.png"), "--start-s", "0.15",
+                           "--zoom-ms", "20"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreater(os.path.getsize(os.path.join(tmp, "s.png")), 10000)
+            # Past its end, or a file it cannot plot: a clear message, exit code 2.
+            r = wplib.run([wplib.binary("wattpipe-plot"), raw, "-o", os.path.join(tmp, "x.png"), "--start-s", "5"])
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("no WPRB blocks", r.stderr)
+            junk = os.path.join(tmp, "junk.jsonl")
+            with open(junk, "w") as f:
+                f.write("not json\n")
+            r = wplib.run([wplib.binary("wattpipe-plot"), junk, "-o", os.path.join(tmp, "j.png")])
+            self.assertEqual(r.returncode, 2, r.stderr)
 
     def test_log2csv_one_row_per_window_and_per_frame(self):
         r = wplib.run([wplib.binary("wattpipe-log2csv"), self.FIXTURE])

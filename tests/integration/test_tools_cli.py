@@ -33,9 +33,10 @@ class ToolsCli(unittest.TestCase):
         self.assertEqual(len(versions), 1, versions)
 
     def test_every_flag_has_a_help_text(self):
-        for t in TOOLS:
-            r = run_tool(t, "--help")
-            self.assertEqual(r.returncode, 0, t)
+        subcommands = {"wattpipe-everest": ["watch", "start", "stop", "session", "send"], "wattpipe-ocmf": ["verify", "pubkey"]}
+        for t, args in [(t, []) for t in TOOLS] + [(t, [sc]) for t, scs in subcommands.items() for sc in scs]:
+            r = run_tool(t, *args, "--help")
+            self.assertEqual(r.returncode, 0, f"{t} {args}")
             bare = []
             lines = r.stdout.splitlines()
             for k, line in enumerate(lines):
@@ -46,7 +47,7 @@ class ToolsCli(unittest.TestCase):
                 nxt = lines[k + 1] if k + 1 < len(lines) else ""
                 if not has_text and not (nxt.startswith("      ") and not nxt.strip().startswith("-")):
                     bare.append(line.strip())
-            self.assertEqual(bare, [], f"{t}: flags without a help text")
+            self.assertEqual(bare, [], f"{t} {args}: flags without a help text")
 
     def test_bad_usage_is_exit_code_2(self):
         for t in TOOLS:
