@@ -57,6 +57,30 @@ void check_keys(const YAML::Node& map, const std::string& where, std::initialize
   }
 }
 
+// The config file's keys are the flags' hyphenated names at every level
+// (`dc-u-ripple`, `tau-ms`). The old spellings with underscores are taken
+// too: the key is renamed, and `old` names it for a warning.
+YAML::Node hyphenate(const YAML::Node& n, const std::string& where, std::vector<std::string>& old) {
+  if (n.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (std::size_t i = 0; i < n.size(); ++i) out.push_back(hyphenate(n[i], where + "[" + std::to_string(i) + "]", old));
+    return out;
+  }
+  if (!n.IsMap()) return n;
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto& kv : n) {
+    std::string k = key_name(kv.first, where.empty() ? "the file" : where);
+    if (k.find('_') != std::string::npos) {
+      const std::string was = k;
+      std::replace(k.begin(), k.end(), '_', '-');
+      old.push_back((where.empty() ? "" : where + ".") + was + ": the old spelling of " + k);
+    }
+    if (const YAML::Node& seen = out; seen[k]) throw ConfigError{(where.empty() ? "" : where + ".") + k + ": given twice"};
+    out[k] = hyphenate(kv.second, where.empty() ? k : where + "." + k, old);
+  }
+  return out;
+}
+
 // A YAML list of mappings with the given keys; fill(item, "key[i]") makes one element.
 template <typename Fill>
 auto yaml_list(const YAML::Node& n, const std::string& key, std::initializer_list<const char*> keys, Fill fill) {
@@ -75,72 +99,72 @@ auto yaml_list(const YAML::Node& n, const std::string& key, std::initializer_lis
 }
 
 std::vector<acquire::Harmonic> harmonics(const YAML::Node& n, const std::string& key) {
-  return yaml_list(n, key, {"order", "percent", "phase_deg"}, [](const YAML::Node& m, const std::string& k) {
+  return yaml_list(n, key, {"order", "percent", "phase-deg"}, [](const YAML::Node& m, const std::string& k) {
     acquire::Harmonic h;
     h.order = static_cast<int>(num(m["order"], k + ".order"));
     if (h.order < 2 || h.order > 63) throw ConfigError{k + ".order: must be 2..63"};
     if (m["percent"]) h.percent = num(m["percent"], k + ".percent");
-    if (m["phase_deg"]) h.phase_deg = num(m["phase_deg"], k + ".phase_deg");
+    if (m["phase-deg"]) h.phase_deg = num(m["phase-deg"], k + ".phase-deg");
     return h;
   });
 }
 
 std::vector<acquire::Tone> tones(const YAML::Node& n, const std::string& key) {
-  return yaml_list(n, key, {"f_hz", "amplitude", "phase_deg"}, [](const YAML::Node& m, const std::string& k) {
+  return yaml_list(n, key, {"f-hz", "amplitude", "phase-deg"}, [](const YAML::Node& m, const std::string& k) {
     acquire::Tone t;
-    if (m["f_hz"]) t.f_hz = num(m["f_hz"], k + ".f_hz");
+    if (m["f-hz"]) t.f_hz = num(m["f-hz"], k + ".f-hz");
     if (m["amplitude"]) t.amplitude = num(m["amplitude"], k + ".amplitude");
-    if (m["phase_deg"]) t.phase_deg = num(m["phase_deg"], k + ".phase_deg");
-    if (!(t.f_hz > 0 && t.f_hz < 1e9)) throw ConfigError{k + ".f_hz: must be in (0, 1e9)"};
+    if (m["phase-deg"]) t.phase_deg = num(m["phase-deg"], k + ".phase-deg");
+    if (!(t.f_hz > 0 && t.f_hz < 1e9)) throw ConfigError{k + ".f-hz: must be in (0, 1e9)"};
     return t;
   });
 }
 
 void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
-  check_keys(n, "sim", {"frequency_hz", "freq_end_hz", "freq_ramp_s", "phases", "counter_clockwise", "u_harmonics",
-                        "i_harmonics", "u_offset_v", "i_offset_a", "u_noise_v", "i_noise_a", "un_rms_v",
-                        "dropout_start_s", "dropout_s", "seed", "dc_voltage_v", "dc_current_a", "dc_u_ripple",
-                        "dc_i_ripple", "dc_i_response"});
+  check_keys(n, "sim", {"frequency-hz", "freq-end-hz", "freq-ramp-s", "phases", "counter-clockwise", "u-harmonics",
+                        "i-harmonics", "u-offset-v", "i-offset-a", "u-noise-v", "i-noise-a", "un-rms-v",
+                        "dropout-start-s", "dropout-s", "seed", "dc-voltage-v", "dc-current-a", "dc-u-ripple",
+                        "dc-i-ripple", "dc-i-response"});
   auto set = [&](const char* k, double& v) {
     if (n[k]) v = num(n[k], std::string("sim.") + k);
   };
-  set("frequency_hz", s.frequency_hz);
-  set("freq_end_hz", s.freq_end_hz);
-  set("freq_ramp_s", s.freq_ramp_s);
-  set("u_offset_v", s.u_offset_v);
-  set("i_offset_a", s.i_offset_a);
-  set("u_noise_v", s.u_noise_v);
-  set("i_noise_a", s.i_noise_a);
-  set("un_rms_v", s.un_rms_v);
-  set("dropout_start_s", s.dropout_start_s);
-  set("dropout_s", s.dropout_s);
-  set("dc_voltage_v", s.dc_voltage_v);
-  set("dc_current_a", s.dc_current_a);
-  if (s.frequency_hz <= 0 || s.frequency_hz > 1000) throw ConfigError{"sim.frequency_hz: must be in (0, 1000]"};
+  set("frequency-hz", s.frequency_hz);
+  set("freq-end-hz", s.freq_end_hz);
+  set("freq-ramp-s", s.freq_ramp_s);
+  set("u-offset-v", s.u_offset_v);
+  set("i-offset-a", s.i_offset_a);
+  set("u-noise-v", s.u_noise_v);
+  set("i-noise-a", s.i_noise_a);
+  set("un-rms-v", s.un_rms_v);
+  set("dropout-start-s", s.dropout_start_s);
+  set("dropout-s", s.dropout_s);
+  set("dc-voltage-v", s.dc_voltage_v);
+  set("dc-current-a", s.dc_current_a);
+  if (s.frequency_hz <= 0 || s.frequency_hz > 1000) throw ConfigError{"sim.frequency-hz: must be in (0, 1000]"};
   if (n["seed"]) s.seed = static_cast<std::uint64_t>(num(n["seed"], "sim.seed"));
-  if (n["counter_clockwise"]) s.counter_clockwise = boolean(n["counter_clockwise"], "sim.counter_clockwise");
-  if (n["u_harmonics"]) s.u_harmonics = harmonics(n["u_harmonics"], "sim.u_harmonics");
-  if (n["i_harmonics"]) s.i_harmonics = harmonics(n["i_harmonics"], "sim.i_harmonics");
-  if (n["dc_u_ripple"]) s.dc_u_ripple = tones(n["dc_u_ripple"], "sim.dc_u_ripple");
-  if (n["dc_i_ripple"]) s.dc_i_ripple = tones(n["dc_i_ripple"], "sim.dc_i_ripple");
-  if (const YAML::Node r = n["dc_i_response"]) {
-    check_keys(r, "sim.dc_i_response", {"order", "tau_ms", "damping"});
-    if (r["order"]) s.dc_i_response.order = static_cast<int>(num(r["order"], "sim.dc_i_response.order"));
-    if (r["tau_ms"]) s.dc_i_response.tau_ms = num(r["tau_ms"], "sim.dc_i_response.tau_ms");
-    if (r["damping"]) s.dc_i_response.damping = num(r["damping"], "sim.dc_i_response.damping");
-    if (s.dc_i_response.order < 0 || s.dc_i_response.order > 2) throw ConfigError{"sim.dc_i_response.order: 0, 1 or 2"};
+  if (n["counter-clockwise"]) s.counter_clockwise = boolean(n["counter-clockwise"], "sim.counter-clockwise");
+  if (n["u-harmonics"]) s.u_harmonics = harmonics(n["u-harmonics"], "sim.u-harmonics");
+  if (n["i-harmonics"]) s.i_harmonics = harmonics(n["i-harmonics"], "sim.i-harmonics");
+  if (n["dc-u-ripple"]) s.dc_u_ripple = tones(n["dc-u-ripple"], "sim.dc-u-ripple");
+  if (n["dc-i-ripple"]) s.dc_i_ripple = tones(n["dc-i-ripple"], "sim.dc-i-ripple");
+  if (const YAML::Node r = n["dc-i-response"]) {
+    check_keys(r, "sim.dc-i-response", {"order", "tau-ms", "damping"});
+    if (r["order"]) s.dc_i_response.order = static_cast<int>(num(r["order"], "sim.dc-i-response.order"));
+    if (r["tau-ms"]) s.dc_i_response.tau_ms = num(r["tau-ms"], "sim.dc-i-response.tau-ms");
+    if (r["damping"]) s.dc_i_response.damping = num(r["damping"], "sim.dc-i-response.damping");
+    if (s.dc_i_response.order < 0 || s.dc_i_response.order > 2) throw ConfigError{"sim.dc-i-response.order: 0, 1 or 2"};
     if (!(s.dc_i_response.tau_ms >= 0.01 && s.dc_i_response.tau_ms <= 1e5))
-      throw ConfigError{"sim.dc_i_response.tau_ms: must be in [0.01, 1e5]"};
+      throw ConfigError{"sim.dc-i-response.tau-ms: must be in [0.01, 1e5]"};
     if (!(s.dc_i_response.damping > 0 && s.dc_i_response.damping <= 10))
-      throw ConfigError{"sim.dc_i_response.damping: must be in (0, 10]"};
+      throw ConfigError{"sim.dc-i-response.damping: must be in (0, 10]"};
   }
   if (const YAML::Node p = n["phases"]) {
     // One mapping for all phases, or a list of up to three.
     auto one = [&](const YAML::Node& m, const std::string& k, acquire::SimPhase& ph) {
-      check_keys(m, k, {"urms_v", "irms_a", "phi_deg"});
-      if (m["urms_v"]) ph.urms_v = num(m["urms_v"], k + ".urms_v");
-      if (m["irms_a"]) ph.irms_a = num(m["irms_a"], k + ".irms_a");
-      if (m["phi_deg"]) ph.phi_deg = num(m["phi_deg"], k + ".phi_deg");
+      check_keys(m, k, {"urms-v", "irms-a", "phi-deg"});
+      if (m["urms-v"]) ph.urms_v = num(m["urms-v"], k + ".urms-v");
+      if (m["irms-a"]) ph.irms_a = num(m["irms-a"], k + ".irms-a");
+      if (m["phi-deg"]) ph.phi_deg = num(m["phi-deg"], k + ".phi-deg");
     };
     if (p.IsMap()) {
       for (auto& ph : s.phases) one(p, "sim.phases", ph);
@@ -164,7 +188,7 @@ void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, 
       if (ch == kRoles[r]) role = r;
     if (role < 0) throw ConfigError{"calibration." + ch + ": unknown channel (U1..U3, UN, I1..I3, IN)"};
     const std::string k = "calibration." + ch;
-    check_keys(kv.second, k, {"gain", "offset", "delay_us"});
+    check_keys(kv.second, k, {"gain", "offset", "delay-us"});
     pipeline::ChannelCal& c = pc.cal[static_cast<std::size_t>(role)];
     if (kv.second["gain"]) {
       c.gain = num(kv.second["gain"], k + ".gain");
@@ -178,9 +202,9 @@ void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, 
       if (std::fabs(c.offset) > fs)
         throw ConfigError{fmt::format("{}.offset: {} is beyond full scale {}", k, c.offset, fs)};
     }
-    if (kv.second["delay_us"]) {
-      c.delay_us = num(kv.second["delay_us"], k + ".delay_us");
-      if (c.delay_us < 0) throw ConfigError{k + ".delay_us: must be >= 0"};
+    if (kv.second["delay-us"]) {
+      c.delay_us = num(kv.second["delay-us"], k + ".delay-us");
+      if (c.delay_us < 0) throw ConfigError{k + ".delay-us: must be >= 0"};
     }
   }
 }
@@ -380,11 +404,11 @@ void check_sim_plausible(const Config& c) {
   }
   for (std::uint32_t k = 0; k < li.phases; ++k) {
     if (!peak_ok(s.phases[k].urms_v, s.u_offset_v, s.u_noise_v, hu, c.full_scale_v))
-      throw ConfigError{fmt::format("sim.phases[{}].urms_v: peak beyond full scale {} V (--full-scale-v)", k, c.full_scale_v)};
+      throw ConfigError{fmt::format("sim.phases[{}].urms-v: peak beyond full scale {} V (--full-scale-v)", k, c.full_scale_v)};
     if (!peak_ok(s.phases[k].irms_a, s.i_offset_a, s.i_noise_a, hi, c.full_scale_a))
-      throw ConfigError{fmt::format("sim.phases[{}].irms_a: peak beyond full scale {} A (--full-scale-a)", k, c.full_scale_a)};
+      throw ConfigError{fmt::format("sim.phases[{}].irms-a: peak beyond full scale {} A (--full-scale-a)", k, c.full_scale_a)};
   }
-  if (!peak_ok(s.un_rms_v, 0, 0, 0, c.full_scale_v)) throw ConfigError{"sim.un_rms_v: beyond full scale"};
+  if (!peak_ok(s.un_rms_v, 0, 0, 0, c.full_scale_v)) throw ConfigError{"sim.un-rms-v: beyond full scale"};
 }
 
 }  // namespace
@@ -416,6 +440,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
       if (!root.IsNull()) {
         std::vector<std::string> args;
         try {
+          std::vector<std::string> old;
+          root = hyphenate(root, "", old);
+          for (const auto& o : old) std::cerr << "wattpipe: warning: config " << config_file << ": " << o << "\n";
           args = yaml_to_args(root, app, sim_yaml, cal_yaml);
         } catch (const ConfigError& e) {
           throw ConfigError{"config " + config_file + ": " + e.message};

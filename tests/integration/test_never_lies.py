@@ -166,7 +166,8 @@ class AbsurdInput(unittest.TestCase):
             cases = [
                 ("calibration:\n  I1:\n    gain: 1e300\n", "calibration.I1.gain"),
                 ("calibration:\n  U1:\n    offset: 1e300\n", "calibration.U1.offset"),
-                ("sim:\n  phases:\n    urms_v: 1e300\n", "urms_v"),
+                ("sim:\n  phases:\n    urms-v: 1e300\n", "urms-v"),
+                ("sim:\n  phases:\n    urms_v: 1e300\n", "urms-v"),  # the old spelling: renamed, then refused
                 ("sim:\n  dc_current_a: 1e9\n", "DC current"),
                 ("? [1, 2]\n: 3\n", "plain name"),
                 ("sim:\n  ? {a: 1}\n  : 3\n", "plain name"),
