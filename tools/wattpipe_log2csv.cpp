@@ -45,6 +45,8 @@ std::vector<std::pair<std::string, std::string>> window_columns(simdjson::dom::e
     for (const auto& l : phases) cols.emplace_back("Q1_" + l + "_VAR", "/VAR/" + l);
     cols.emplace_back("S_total_VA", "/S_VA/total");
     for (const auto& l : phases) cols.emplace_back("PF_" + l, "/PF/" + l);
+  } else {
+    cols.insert(cols.end(), {{"S_total_VA", "/S_VA/total"}, {"PF_total", "/PF/total"}});
   }
   cols.insert(cols.end(), {{"E_import_total_Wh", "/energy_Wh_import/total"},
                            {"E_export_total_Wh", "/energy_Wh_export/total"},

@@ -447,10 +447,18 @@ std::string_view write_window_record(const pipeline::WindowRecord& r, std::strin
   write_values_fields(r, meter_id, w);
   double n_total = 0;
   for (unsigned k = 0; k < r.phases; ++k) n_total += r.ph[k].n_va;
-  per_phase(w, "S_VA", r, [](const PV& v) { return v.s_va; }, 3, r.s_total_va);
-  per_phase(w, "N_VA", r, [](const PV& v) { return v.n_va; }, 3, n_total);
-  per_phase(w, "PF", r, [](const PV& v) { return v.pf; }, 5, kNoTotal);
-  per_phase(w, "energy_Wh_window", r, [](const PV& v) { return v.energy_wh; }, 9, r.energy_total_wh);
+  if (r.dc) {
+    // DC: like power_W, under "total" only (U and I are under "DC"), never a phase key.
+    w.single("S_VA", "total", r.s_total_va, 3);
+    w.single("N_VA", "total", n_total, 3);
+    w.single("PF", "total", r.ph[0].pf, 5);
+    w.single("energy_Wh_window", "total", r.energy_total_wh, 9);
+  } else {
+    per_phase(w, "S_VA", r, [](const PV& v) { return v.s_va; }, 3, r.s_total_va);
+    per_phase(w, "N_VA", r, [](const PV& v) { return v.n_va; }, 3, n_total);
+    per_phase(w, "PF", r, [](const PV& v) { return v.pf; }, 5, kNoTotal);
+    per_phase(w, "energy_Wh_window", r, [](const PV& v) { return v.energy_wh; }, 9, r.energy_total_wh);
+  }
   if (r.neutral && std::isfinite(r.un_rms_v)) w.field_fixed("UN_V", r.un_rms_v, 3);
   write_analysis_fields(r, w);
   w.end_object();

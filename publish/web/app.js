@@ -55,7 +55,7 @@ function values(w, dc) {
     ['P', 'W', 1, (p) => (p === 'DC' ? w.power_W?.total : w.power_W?.[p])],
     ['Q', 'var', 1, (p) => (dc ? undefined : w.VAR?.[p])],
     ['S', 'VA', 1, (p) => (p === 'DC' ? w.S_VA?.total : w.S_VA?.[p])],
-    ['PF', '', 4, (p) => (p === 'DC' ? w.PF?.L1 : w.PF?.[p])],
+    ['PF', '', 4, (p) => (p === 'DC' ? w.PF?.total : w.PF?.[p])],
     ['f', 'Hz', 3, (p) => (dc ? undefined : w.frequency_Hz?.[p])],
     ['E import', 'Wh', 3, (p) => (p === 'DC' ? w.energy_Wh_import?.total : w.energy_Wh_import?.[p])],
     ['E export', 'Wh', 3, (p) => (p === 'DC' ? w.energy_Wh_export?.total : w.energy_Wh_export?.[p])],

@@ -72,6 +72,12 @@ class WindowLog(unittest.TestCase):
             self.assertEqual(len(windows) + s["windows_log_overflow"], s["windows_closed"])
             self.assertEqual(sum(m["windows_lost"] for m in markers), s["windows_log_overflow"])
             self.assertEqual(s["log_windows_lost"], s["windows_log_overflow"])
+            # DC values under one key each: U and I under "DC", power-like ones and energy under "total",
+            # never a phase key (L1) for DC.
+            for key in ("power_W", "S_VA", "N_VA", "PF", "energy_Wh_window", "energy_Wh_import"):
+                self.assertEqual(set(windows[-1][key]), {"total"}, key)
+            for key in ("voltage_V", "current_A"):
+                self.assertEqual(set(windows[-1][key]), {"DC"}, key)
             # Every window is either in the log or inside a reported gap, exactly once.
             seen = set(r["seq"] for r in windows)
             for m in markers:
