@@ -470,7 +470,7 @@ int Daemon::run(bool handle_signals) {
       notifier.ready(fmt::format("measuring: source {}, broker {}", cfg_.source, cfg_.broker));
       ready = true;
     }
-    if (wd_ns > 0 && acquire::steady_now_ns() >= next_wd) {
+    if (ready && wd_ns > 0 && acquire::steady_now_ns() >= next_wd) {  // READY=1 comes first
       feed_watchdog(acquire::steady_now_ns());
       next_wd = acquire::steady_now_ns() + wd_ns;
     }
@@ -486,7 +486,7 @@ int Daemon::run(bool handle_signals) {
     // duration, or the next progress line: no polling.
     const std::int64_t now = acquire::steady_now_ns();
     std::int64_t wait_ns = std::min(end_ns - now, show_progress ? next_progress - now : INT64_MAX);
-    if (wd_ns > 0) wait_ns = std::min(wait_ns, next_wd - now);
+    if (ready && wd_ns > 0) wait_ns = std::min(wait_ns, next_wd - now);
     if (!ready) wait_ns = std::min<std::int64_t>(wait_ns, 10'000'000);  // until the first connection attempt
     pollfd fds[2] = {{main_waker_.fd(), POLLIN, 0}, {sig_fd, POLLIN, 0}};
     ::poll(fds, sig_fd >= 0 ? 2 : 1, int(std::clamp<std::int64_t>(wait_ns / 1'000'000 + 1, 0, 3'600'000)));
