@@ -41,7 +41,8 @@ void Processing::on_window(WindowRecord& w) {
     counters_.steps.fetch_add(1, std::memory_order_relaxed);
     if (out_.events != nullptr && !out_.events->try_push(w.an.step[k]))
       counters_.events_overflow.fetch_add(1, std::memory_order_relaxed);
-    if (out_.view_events != nullptr) (void)out_.view_events->try_push(w.an.step[k]);  // the page shows the newest
+    // The page's queue (64, drained every update): when full, this step is not shown there (it is logged and on MQTT).
+    if (out_.view_events != nullptr) (void)out_.view_events->try_push(w.an.step[k]);
   }
   if (out_.window_log != nullptr) {
     if (out_.window_log->try_push(w)) {

@@ -29,7 +29,12 @@ void ScopeCapture::begin_capture(const acquire::SampleBlock& b, std::size_t f, b
 
 void ScopeCapture::feed(const acquire::SampleBlock& b, std::int64_t now_steady_ns) noexcept {
   if (b.frames == 0 || !(b.sample_rate_hz > 0)) return;
-  // A gap or a new stream ends a capture half done; the next one starts afresh.
+  // A gap or a new stream (or a source switching layout or rate under way)
+  // ends a capture half done; the next one starts afresh.
+  if (state_ == State::capturing) {
+    const ScopeSnapshot& s = out_.back_buffer();
+    if (b.layout != s.layout || b.channels != s.channels || b.sample_rate_hz != s.sample_rate_hz) state_ = State::idle;
+  }
   if (state_ != State::idle && b.first_frame != expected_frame_) state_ = State::idle;
   expected_frame_ = b.first_frame + b.frames;
   std::size_t f = 0;
