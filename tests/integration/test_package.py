@@ -52,7 +52,9 @@ class Package(unittest.TestCase):
                   "./usr/lib/systemd/system/wattpipe.service", "./etc/wattpipe/wattpipe.yaml", "./etc/logrotate.d/wattpipe",
                   "./usr/share/doc/wattpipe/README.md", "./usr/share/doc/wattpipe/LICENSE",
                   "./usr/share/doc/wattpipe/docs/web.md", "./usr/share/doc/wattpipe/docs/deploy.md",
-                  "./usr/share/wattpipe/spec/powermeter_API.yaml", "./usr/share/wattpipe/spec/wattpipe_web.schema.json"]:
+                  "./usr/share/wattpipe/spec/powermeter_API.yaml", "./usr/share/wattpipe/spec/wattpipe_web.schema.json",
+                  "./usr/lib/python3/dist-packages/wattpipe_wprb.py",
+                  "./usr/share/doc/wattpipe/examples/feed_three_phase.py"]:
             self.assertIn(f, listing)
         self.assertIn("-rwxr-xr-x", [line for line in listing.splitlines() if line.endswith("./usr/bin/wattpipe")][0])
 
