@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Sources: simulator frames/s on one core per profile, and the ZeroMQ source
-// reading WPRB blocks that wattpipe-daq sends from another process.
+// Sources: simulator frames/s on one core per profile; the ZeroMQ source
+// reading WPRB blocks that wattpipe-daq sends from another process; and
+// ZeroMQ PUSH->PULL of the same pre-encoded blocks into a bare socket and into
+// ZmqSource (the difference is what the source adds: parse, check, copy).
 #include <benchmark/benchmark.h>
 #include <netinet/in.h>
 #include <spawn.h>
@@ -9,10 +11,12 @@
 #include <unistd.h>
 
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "bench_util.hpp"
+#include "block_sender.hpp"
 #include "wattpipe/acquire/simulator.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
 
@@ -79,6 +83,45 @@ void BM_ZmqSource_FromDaqProcess(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFrames));
 }
 BENCHMARK(BM_ZmqSource_FromDaqProcess)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+
+// The same pre-encoded blocks from a sender thread over TCP loopback: bare
+// PULL socket against ZmqSource in PULL mode. Items are frames.
+void BM_ZmqPull(benchmark::State& state) {
+  const bool source = state.range(0) != 0;
+  const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+  wattpipe::bench::BlockSender sender(ep);
+  std::thread tx([&] { sender.run(); });
+  std::uint64_t frames = 0;
+  if (source) {
+    ZmqSource src(ep, ZmqMode::pull);
+    auto b = std::make_unique<SampleBlock>();
+    for (auto _ : state) {
+      if (src.read(*b, std::chrono::seconds(5)) != ReadStatus::ok) {
+        state.SkipWithError("no block");
+        break;
+      }
+      frames += b->frames;
+    }
+  } else {
+    zmq::context_t ctx{1};
+    zmq::socket_t sock(ctx, zmq::socket_type::pull);
+    sock.set(zmq::sockopt::rcvtimeo, 5000);
+    sock.connect(ep);
+    zmq::message_t msg;
+    for (auto _ : state) {
+      if (!sock.recv(msg)) {
+        state.SkipWithError("no message");
+        break;
+      }
+      benchmark::DoNotOptimize(msg.data());
+      frames += wattpipe::bench::BlockSender::kFrames;
+    }
+  }
+  sender.stop();
+  tx.join();
+  state.SetItemsProcessed(static_cast<std::int64_t>(frames));
+}
+BENCHMARK(BM_ZmqPull)->ArgName("zmq_source")->Arg(0)->Arg(1)->UseRealTime()->MinTime(2.0);
 
 }  // namespace
 

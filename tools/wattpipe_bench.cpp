@@ -47,6 +47,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "block_sender.hpp"
 #include "progress.hpp"
 #include "wattpipe/acquire/alloc_counter.hpp"
 #include "wattpipe/acquire/clock.hpp"
@@ -237,6 +238,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--probe-s", o.probe_s, "length of each real-time sample-rate probe")->capture_default_str();
   app.add_flag("--skip-rate-probe", o.skip_rate_probe, "do not search the highest real-time sample rate");
+  std::vector<std::string> only;
+  app.add_option("--only", only, "run only these parts: max-rate, web, zmq, latency, cpu, rate-probe")
+      ->check(CLI::IsMember({"max-rate", "web", "zmq", "latency", "cpu", "rate-probe"}))
+      ->delimiter(',');
   app.add_option("-o,--output", output, "also write the JSON object to this file");
   wattpipe::tools::add_version(app, "wattpipe-bench");
   if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
@@ -274,10 +279,14 @@ int main(int argc, char** argv) {
       }()));
 
   // 1. Sustained frames/s at max rate, zero drops, publishing to the broker; hot-path allocations.
+  auto want = [&](const char* part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
+  if (!want("rate-probe")) o.skip_rate_probe = true;
   int step = 0;
-  const int steps = 11 + (o.skip_rate_probe ? 0 : 8);
+  const int steps = (want("max-rate") ? 4 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
+                    (want("latency") ? 1 : 0) + (want("cpu") ? 4 : 0) + (o.skip_rate_probe ? 0 : 8);
   // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
+    if (!want("max-rate")) break;
     double off_rate = 0;
     for (const char* analysis : {"off", "on"}) {
       progress.update(++step, steps);
@@ -301,7 +310,7 @@ int main(int argc, char** argv) {
   // clients (civetweb's client, in this process) at 10 updates/s, against
   // the same run without the page; alternated five times (this machine's
   // noise between runs is 10-15 %), the median of the five ratios.
-  {
+  if (want("web")) {
     progress.update(++step, steps);
     constexpr int kClients = 10, kRounds = 5;
     double frames[2] = {0, 0}, seconds[2] = {0, 0};
@@ -362,8 +371,46 @@ int main(int argc, char** argv) {
         fmt::format("{:.1f}", connected_s > 0 ? double(counts[1].load()) / kClients / connected_s : 0.0));
   }
 
+  // 1c. ZeroMQ input: the same pre-encoded AC3N blocks (1024 frames, float32)
+  // pushed over TCP loopback to a bare PULL socket and to the daemon's
+  // --source zmq-pull (analysis off and on), alternated three times; the
+  // median of the ratios to the bare receiver.
+  if (want("zmq")) {
+    progress.update(++step, steps);
+    std::vector<double> bare, off, on;
+    for (int round = 0; round < 3; ++round) {
+      for (int k = 0; k < 3; ++k) {
+        const std::string ep = fmt::format("tcp://127.0.0.1:{}", free_port());
+        wattpipe::bench::BlockSender sender(ep);
+        std::thread tx([&] { sender.run(); });
+        double rate = 0;
+        if (k == 0) {
+          rate = wattpipe::bench::bare_pull_frames_per_s(ep, o.seconds);
+        } else {
+          Stats s;
+          s.load(run_in_process({"--source", "zmq-pull:" + ep, "--duration", fmt::format("{}", o.seconds), "--broker",
+                                 broker, "--state-dir", "none", "--module-id", "bench", "--analysis",
+                                 k == 1 ? "off" : "on"},
+                                o.warmup_s, nullptr));
+          rate = s.num("frames_processed") / s.num("elapsed_s");
+          if (s.num("frames_dropped") + s.num("frames_lost_gap") > 0) add("zmq_pull_frames_lost", "true");
+        }
+        sender.stop();
+        tx.join();
+        (k == 0 ? bare : k == 1 ? off : on).push_back(rate);
+      }
+    }
+    std::vector<double> r_off, r_on;
+    for (int k = 0; k < 3; ++k) r_off.push_back(off[k] / bare[k]), r_on.push_back(on[k] / bare[k]);
+    add("zmq_bare_push_pull_frames_per_s", fmt::format("{:.0f}", percentile(bare, 0.5)));
+    add("zmq_pull_daemon_frames_per_s", fmt::format("{:.0f}", percentile(off, 0.5)));
+    add("zmq_pull_daemon_ratio", fmt::format("{:.3f}", percentile(r_off, 0.5)));
+    add("zmq_pull_daemon_analysis_frames_per_s", fmt::format("{:.0f}", percentile(on, 0.5)));
+    add("zmq_pull_daemon_analysis_ratio", fmt::format("{:.3f}", percentile(r_on, 0.5)));
+  }
+
   // 2. Latency and message rate at --publish-interval-ms 1 (1 ms DC windows), against the binary.
-  {
+  if (want("latency")) {
     progress.update(++step, steps);
     Receiver rx(broker_port, "everest_api/1/powermeter/bench/m2e/powermeter_values");
     const std::string stats_path = tmp + "/latency.json";
@@ -395,7 +442,7 @@ int main(int argc, char** argv) {
   }
 
   // 3. CPU per second of metering: the binary as a user runs it, measured by wait4().
-  {
+  if (want("cpu")) {
     struct Case {
       const char* key;
       std::vector<std::string> args;

@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
     const bool xpub = wait_subscriber && !push;
     sock = std::make_unique<zmq::socket_t>(ctx, push ? zmq::socket_type::push : xpub ? zmq::socket_type::xpub
                                                                                      : zmq::socket_type::pub);
-    sock->set(zmq::sockopt::sndhwm, 100000);
+    // PUSH waits for the receiver, so a short queue is enough; PUB never
+    // waits, so it queues deep before dropping.
+    sock->set(zmq::sockopt::sndhwm, push ? 256 : 100000);
     sock->set(zmq::sockopt::linger, 5000);
     try {
       if (!bind.empty()) sock->bind(bind);

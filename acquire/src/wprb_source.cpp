@@ -67,9 +67,15 @@ bool WprbSplitter::next(SampleBlock& out, std::string& error, SourceCounters& co
 // ---- ZmqSource -------------------------------------------------------------
 
 ZmqSource::ZmqSource(const std::string& endpoint, ZmqMode mode)
-    : sock_(ctx_, mode == ZmqMode::sub ? zmq::socket_type::sub : zmq::socket_type::pull) {
-  if (mode == ZmqMode::sub) sock_.set(zmq::sockopt::subscribe, "");
-  sock_.set(zmq::sockopt::rcvhwm, 100000);  // ZeroMQ drops silently past this; gaps are then counted
+    : mode_(mode), sock_(ctx_, mode == ZmqMode::sub ? zmq::socket_type::sub : zmq::socket_type::pull) {
+  if (mode == ZmqMode::sub) {
+    sock_.set(zmq::sockopt::subscribe, "");
+    sock_.set(zmq::sockopt::rcvhwm, 100000);  // ZeroMQ drops silently past this; gaps are then counted
+  } else {
+    // Back-pressure: a few messages queued here, then the sender waits
+    // (memory stays bounded instead of 100000 blocks deep).
+    sock_.set(zmq::sockopt::rcvhwm, 64);
+  }
   sock_.set(zmq::sockopt::linger, 0);
   sock_.connect(endpoint);
 }
@@ -85,14 +91,17 @@ ReadStatus ZmqSource::read(SampleBlock& out, std::chrono::nanoseconds timeout) {
         spdlog::warn("zmq source: invalid block skipped: {} ({} more suppressed)", error, sup);
       continue;
     }
-    const std::int64_t left_ms = std::max<std::int64_t>(0, (deadline - steady_now_ns()) / 1'000'000);
-    zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(left_ms));
-    if ((item.revents & ZMQ_POLLIN) == 0) return ReadStatus::timeout;
+    // Receive first, poll only when nothing is queued: at full rate a block
+    // is nearly always waiting, and the poll would cost a system call each.
+    if (!sock_.recv(msg_, zmq::recv_flags::dontwait)) {
+      const std::int64_t left_ms = std::max<std::int64_t>(0, (deadline - steady_now_ns()) / 1'000'000);
+      zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(left_ms));
+      if ((item.revents & ZMQ_POLLIN) == 0 || !sock_.recv(msg_, zmq::recv_flags::dontwait)) return ReadStatus::timeout;
+    }
     // A multipart message carries the block in its last part (earlier parts: topic).
-    do {
+    while (msg_.more())
       if (!sock_.recv(msg_, zmq::recv_flags::dontwait)) break;
-    } while (msg_.more());
     const std::span<const std::byte> bytes(static_cast<const std::byte*>(msg_.data()), msg_.size());
     wprb::Header h;
     bool valid = wprb::parse_header(bytes, h, error);

@@ -23,8 +23,9 @@ def daq(*args, timeout=60):
 
 class ZmqSource(unittest.TestCase):
     def run_stream(self, daemon_source, daq_args_list):
+        source, *more = daemon_source.split()
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
-            d = wplib.Daemon(tmp, ["--source", daemon_source], broker.port).start()
+            d = wplib.Daemon(tmp, ["--source", source, *more], broker.port).start()
             for args in daq_args_list:
                 daq(*args)
             time.sleep(0.5)
@@ -62,6 +63,21 @@ class ZmqSource(unittest.TestCase):
         self.assertEqual(stats["frames_acquired"], 30000, log)
         self.assertEqual(stats["frames_lost_gap"], 0)
         self.assertAlmostEqual(stats["energy_Wh_import_total"], 800 * 200 * 30000 / 20000 / 3600, delta=1e-6)
+
+
+    def test_pull_holds_the_sender_back_instead_of_dropping(self):
+        # The sender is several times faster than the daemon with its analysis
+        # on: a SUB source would drop blocks in the ring; PULL waits instead.
+        port = wplib.free_port()
+        ep = f"tcp://127.0.0.1:{port}"
+        frames = 6000 * 1024
+        stats, log = self.run_stream(f"zmq-pull:{ep} --analysis on", [
+            ["--bind", ep, "--push", "--frames", str(frames), "--block-frames", "1024", "--max-rate",
+             "--sample-rate", "1000000", "--profile", "ac3"],
+        ])
+        self.assertEqual(stats["frames_acquired"], frames, log)
+        self.assertEqual(stats["frames_processed"], frames, log)
+        self.assertEqual(stats["frames_dropped"] + stats["frames_lost_gap"], 0, log)
 
 
 class Replay(unittest.TestCase):

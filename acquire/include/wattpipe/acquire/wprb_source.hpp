@@ -48,16 +48,24 @@ class WprbSplitter {
 
 enum class ZmqMode { sub, pull };
 
-// Blocks from a ZeroMQ SUB (default) or PULL socket connected to an endpoint.
-// Invalid blocks are counted and skipped; the socket reconnects by itself
-// when the DAQ goes away and comes back.
+// Blocks from a ZeroMQ SUB (default) or PULL socket connected to an endpoint
+// (framing: docs/wprb.md). Invalid blocks are counted and skipped; the socket
+// reconnects by itself when the DAQ goes away and comes back.
+//
+// SUB never holds the sender back: a full block ring drops and counts. PULL
+// is lossless: the acquisition thread reads the socket only when the ring has
+// room, and a small receive high-water mark passes the wait back to the
+// sender through ZeroMQ and TCP.
 class ZmqSource final : public Source {
  public:
   ZmqSource(const std::string& endpoint, ZmqMode mode);
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
-  [[nodiscard]] bool real_time() const noexcept override { return true; }
+  [[nodiscard]] bool real_time() const noexcept override { return mode_ == ZmqMode::sub; }
+  // Both are live data: their t0 is checked against the wall clock.
+  [[nodiscard]] bool wall_clock() const noexcept override { return true; }
 
  private:
+  ZmqMode mode_;
   zmq::context_t ctx_{1};
   zmq::socket_t sock_;
   zmq::message_t msg_;
