@@ -194,18 +194,8 @@ ReadStatus ReplaySource::read(SampleBlock& out, std::chrono::nanoseconds timeout
         return ReadStatus::end;
       }
     }
-    if (!max_rate_) {
-      const std::int64_t now = steady_now_ns();
-      if (start_steady_ns_ < 0) start_steady_ns_ = now - (split_.next_piece_end_ns() - first_t0_ns_);
-      const std::int64_t due = start_steady_ns_ + (split_.next_piece_end_ns() - first_t0_ns_);
-      if (due > now) {
-        if (due - now > timeout.count()) {
-          sleep_until_steady_ns(now + timeout.count());
-          return ReadStatus::timeout;
-        }
-        sleep_until_steady_ns(due);
-      }
-    }
+    if (!max_rate_ && !pacer_.wait(split_.next_piece_end_ns() - first_t0_ns_, timeout.count()))
+      return ReadStatus::timeout;
     if (split_.next(out, error, counters_)) return ReadStatus::ok;
     counters_.blocks_invalid.fetch_add(1, std::memory_order_relaxed);
     if (std::uint64_t sup = 0; log_limit_.allow(sup))

@@ -225,7 +225,8 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--mqtt-prefix", c.mqtt_prefix, "prefix in front of every topic (brokers shared by chargers)");
   app.add_option("--mqtt-keepalive-s", c.mqtt_keepalive_s, "MQTT keepalive")->check(CLI::Range(5, 3600))->capture_default_str();
   app.add_option("--mqtt-qos", c.mqtt_qos, "QoS of powermeter_values")->check(CLI::Range(0, 2))->capture_default_str();
-  app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE")->capture_default_str();
+  app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE | comtrade:FILE.cfg|FILE.cff")->capture_default_str();
+  app.add_option("--channel-map", c.channel_map, "comtrade: which analog channels feed U1..U3,UN,I1..I3,IN (or U,I for DC): U1=NAME_OR_INDEX,...; default: by unit");
   app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
   app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
   app.add_flag("--max-rate", c.max_rate, "simulator/replay as fast as the pipeline takes them (benchmarks)");
@@ -353,8 +354,12 @@ void validate(Config& c) {
   c.broker_port = port;
   const bool ok_source = c.source == "sim" || (c.source.rfind("zmq:", 0) == 0 && c.source.size() > 4) ||
                          (c.source.rfind("zmq-pull:", 0) == 0 && c.source.size() > 9) ||
-                         (c.source.rfind("replay:", 0) == 0 && c.source.size() > 7);
-  if (!ok_source) throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT or replay:FILE, got '" + c.source + "'"};
+                         (c.source.rfind("replay:", 0) == 0 && c.source.size() > 7) ||
+                         (c.source.rfind("comtrade:", 0) == 0 && c.source.size() > 9);
+  if (!ok_source)
+    throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT, replay:FILE or comtrade:FILE, got '" + c.source + "'"};
+  if (!c.channel_map.empty() && c.source.rfind("comtrade:", 0) != 0)
+    throw ConfigError{"--channel-map: only for --source comtrade:FILE"};
   if (c.module_id.empty() || c.module_id.find_first_of("+#/") != std::string::npos)
     throw ConfigError{"--module-id: must be non-empty without '+', '#' or '/'"};
   if (c.mqtt_prefix.find_first_of("+#") != std::string::npos) throw ConfigError{"--mqtt-prefix: must not hold '+' or '#'"};

@@ -22,6 +22,7 @@
 
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/acquire/comtrade.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
 #include "wattpipe/pipeline/processing.hpp"
 #include "wattpipe/pipeline/state_store.hpp"
@@ -60,6 +61,8 @@ std::unique_ptr<acquire::Source> make_source(const Config& c) {
   if (c.source.rfind("zmq-pull:", 0) == 0)
     return std::make_unique<acquire::ZmqSource>(c.source.substr(9), acquire::ZmqMode::pull);
   if (c.source.rfind("zmq:", 0) == 0) return std::make_unique<acquire::ZmqSource>(c.source.substr(4), acquire::ZmqMode::sub);
+  if (c.source.rfind("comtrade:", 0) == 0)
+    return std::make_unique<acquire::comtrade::ComtradeSource>(c.source.substr(9), c.channel_map, c.max_rate);
   return std::make_unique<acquire::ReplaySource>(c.source.substr(7), c.max_rate, c.replay_loop);
 }
 

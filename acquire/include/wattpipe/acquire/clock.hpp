@@ -29,4 +29,28 @@ inline void sleep_until_steady_ns(std::int64_t t_ns) noexcept {
   }
 }
 
+// Paces a recording in real time: a piece that ends `end_ns` into the
+// recording is due that long after the first piece was asked for.
+// Threading: one owner.
+class Pacer {
+ public:
+  // Sleeps until the piece is due and returns true; false (after sleeping
+  // `timeout_ns`) when it is not due within the timeout.
+  bool wait(std::int64_t end_ns, std::int64_t timeout_ns) noexcept {
+    const std::int64_t now = steady_now_ns();
+    if (start_ < 0) start_ = now - end_ns;
+    const std::int64_t due = start_ + end_ns;
+    if (due <= now) return true;
+    if (due - now > timeout_ns) {
+      sleep_until_steady_ns(now + timeout_ns);
+      return false;
+    }
+    sleep_until_steady_ns(due);
+    return true;
+  }
+
+ private:
+  std::int64_t start_ = -1;
+};
+
 }  // namespace wattpipe::acquire

@@ -12,6 +12,7 @@
 
 #include <zmq.hpp>
 
+#include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/log_limit.hpp"
 #include "wattpipe/acquire/source.hpp"
 #include "wattpipe/acquire/wprb.hpp"
@@ -100,7 +101,8 @@ class ReplaySource final : public Source {
   WprbSplitter split_;
   std::string end_reason_;
   bool ended_ = false;
-  std::int64_t start_steady_ns_ = -1, first_t0_ns_ = 0;
+  Pacer pacer_;
+  std::int64_t first_t0_ns_ = 0;
   std::uint64_t loop_frames_ = 0, last_end_frame_ = 0, first_frame_ = 0;
   std::int64_t loop_ns_ = 0, last_end_ns_ = 0;
   LogLimit log_limit_;

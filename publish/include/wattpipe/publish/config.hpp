@@ -30,6 +30,7 @@ struct Config {
 
   // Source
   std::string source = "sim";
+  std::string channel_map;  // comtrade: U1=NAME_OR_INDEX,...
   std::string sim_profile = "ac3";
   double sample_rate = 20000;
   bool max_rate = false;
