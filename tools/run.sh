@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ensure_packages
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 # Every tool the README uses.
-cmake --build build -j2 --target wattpipe wattpipe-everest wattpipe-ocmf wattpipe-daq wattpipe-log2csv wattpipe-bench
+cmake --build build -j2 --target wattpipe wattpipe-everest wattpipe-ocmf wattpipe-daq wattpipe-export wattpipe-bench
 
 broker="" module="wattpipe" prefix=""
 args=("$@")

@@ -581,8 +581,8 @@ Writer::Writer(const std::string& base_path, Layout layout, double sample_rate_h
   dat_ = std::fopen(tmp_dat_.c_str(), "wb");
   if (dat_ == nullptr) throw Error(fmt::format("{}: cannot create: {}", tmp_dat_, std::strerror(errno)));
   const std::size_t ch = layout_info(layout).channels;
-  lo_.assign(ch, 0.0f);
-  hi_.assign(ch, 0.0f);
+  lo_.assign(ch, std::numeric_limits<float>::infinity());
+  hi_.assign(ch, -std::numeric_limits<float>::infinity());
 }
 
 Writer::~Writer() {
@@ -621,6 +621,7 @@ void Writer::close() {
     throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
   }
   dat_ = nullptr;
+  if (n_ == 0) std::fill(lo_.begin(), lo_.end(), 0.0f), std::fill(hi_.begin(), hi_.end(), 0.0f);
   const double duration_us = double(n_) / rate_ * 1e6;
   // Time stamps are 32-bit: a coarser timemult keeps long records in range.
   const double timemult = std::max(1.0, std::ceil(duration_us / 4.0e9));

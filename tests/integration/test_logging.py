@@ -227,8 +227,9 @@ class Tools(unittest.TestCase):
         rows = r.stdout.strip().split("\n")
         self.assertEqual(len(rows) - 1, len(records(self.FIXTURE)))
         header = rows[0].split(",")
-        self.assertIn("U_DC_V", header)
-        self.assertIn("E_export_total_Wh", header)
+        # The JSON names flattened: the same names as in the log and on MQTT.
+        self.assertIn("voltage_V_DC", header)
+        self.assertIn("energy_Wh_export_total", header)
         with wplib.TempDir() as tmp:
             raw = os.path.join(tmp, "r.wprb")
             daq("--write", raw, "--max-rate", "--frames", "3000", "--block-frames", "700", "--sim-profile", "ac1")
@@ -237,7 +238,7 @@ class Tools(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(out) as f:
                 lines = f.read().strip().split("\n")
-            self.assertEqual(lines[0], "frame,t_s,U1_V,I1_A")
+            self.assertEqual(lines[0], "frame,t_s,time_utc,U1_V,I1_A")
             self.assertEqual(len(lines) - 1, 3000)
             self.assertEqual(lines[-1].split(",")[0], "2999")
 

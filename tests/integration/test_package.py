@@ -48,7 +48,7 @@ class Package(unittest.TestCase):
         rc, listing = run(["dpkg-deb", "-c", self.deb])
         self.assertEqual(rc, 0)
         for f in ["./usr/bin/wattpipe", "./usr/bin/wattpipe-everest", "./usr/bin/wattpipe-ocmf", "./usr/bin/wattpipe-daq",
-                  "./usr/bin/wattpipe-log2csv", "./usr/bin/wattpipe-plot", "./usr/bin/wattpipe-bench",
+                  "./usr/bin/wattpipe-export", "./usr/bin/wattpipe-log2csv", "./usr/bin/wattpipe-plot", "./usr/bin/wattpipe-bench",
                   "./usr/lib/systemd/system/wattpipe.service", "./etc/wattpipe/wattpipe.yaml", "./etc/logrotate.d/wattpipe",
                   "./usr/share/doc/wattpipe/README.md", "./usr/share/doc/wattpipe/LICENSE",
                   "./usr/share/doc/wattpipe/docs/web.md", "./usr/share/doc/wattpipe/docs/deploy.md",

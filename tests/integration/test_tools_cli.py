@@ -10,7 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wplib  # noqa: E402
 
-TOOLS = ["wattpipe", "wattpipe-everest", "wattpipe-ocmf", "wattpipe-daq", "wattpipe-log2csv", "wattpipe-bench",
+TOOLS = ["wattpipe", "wattpipe-everest", "wattpipe-ocmf", "wattpipe-daq", "wattpipe-log2csv", "wattpipe-export", "wattpipe-bench",
          "wattpipe-plot"]
 
 
