@@ -12,8 +12,8 @@ WATTPIPE_PACKAGES=(
   # the broker, TLS tooling, and the Python peers of the integration tests and the plot tool
   mosquitto mosquitto-clients openssl
   python3 python3-paho-mqtt python3-jsonschema python3-yaml python3-zmq python3-numpy python3-matplotlib python3-h5py python3-pandas
-  # the package test (cpack's dpkg-shlibdeps, systemd-analyze)
-  dpkg-dev systemd
+  # the package test (cpack's dpkg-shlibdeps, systemd-analyze; the service booted in systemd-nspawn)
+  dpkg-dev systemd systemd-container
   # the browser test of the live page
   chromium chromium-driver python3-selenium
 )

@@ -4,7 +4,9 @@ wattpipe_<version>_<arch>.deb holding the tools, the service unit, the
 logrotate snippet, the commented configuration, docs and schemas, with its
 run-time dependencies named by Debian package; systemd-analyze accepts the
 unit; the installed daemon runs on the shipped configuration, also with
-every key uncommented at its default."""
+every key uncommented at its default; and, through tools/service-test.sh,
+the package installs and runs as a service on a booted systemd (watchdog
+fed, a stalled daemon killed by the watchdog and restarted)."""
 import glob
 import os
 import subprocess
@@ -41,6 +43,18 @@ class Package(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.tmpdir.__exit__(None, None, None)
+
+    def test_installs_and_runs_as_a_systemd_service(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: tools/service-test.sh mounts an overlay and boots systemd-nspawn")
+        if any(k in os.environ for k in ("ASAN_OPTIONS", "TSAN_OPTIONS")):
+            self.skipTest("sanitizer builds do not run under the unit's hardening (MemoryDenyWriteExecute, filters)")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "service-test.sh")
+        rc, out = run([script, self.deb])
+        if rc == 77:
+            self.skipTest("this machine cannot boot the container: " + out[-300:])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("Watchdog timeout", out)
 
     def test_name_and_contents(self):
         arch = run(["dpkg", "--print-architecture"])[1].strip()
