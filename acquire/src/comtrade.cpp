@@ -440,6 +440,9 @@ Files open_record(const std::string& path) {
   auto slurp = [](const fs::path& f, std::size_t limit) {
     std::ifstream in(f, std::ios::binary);
     if (!in) throw Error(fmt::format("{}: cannot open: {}", f.string(), std::strerror(errno)));
+    in.seekg(0, std::ios::end);
+    limit = std::min<std::size_t>(limit, static_cast<std::size_t>(std::max<std::streamoff>(0, in.tellg())));
+    in.seekg(0);
     std::string s(limit, '\0');
     in.read(s.data(), std::streamsize(limit));
     s.resize(std::size_t(in.gcount()));

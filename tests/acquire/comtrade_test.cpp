@@ -236,3 +236,55 @@ TEST(Comtrade, WriterRoundTripsThroughTheReader) {
     }
   }
 }
+
+// Outside input: every truncation and many byte flips of a configuration,
+// and every truncation of a .cff, either parse or throw Error; nothing else.
+TEST(Comtrade, DamagedInputOnlyEverThrowsError) {
+  const std::string good = cfg_1999_ascii();
+  std::size_t parsed = 0, refused = 0;
+  auto attempt = [&](const std::string& text) {
+    try {
+      (void)parse_cfg(text, "fuzz.cfg");
+      ++parsed;
+    } catch (const Error&) {
+      ++refused;
+    }
+  };
+  for (std::size_t k = 0; k <= good.size(); ++k) attempt(good.substr(0, k));
+  std::uint32_t seed = 12345;
+  for (int round = 0; round < 20000; ++round) {
+    std::string t = good;
+    for (int flips = 0; flips < 1 + round % 4; ++flips) {
+      seed = seed * 1664525u + 1013904223u;
+      const std::size_t at = (seed >> 8) % t.size();
+      static constexpr char kBytes[] = {',', '\n', '/', ':', '.', '-', '0', '9', 'x', ' ', '\0', '\x7f'};
+      t[at] = kBytes[(seed >> 4) % sizeof kBytes];
+    }
+    attempt(t);
+  }
+  EXPECT_GT(parsed, 0u);
+  EXPECT_GT(refused, 10000u);
+
+  TempDir d;
+  std::string dat;
+  for (std::uint32_t n = 1; n <= 3; ++n) {
+    const std::uint32_t ts = n * 1000;
+    const std::int16_t u = 100, i = 10;
+    dat.append(reinterpret_cast<const char*>(&n), 4).append(reinterpret_cast<const char*>(&ts), 4);
+    dat.append(reinterpret_cast<const char*>(&u), 2).append(reinterpret_cast<const char*>(&i), 2);
+  }
+  const std::string cff = "--- file type: CFG ---\r\nL,D,2013\r\n2,2A,0D\r\n1,U,,,V,1,0,0,-9,9,1,1,P\r\n"
+                          "2,I,,,A,1,0,0,-9,9,1,1,P\r\n50\r\n1\r\n1000,3\r\n01/01/2026,00:00:00.000000\r\n"
+                          "01/01/2026,00:00:00.000000\r\nBINARY\r\n1\r\n0,0\r\n0,0\r\n--- file type: DAT BINARY: " +
+                          std::to_string(dat.size()) + " ---\r\n" + dat;
+  std::size_t opened = 0;
+  for (std::size_t k = 0; k <= cff.size(); ++k) {
+    put(d.file("t.cff"), cff.substr(0, k));
+    try {
+      ComtradeSource s(d.file("t.cff"), "U1=1,I1=2", true);
+      ++opened;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_EQ(opened, 1u) << "only the whole file is a record";
+}
