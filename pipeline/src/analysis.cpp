@@ -159,13 +159,12 @@ Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept {
   return {100 * std::abs(neg) / p, 100 * std::abs(zero) / p};
 }
 
-double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
-  if (!(bin_hz > 0)) return 0;
-  const auto k0 = static_cast<std::size_t>(std::clamp(std::ceil(f_lo_hz / bin_hz), 0.0, double(power.size())));
-  const auto k1 = static_cast<std::size_t>(std::clamp(std::ceil(f_hi_hz / bin_hz), 0.0, double(power.size())));
-  double s = 0;
-  for (std::size_t k = k0; k < k1; ++k) s += power[k];
-  return std::sqrt(s);
+double band_rms(std::span<const double> cumulative, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
+  if (!(bin_hz > 0) || cumulative.empty()) return 0;
+  const double bins = double(cumulative.size() - 1);
+  const auto k0 = static_cast<std::size_t>(std::clamp(std::ceil(f_lo_hz / bin_hz), 0.0, bins));
+  const auto k1 = static_cast<std::size_t>(std::clamp(std::ceil(f_hi_hz / bin_hz), 0.0, bins));
+  return k1 > k0 ? std::sqrt(std::max(0.0, cumulative[k1] - cumulative[k0])) : 0.0;
 }
 
 std::size_t largest_peaks(std::span<const double> m, double bin_hz, double amp_scale, std::size_t k_min,

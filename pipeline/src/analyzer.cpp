@@ -133,6 +133,10 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     hann_m_ = 0;
     pow_u_.resize(n / 2);
     pow_i_.resize(n / 2);
+    cum_u_.resize(n / 2 + 1);
+    cum_i_.resize(n / 2 + 1);
+    hann_f_.resize(n);
+    dc_win_.resize(2 * n);
   } else if (spectra_) {
     const std::size_t n = std::bit_ceil(2 * nb);
     if (n != n_ac_) fft_ac_ = std::make_unique<analysis::LaneFft>(n), n_ac_ = n;
@@ -145,6 +149,7 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   // one-cycle RMS of each phase current, every half cycle.
   if (li_.dc) {
     level_group_ = std::max(1u, static_cast<unsigned>(std::lround(fs_a_ / kLevelRate)));
+    inv_group_ = 1.0 / level_group_;
     dc_step_.configure(step_cfg_, level_group_ * dt_a_, /*uniform=*/true);
   } else {
     for (auto& s : ac_step_) s.configure(step_cfg_, 1.0 / (3 * nominal_hz_));
@@ -220,15 +225,22 @@ void Analyzer::store(const float* frames, std::size_t n) noexcept {
 void Analyzer::dc_levels(const float* frames, std::size_t n) noexcept {
   const unsigned ch = li_.channels, ic = li_.i[0];
   StepResult s;
+  // The running group in locals: the loop then keeps them in registers.
+  double sum = level_sum_;
+  unsigned count = level_count_;
   for (std::size_t f = 0; f < n; ++f) {
-    level_sum_ += frames[f * ch + ic];
-    if (++level_count_ < level_group_) continue;
+    sum += frames[f * ch + ic];
+    if (++count < level_group_) continue;
+    const double level = sum * inv_group_;
+    sum = 0;
+    count = 0;
+    if (dc_step_.push_quiet(level)) continue;
     // The level sample sits at the middle of its group.
     const double t_mid = t0_s_ + (double(dec_n_ + f) - 0.5 * (level_group_ - 1)) * dt_a_;
-    if (dc_step_.push(t_mid, level_sum_ / level_group_, s)) step_found(s, 0);
-    level_sum_ = 0;
-    level_count_ = 0;
+    if (dc_step_.push(t_mid, level, s)) step_found(s, 0);
   }
+  level_sum_ = sum;
+  level_count_ = count;
 }
 
 void Analyzer::ac_levels(const float* frames, std::size_t n) noexcept {
@@ -400,40 +412,62 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   const auto m = static_cast<std::size_t>(std::max(0.0, m1 - m0));
   if (m < 16 || m > n || !covered(m0, m1 - 1)) return;
   const auto first = static_cast<std::uint64_t>(m0);
-  auto at = [&](std::size_t j, unsigned c) { return double(ring_[((first + j) & (cap_ - 1)) * ch + c]); };
-  double mu = 0, mi = 0;
-  for (std::size_t j = 0; j < m; ++j) mu += at(j, 0), mi += at(j, 1);
-  mu /= double(m), mi /= double(m);
+  // The window's samples out of the ring in at most two runs (ch is 2 for DC),
+  // and their means with four partial sums each (one would wait on every add).
+  const std::size_t at0 = first & (cap_ - 1), run = std::min(m, cap_ - at0);
+  std::copy_n(ring_.data() + at0 * ch, run * ch, dc_win_.data());
+  std::copy_n(ring_.data(), (m - run) * ch, dc_win_.data() + run * ch);
+  const float* x = dc_win_.data();
+  double su[4] = {}, si[4] = {};
+  std::size_t j = 0;
+  for (; j + 4 <= m; j += 4)
+    for (unsigned l = 0; l < 4; ++l) su[l] += x[2 * (j + l)], si[l] += x[2 * (j + l) + 1];
+  for (; j < m; ++j) su[0] += x[2 * j], si[0] += x[2 * j + 1];
+  const double mu = (su[0] + su[1] + su[2] + su[3]) / double(m), mi = (si[0] + si[1] + si[2] + si[3]) / double(m);
   // Hann over the m samples (cached: windows have the same length), zero-padded to n; U and I in one transform.
   if (hann_m_ != m) {
     hann_m_ = m;
     hann_sum_ = hann_sq_ = 0;
-    for (std::size_t j = 0; j < m; ++j) {
-      hann_[j] = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(j) + 0.5) / double(m));
-      hann_sum_ += hann_[j], hann_sq_ += hann_[j] * hann_[j];
+    for (std::size_t k = 0; k < m; ++k) {
+      hann_[k] = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(k) + 0.5) / double(m));
+      hann_f_[k] = static_cast<float>(hann_[k]);
+      hann_sum_ += hann_[k], hann_sq_ += hann_[k] * hann_[k];
     }
   }
   const double wsum = hann_sum_, w2sum = hann_sq_;
   // Sample j in lane j % 4 at j / 4 (QuadFft's order); U and I as z = u + j i.
-  for (std::size_t j = 0; j < m; ++j) {
-    lre_[j >> 2][j & 3] = static_cast<float>((at(j, 0) - mu) * hann_[j]);
-    lim_[j >> 2][j & 3] = static_cast<float>((at(j, 1) - mi) * hann_[j]);
+  const auto fu = static_cast<float>(mu), fi = static_cast<float>(mi);
+  const analysis::v4f fu4 = {fu, fu, fu, fu}, fi4 = {fi, fi, fi, fi};
+  const std::size_t m4 = m & ~std::size_t{3};
+  for (std::size_t k = 0; k < m4; k += 4) {
+    analysis::v4f u, i, w;
+    for (unsigned l = 0; l < 4; ++l) u[l] = x[2 * (k + l)], i[l] = x[2 * (k + l) + 1];
+    std::memcpy(&w, hann_f_.data() + k, sizeof w);
+    lre_[k >> 2] = (u - fu4) * w;
+    lim_[k >> 2] = (i - fi4) * w;
   }
-  for (std::size_t j = m; j < n; ++j) lre_[j >> 2][j & 3] = lim_[j >> 2][j & 3] = 0;
+  for (std::size_t k = m4; k < n; ++k) {
+    lre_[k >> 2][k & 3] = k < m ? (x[2 * k] - fu) * hann_f_[k] : 0.0f;
+    lim_[k >> 2][k & 3] = k < m ? (x[2 * k + 1] - fi) * hann_f_[k] : 0.0f;
+  }
   fft_dc_->forward(lre_.data(), lim_.data(), zf_.data());
   const double norm = 1.0 / (double(n) * w2sum);
   const std::size_t half = n / 2;
+  cum_u_[0] = cum_i_[0] = 0;
   for (std::size_t k = 0; k < half; ++k) {
-    const std::complex<double> zp = zf_[k], zm = std::conj(std::complex<double>(zf_[(n - k) % n]));
+    const std::complex<double> zp = zf_[k], zm = std::conj(std::complex<double>(zf_[k == 0 ? 0 : n - k]));
     const double one_sided = k == 0 ? 1.0 : 2.0;
     pow_u_[k] = one_sided * std::norm(0.5 * (zp + zm)) * norm;
     pow_i_[k] = one_sided * std::norm(0.5 * (zp - zm)) * norm;  // |(zp - zm) / 2j|
+    // Running sums: each band's power is then one difference.
+    cum_u_[k + 1] = cum_u_[k] + pow_u_[k];
+    cum_i_[k + 1] = cum_i_[k] + pow_i_[k];
   }
   const double bin_hz = fs_a_ / double(n), nyquist = fs_ / 2;
   // Above the decimator's pass band only the total is known: the band that
   // reaches half the sample rate takes what the spectrum does not hold.
   const double f_use = d_ > 1 ? analysis::kDecimationPassBand * fs_a_ : nyquist;
-  const double below_u = analysis::band_rms(pow_u_, bin_hz, 0, f_use), below_i = analysis::band_rms(pow_i_, bin_hz, 0, f_use);
+  const double below_u = analysis::band_rms(cum_u_, bin_hz, 0, f_use), below_i = analysis::band_rms(cum_i_, bin_hz, 0, f_use);
   const double rest_u = std::max(0.0, a.ripple_u_rms_v * a.ripple_u_rms_v - below_u * below_u);
   const double rest_i = std::max(0.0, a.ripple_i_rms_a * a.ripple_i_rms_a - below_i * below_i);
   for (const auto& [lo, hi] : cfg_.ripple_bands_hz) {
@@ -441,8 +475,8 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
     RippleBand& b = a.band[a.bands++];
     b.f_lo_hz = lo;
     b.f_hi_hz = std::min(hi, nyquist);
-    const double su = analysis::band_rms(pow_u_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
-    const double si = analysis::band_rms(pow_i_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
+    const double su = analysis::band_rms(cum_u_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
+    const double si = analysis::band_rms(cum_i_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
     // (Every band edge below half the sample rate lies inside the pass band: begin() chose the rate so.)
     const bool to_top = b.f_hi_hz >= nyquist && f_use < nyquist;
     b.u_rms_v = std::sqrt(su * su + (to_top ? rest_u : 0.0));

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -48,6 +49,15 @@ class StepDetector {
   void reset() noexcept;
   // One sample at series time t_s (rising). True when a step completed: `out` filled.
   bool push(double t_s, double x, StepResult& out) noexcept;
+  // The common case of a uniform series, inline: a sample within the
+  // threshold of the level while nothing moves is only kept. False: not
+  // taken; call push() with the sample's time (it does the same and more).
+  bool push_quiet(double x) noexcept {
+    if (!uniform_ || !have_level_ || moving_ || !(std::fabs(x - level_) <= cfg_.threshold)) return false;
+    x_[n_ & mask_] = static_cast<float>(x);
+    ++n_;
+    return true;
+  }
 
  private:
   [[nodiscard]] double x_at(std::uint64_t i) const noexcept { return double(x_[i & mask_]); }
