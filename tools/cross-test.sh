@@ -36,11 +36,15 @@ mkdir -p "$debs" "$sysroot"
 # CMake/pkg-config files; their dependencies follow. The C/C++ runtime comes
 # from the cross toolchain, so it is left out.
 wanted=(libzmq3-dev libssl-dev libmosquitto-dev libsimdjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
-        zlib1g-dev libcivetweb-dev libsystemd-dev libgtest-dev libgmock-dev)
+        zlib1g-dev libcivetweb-dev libsystemd-dev libhdf5-dev libgtest-dev libgmock-dev)
 # Header-only, architecture-independent: taken as they are.
 indep=(cppzmq-dev libconcurrentqueue-dev libcli11-dev)
 skip='^(libc6|libc6-dev|libgcc-s1|libstdc\+\+6|libstdc\+\+-12-dev|libgcc-12-dev|gcc-12-base|linux-libc-dev|libcrypt1|libcrypt-dev|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev|libtirpc-common|rpcsvc-proto|debconf|dpkg|perl-base|tar|install-info|libselinux1|libpcre2-8-0|sensible-utils)$'
-if [ ! -f "$out/.sysroot-done" ]; then
+# The sysroot is made again when the list of packages changes.
+stamp="${wanted[*]} ${indep[*]}"
+if [ ! -f "$out/.sysroot-done" ] || [ "$(cat "$out/.sysroot-done")" != "$stamp" ]; then
+  rm -rf "$debs" "$sysroot"
+  mkdir -p "$debs" "$sysroot"
   mapfile -t pkgs < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
                         --no-replaces --no-enhances --no-pre-depends "${wanted[@]/%/:arm64}" 2>/dev/null |
                       grep -v '^ ' | sed 's/:arm64$//' | grep -v '^<' | sort -u | grep -Ev "$skip")
@@ -62,7 +66,7 @@ if [ ! -f "$out/.sysroot-done" ]; then
     t=$(readlink "$l")
     case "$t" in /*) ln -sfn "$sysroot$t" "$l" ;; esac
   done
-  touch "$out/.sysroot-done"
+  echo "$stamp" >"$out/.sysroot-done"
 fi
 
 cross=/usr/aarch64-linux-gnu
