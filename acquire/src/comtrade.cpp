@@ -126,9 +126,12 @@ std::int64_t parse_time(const Lines& L, std::string_view line, int rev, std::int
     digits = fr.size();
     if (digits == 0 || digits > 9) L.fail(fmt::format("seconds '{}': 1 to 9 decimals", sec));
     frac_ns = L.number<std::int64_t>(fr, "fraction of a second");
+    if (frac_ns < 0) L.fail(fmt::format("seconds '{}': not a fraction", sec));
     for (std::size_t k = digits; k < 9; ++k) frac_ns *= 10;
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hh > 23 || mi > 59 || ss > 60 || hh < 0 || mi < 0 || ss < 0)
+  // Years that ns since the epoch in 64 bits can hold.
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hh > 23 || mi > 59 || ss > 60 || hh < 0 || mi < 0 || ss < 0 ||
+      y < 1678 || y > 2261)
     L.fail(fmt::format("date or time out of range: '{}'", line));
   if (unit_ns != nullptr) *unit_ns = digits > 6 ? 1 : 1000;  // 2013: nanosecond dates mean nanosecond time stamps
   const std::int64_t days = days_from_civil(y, unsigned(month), unsigned(day));
@@ -254,7 +257,7 @@ Config parse_cfg(std::string_view text, const std::string& name, int line0) {
   }
   if (c.rev_year >= 1999 && !L.done()) {
     c.timemult = L.real(L.next("timemult"), "timemult");
-    if (!(c.timemult > 0)) L.fail("timemult must be positive");
+    if (!(c.timemult > 0 && c.timemult <= 1e9)) L.fail("timemult must be in (0, 1e9]");
   }
   if (c.rev_year >= 2013 && !L.done()) {
     const auto f = split(L.next("time_code,local_code"));
@@ -420,7 +423,13 @@ bool DatReader::next(std::int64_t& ts, std::vector<double>& analog) {
       L.fail(fmt::format("{} fields, expected {} (n, timestamp, {} analog, {} status)", f.size(),
                          2 + na + c_.digital.size(), na, c_.digital.size()));
     ++n_;
-    ts = f[1].empty() ? -1 : std::llround(L.real(f[1], "timestamp"));
+    if (!f[1].empty()) {
+      const double t = L.real(f[1], "timestamp");
+      if (t < 0 || t > 9.0e15) L.fail(fmt::format("timestamp {} outside [0, 9e15]", f[1]));
+      ts = std::llround(t);
+    } else {
+      ts = -1;
+    }
     for (std::size_t k = 0; k < na; ++k) {
       // Missing data: an empty field; 99999 before 2013.
       if (f[2 + k].empty() || (c_.rev_year < 2013 && f[2 + k] == "99999"))
@@ -529,11 +538,14 @@ ComtradeSource::ComtradeSource(const std::string& path, const std::string& chann
       rate_hz_ = c.rates[0].samp_hz;
     } else {
       if (n < 2 || last <= first) throw Error(fmt::format("{}: no rate and too few time stamps to find one", path));
-      rate_hz_ = double(n - 1) / (double(last - first) * c.timemult * double(c.timestamp_unit_ns) * 1e-9);
+      const double span_ns = double(last - first) * c.timemult * double(c.timestamp_unit_ns);
+      if (span_ns > 1e18) throw Error(fmt::format("{}: the time stamps span more than 31 years", path));
+      rate_hz_ = double(n - 1) / (span_ns * 1e-9);
       first_ts_ = first;
     }
   }
   if (!(rate_hz_ >= 1 && rate_hz_ <= 1e9)) throw Error(fmt::format("{}: sample rate {} Hz outside [1 Hz, 1 GHz]", path, rate_hz_));
+  if (double(c.samples()) / rate_hz_ > 1e9) throw Error(fmt::format("{}: the record is longer than 31 years", path));
   reader_ = std::make_unique<DatReader>(c, files_.dat_path, files_.dat_offset, files_.dat_size);
 }
 
