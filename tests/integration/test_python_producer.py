@@ -107,6 +107,33 @@ class AgainstTheDaemon(unittest.TestCase):
             self.check_windows(recs)
             self.assertEqual(recs[0]["start_ns"], 1_700_000_000_000_000_000)
 
+    def test_the_ten_lines_in_docs_wprb_md_feed_the_daemon(self):
+        # The snippet a user copies from docs/wprb.md, run as written (only the port changed).
+        with open(os.path.join(ROOT, "docs", "wprb.md")) as f:
+            doc = f.read()
+        snippet = doc.split("## Feeding wattpipe from Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+        self.assertLessEqual(len([x for x in snippet.splitlines() if x.strip()]), 12, snippet)
+        with wplib.TempDir() as tmp:
+            ep = f"tcp://127.0.0.1:{wplib.free_port()}"
+            log = os.path.join(tmp, "w.jsonl")
+            d = wplib.Daemon(tmp, ["--source", f"zmq-pull:{ep}", "--log", log]).start()
+            script = os.path.join(tmp, "snippet.py")
+            with open(script, "w") as f:
+                f.write(snippet.replace("tcp://127.0.0.1:5555", ep))
+            r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "python")})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            time.sleep(0.5)
+            d.signal(signal.SIGTERM)
+            self.assertEqual(d.wait(20), 0, d.log())
+            self.assertEqual(d.stats()["frames_processed"], 20000, d.log())
+            full = [w for w in windows(log) if not w["partial"]]
+            self.assertGreaterEqual(len(full), 3)
+            for w in full:
+                self.assertAlmostEqual(w["voltage_V"]["L2"], 230, delta=0.05)
+                self.assertAlmostEqual(w["current_A"]["L3"], 16, delta=0.01)
+                self.assertAlmostEqual(w["PF"]["L1"], 0.95, delta=1e-3)
+
     def test_example_script_feeds_the_daemon(self):
         with wplib.TempDir() as tmp:
             ep = f"tcp://127.0.0.1:{wplib.free_port()}"
