@@ -31,29 +31,33 @@ fi
 deb="$(readlink -f "$deb")"
 
 top="$(mktemp -d /tmp/wattpipe-service-XXXXXX)"
-root="$top/root"
+tree="$top/tree"  # the container's /
+# Inside the container, the test works in a directory of its own.
+work=/wattpipe-service-test
 cleanup() {
-  umount "$root" 2>/dev/null || true
+  umount "$tree" 2>/dev/null || true
   umount "$top" 2>/dev/null || true
   rm -rf "$top"
 }
 trap cleanup EXIT
 # The overlay's upper layer on a tmpfs of its own: the host's / stays as it is.
 mount -t tmpfs -o size=2G tmpfs "$top" || { echo "service-test: cannot mount a tmpfs here" >&2; exit 77; }
-mkdir -p "$top/up" "$top/work" "$root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$top/up,workdir=$top/work" "$root" ||
+mkdir -p "$top/up" "$top/work" "$tree"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$top/up,workdir=$top/work" "$tree" ||
   { echo "service-test: cannot mount an overlay of / here" >&2; exit 77; }
-cp "$deb" "$root/root/wattpipe.deb"
+mkdir -p "$tree$work"
+cp "$deb" "$tree$work/wattpipe.deb"
 # The container must not inherit the host's services: only what the check needs.
-rm -f "$root"/etc/systemd/system/multi-user.target.wants/*
+rm -f "$tree"/etc/systemd/system/multi-user.target.wants/*
 
-cat > "$root/root/check.sh" <<'EOF'
+cat > "$tree$work/check.sh" <<'EOF'
 #!/bin/bash
-# Runs inside the booted container; writes its findings to /root/result.
-exec > /root/result 2>&1
+# Runs inside the booted container; writes its findings to result beside it.
+cd "$(dirname "$0")"
+exec > result 2>&1
 set -x
 fail() { echo "FAIL: $*"; systemctl --no-pager status wattpipe; journalctl --no-pager -u wattpipe | tail -40; systemctl poweroff; exit 1; }
-dpkg -i /root/wattpipe.deb || fail "dpkg -i"
+dpkg -i ./wattpipe.deb || fail "dpkg -i"
 # The shipped config runs the simulator; the broker may be absent (it retries).
 systemctl enable --now wattpipe || fail "enable --now"
 [ "$(systemctl show -p ActiveState --value wattpipe)" = active ] || fail "not active after start (READY)"
@@ -87,32 +91,32 @@ dpkg -r wattpipe || fail "dpkg -r"
 echo "SERVICE-TEST PASSED"
 systemctl poweroff
 EOF
-chmod +x "$root/root/check.sh"
-cat > "$root/etc/systemd/system/wattpipe-check.service" <<'EOF'
+chmod +x "$tree$work/check.sh"
+cat > "$tree/etc/systemd/system/wattpipe-check.service" <<EOF
 [Unit]
 Description=wattpipe service test
 After=multi-user.target
 [Service]
 Type=oneshot
-ExecStart=/root/check.sh
+ExecStart=$work/check.sh
 [Install]
 WantedBy=multi-user.target
 EOF
-ln -sf /etc/systemd/system/wattpipe-check.service "$root/etc/systemd/system/multi-user.target.wants/wattpipe-check.service"
+ln -sf /etc/systemd/system/wattpipe-check.service "$tree/etc/systemd/system/multi-user.target.wants/wattpipe-check.service"
 
 echo "service-test: booting a copy-on-write view of this machine with systemd-nspawn" >&2
-timeout 240 systemd-nspawn -q -D "$root" --register=no --keep-unit -M wattpipe-service-test -b \
+timeout 240 systemd-nspawn -q -D "$tree" --register=no --keep-unit -M wattpipe-service-test -b \
   >"$top/console.log" 2>&1 || true
-if grep -q "SERVICE-TEST PASSED" "$root/root/result" 2>/dev/null; then
-  grep -E "^FACT|Watchdog timeout|PASSED" "$root/root/result" | sed 's/^/  /' >&2 || true
+if grep -q "SERVICE-TEST PASSED" "$tree$work/result" 2>/dev/null; then
+  grep -E "^FACT|Watchdog timeout|PASSED" "$tree$work/result" | sed 's/^/  /' >&2 || true
   echo "service-test: passed" >&2
   exit 0
 fi
-if [ ! -s "$root/root/result" ]; then
+if [ ! -s "$tree$work/result" ]; then
   echo "service-test: the container did not boot here; its console:" >&2
   tail -20 "$top/console.log" >&2
   exit 77
 fi
 echo "service-test: FAILED" >&2
-cat "$root/root/result" >&2
+cat "$tree$work/result" >&2
 exit 1

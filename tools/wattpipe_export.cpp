@@ -22,13 +22,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cli.hpp"
 #include "progress.hpp"
 #include "wattpipe/acquire/comtrade.hpp"
-#include "wattpipe/acquire/wprb.hpp"
+#include "wattpipe/acquire/wprb_source.hpp"
 
-namespace wprb = wattpipe::acquire::wprb;
 namespace comtrade = wattpipe::acquire::comtrade;
 using wattpipe::acquire::Layout;
 using wattpipe::tools::kExitFailure;
@@ -482,53 +483,21 @@ int export_windows(const Options& o, std::uint64_t size) {
 
 // ---- raw logs -----------------------------------------------------------------
 
-constexpr const char* kChannelNames[5][8] = {{},
-                                             {"U1", "I1"},
-                                             {"U1", "U2", "U3", "I1", "I2", "I3"},
-                                             {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"},
-                                             {"U", "I"}};
 
-// Calls `f(header, frames)` for each good block; stops at the first bad one with a note.
-void for_each_block(const std::string& path, std::uint64_t size,
-                    const std::function<void(const wprb::Header&, const float*)>& f) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<std::byte> buf;
-  std::vector<float> frames;
-  std::uint64_t done = 0;
+// Calls `f(block)` for each good piece of the raw log, read by the replay
+// source (the daemon's own reader: the same checks, the same reasons for
+// stopping at a cut or corrupt block, said on stderr).
+void for_each_block(const std::string& path, const std::function<void(const wattpipe::acquire::SampleBlock&)>& f) {
+  wattpipe::acquire::ReplaySource src(path, /*max_rate=*/true, /*loop=*/false);
+  auto b = std::make_unique<wattpipe::acquire::SampleBlock>();
   wattpipe::tools::Progress progress(g_tool);
-  for (;;) {
-    std::byte hdr[wprb::kHeaderBytes];
-    if (!in.read(reinterpret_cast<char*>(hdr), sizeof hdr)) {
-      if (in.gcount() > 0) std::fprintf(stderr, "%s: stopping at a truncated block header at byte %llu\n", g_tool.c_str(),
-                                        static_cast<unsigned long long>(done));
-      return;
-    }
-    wprb::Header h;
-    std::string error;
-    if (!wprb::parse_header(std::span<const std::byte>(hdr, sizeof hdr), h, error)) {
-      std::fprintf(stderr, "%s: stopping at a corrupt block at byte %llu: %s\n", g_tool.c_str(),
-                   static_cast<unsigned long long>(done), error.c_str());
-      return;
-    }
-    buf.resize(wprb::payload_bytes(h));
-    if (!in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size()))) {
-      std::fprintf(stderr, "%s: stopping at a truncated block at byte %llu\n", g_tool.c_str(),
-                   static_cast<unsigned long long>(done));
-      return;
-    }
-    done += sizeof hdr + buf.size();
-    progress.update(double(done), double(size));
-    frames.resize(std::size_t{h.frame_count} * wattpipe::acquire::layout_info(h.layout).channels);
-    if (!wprb::decode_frames(h, buf, 0, h.frame_count, frames.data(), error)) {
-      std::fprintf(stderr, "%s: block at byte %llu skipped: %s\n", g_tool.c_str(),
-                   static_cast<unsigned long long>(done - sizeof hdr - buf.size()), error.c_str());
-      continue;
-    }
-    f(h, frames.data());
+  while (src.read(*b, std::chrono::seconds(1)) == wattpipe::acquire::ReadStatus::ok) {
+    progress.update(double(src.bytes_read()), double(src.file_size()));
+    f(*b);
   }
 }
 
-int export_raw(const Options& o, std::uint64_t size) {
+int export_raw(const Options& o) {
   // The frames kept: in the time range, every decimate-th from the first kept.
   std::int64_t first_ns = -1, lo = 0, hi = 0, t_ref = -1;
   std::uint64_t rows = 0, kept_index = 0, next_frame = 0;
@@ -538,7 +507,8 @@ int export_raw(const Options& o, std::uint64_t size) {
   std::uint32_t ch = 0;
   // Per kept frame: its time and samples, handed to the format's writer.
   std::function<void(std::int64_t, std::uint64_t, const float*)> emit;
-  auto visit = [&](const wprb::Header& h, const float* x) {
+  auto visit = [&](const wattpipe::acquire::SampleBlock& h) {
+    const float* x = h.data.data();
     if (first_ns < 0) {
       first_ns = h.t0_ns;
       lo = o.from.set ? o.from.resolve(first_ns) : std::numeric_limits<std::int64_t>::min();
@@ -551,7 +521,7 @@ int export_raw(const Options& o, std::uint64_t size) {
       throw UsageError(fmt::format("the layout changes at frame {} ({} -> {}); export the parts with --from/--to",
                                    h.first_frame, wattpipe::acquire::layout_name(layout),
                                    wattpipe::acquire::layout_name(h.layout)));
-    for (std::uint32_t f = 0; f < h.frame_count; ++f) {
+    for (std::uint32_t f = 0; f < h.frames; ++f) {
       const std::int64_t t = h.t0_ns + std::llround(double(f) * 1e9 / h.sample_rate_hz);
       if (t < lo || t > hi) continue;
       if (o.format == "comtrade") {
@@ -573,26 +543,22 @@ int export_raw(const Options& o, std::uint64_t size) {
     }
   };
   // The layout and rate come from the first block; read it before any writer opens.
-  wprb::Header first{};
+  auto first_block = std::make_unique<wattpipe::acquire::SampleBlock>();
   {
-    bool got = false;
-    std::ifstream in(o.input, std::ios::binary);
-    std::byte hdr[wprb::kHeaderBytes];
-    std::string error;
-    if (in.read(reinterpret_cast<char*>(hdr), sizeof hdr) &&
-        wprb::parse_header(std::span<const std::byte>(hdr, sizeof hdr), first, error))
-      got = true;
-    if (!got) throw UsageError(fmt::format("'{}': the first block is unreadable {}", o.input, error));
+    wattpipe::acquire::ReplaySource src(o.input, true, false);
+    if (src.read(*first_block, std::chrono::seconds(1)) != wattpipe::acquire::ReadStatus::ok)
+      throw UsageError(fmt::format("'{}': the first block is unreadable: {}", o.input, src.end_reason()));
   }
+  const wattpipe::acquire::SampleBlock& first = *first_block;
   const std::uint32_t nch = wattpipe::acquire::layout_info(first.layout).channels;
-  const auto& names = kChannelNames[int(first.layout)];
+  auto name = [&](std::uint32_t c) { return std::string(wattpipe::acquire::channel_name(first.layout, c)); };
 
   if (o.format == "csv") {
     std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
     if (out == nullptr) throw UsageError(fmt::format("cannot write '{}'", o.output));
     std::setvbuf(out, nullptr, _IOFBF, 1 << 20);
     std::fprintf(out, "frame,t_s,time_utc");
-    for (std::uint32_t c = 0; c < nch; ++c) std::fprintf(out, ",%s_%s", names[c], names[c][0] == 'U' ? "V" : "A");
+    for (std::uint32_t c = 0; c < nch; ++c) std::fprintf(out, ",%s_%s", name(c).c_str(), name(c)[0] == 'U' ? "V" : "A");
     std::fputc('\n', out);
     emit = [&](std::int64_t t, std::uint64_t frame, const float* x) {
       std::fprintf(out, "%llu,%.9f,%s", static_cast<unsigned long long>(frame), double(t - t_ref) * 1e-9,
@@ -600,7 +566,7 @@ int export_raw(const Options& o, std::uint64_t size) {
       for (std::uint32_t c = 0; c < nch; ++c) std::fprintf(out, ",%.9g", double(x[c]));
       std::fputc('\n', out);
     };
-    for_each_block(o.input, size, visit);
+    for_each_block(o.input, visit);
     const bool ok = std::fflush(out) == 0 && !std::ferror(out);
     if (out != stdout) std::fclose(out);
     if (!ok) throw std::runtime_error(fmt::format("writing '{}' failed", o.output));
@@ -618,7 +584,7 @@ int export_raw(const Options& o, std::uint64_t size) {
       batch.insert(batch.end(), x, x + nch);
       if (batch.size() >= 4096 * nch) w->write(batch.data(), batch.size() / nch), batch.clear();
     };
-    for_each_block(o.input, size, visit);
+    for_each_block(o.input, visit);
     if (w) {
       w->write(batch.data(), batch.size() / nch);
       w->close();
@@ -633,7 +599,7 @@ int export_raw(const Options& o, std::uint64_t size) {
     h5_attr_num<double>(g, "sample_rate_Hz", first.sample_rate_hz / o.decimate, H5T_NATIVE_DOUBLE);
     std::vector<std::unique_ptr<H5Series>> chans;
     for (std::uint32_t c = 0; c < nch; ++c)
-      chans.push_back(std::make_unique<H5Series>(g, names[c], H5T_NATIVE_FLOAT, 1, names[c][0] == 'U' ? "V" : "A"));
+      chans.push_back(std::make_unique<H5Series>(g, name(c), H5T_NATIVE_FLOAT, 1, name(c)[0] == 'U' ? "V" : "A"));
     H5Series t_s(g, "t_s", H5T_NATIVE_DOUBLE, 1, "s");
     H5Series frame(g, "frame", H5T_NATIVE_UINT64, 1, "");
     constexpr std::size_t kChunk = 65536;
@@ -652,7 +618,7 @@ int export_raw(const Options& o, std::uint64_t size) {
       fb.push_back(f);
       if (tb.size() >= kChunk) flush();
     };
-    for_each_block(o.input, size, visit);
+    for_each_block(o.input, visit);
     flush();
     h5_attr(h5.id(), "start_utc", iso_utc(t_ref < 0 ? first.t0_ns : t_ref));
     h5_attr_num<std::int64_t>(h5.id(), "start_ns", t_ref < 0 ? first.t0_ns : t_ref, H5T_NATIVE_INT64);
@@ -687,6 +653,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   wattpipe::tools::add_version(app, g_tool.c_str());
   if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
+  // The raw-log reader reports through spdlog: to stderr, as the tool's own lines (CSV may go to stdout).
+  spdlog::set_default_logger(spdlog::stderr_logger_st(g_tool));
+  spdlog::set_pattern(g_tool + ": %v");
   try {
     o.from = parse_bound(from, "--from");
     o.to = parse_bound(to, "--to");
@@ -698,7 +667,7 @@ int main(int argc, char** argv) {
     in.seekg(0);
     char magic[4] = {};
     in.read(magic, 4);
-    return std::string_view(magic, 4) == "WPRB" ? export_raw(o, size) : export_windows(o, size);
+    return std::string_view(magic, 4) == "WPRB" ? export_raw(o) : export_windows(o, size);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
     return kExitUsage;

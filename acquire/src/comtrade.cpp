@@ -591,8 +591,10 @@ Writer::Writer(const std::string& base_path, Layout layout, double sample_rate_h
     : base_(base_path), layout_(layout), rate_(sample_rate_hz), line_hz_(line_hz), start_ns_(start_utc_ns), type_(type),
       station_(station) {
   if (type != DataType::binary32 && type != DataType::float32) throw Error("COMTRADE out: BINARY32 or FLOAT32");
-  // BINARY32 needs each channel's range for its factor: spool float32 first.
-  tmp_dat_ = base_ + (type == DataType::float32 ? ".dat" : ".dat.part");
+  // The samples are spooled as float32 and the .dat written at close(): the
+  // time stamps' timemult needs the record's length, BINARY32's factors the
+  // channels' ranges.
+  tmp_dat_ = base_ + ".dat.part";
   dat_ = std::fopen(tmp_dat_.c_str(), "wb");
   if (dat_ == nullptr) throw Error(fmt::format("{}: cannot create: {}", tmp_dat_, std::strerror(errno)));
   const std::size_t ch = layout_info(layout).channels;
@@ -602,28 +604,17 @@ Writer::Writer(const std::string& base_path, Layout layout, double sample_rate_h
 
 Writer::~Writer() {
   if (dat_ != nullptr) std::fclose(dat_);
+  if (!closed_) std::remove(tmp_dat_.c_str());  // an export that stopped leaves no half record behind
 }
 
 void Writer::write(const float* frames, std::size_t count) {
   const std::size_t ch = lo_.size();
-  rec_.resize(8 + 4 * ch);
-  for (std::size_t f = 0; f < count; ++f) {
-    const float* x = frames + f * ch;
-    if (type_ == DataType::float32) {
-      const auto num = std::uint32_t(n_ + 1);
-      // Time stamps in units of timemult (see close()): us while they fit in 32 bits.
-      const auto t = std::uint32_t(std::llround(double(n_) / rate_ * 1e6) & 0xffffffffLL);
-      std::memcpy(rec_.data(), &num, 4);
-      std::memcpy(rec_.data() + 4, &t, 4);
-      std::memcpy(rec_.data() + 8, x, 4 * ch);
-      if (std::fwrite(rec_.data(), 1, rec_.size(), dat_) != rec_.size())
-        throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
-    } else if (std::fwrite(x, 4, ch, dat_) != ch) {
-      throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
-    }
-    for (std::size_t k = 0; k < ch; ++k) lo_[k] = std::min(lo_[k], x[k]), hi_[k] = std::max(hi_[k], x[k]);
-    ++n_;
-  }
+  if (std::fwrite(frames, 4 * ch, count, dat_) != count)
+    throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
+  for (std::size_t f = 0; f < count; ++f)
+    for (std::size_t k = 0; k < ch; ++k)
+      lo_[k] = std::min(lo_[k], frames[f * ch + k]), hi_[k] = std::max(hi_[k], frames[f * ch + k]);
+  n_ += count;
 }
 
 void Writer::close() {
@@ -631,30 +622,24 @@ void Writer::close() {
   closed_ = true;
   const LayoutInfo li = layout_info(layout_);
   const std::size_t ch = li.channels;
-  if (std::fclose(dat_) != 0) {
-    dat_ = nullptr;
-    throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
-  }
+  const bool spooled = std::fclose(dat_) == 0;
   dat_ = nullptr;
+  if (!spooled) throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
   if (n_ == 0) std::fill(lo_.begin(), lo_.end(), 0.0f), std::fill(hi_.begin(), hi_.end(), 0.0f);
-  const double duration_us = double(n_) / rate_ * 1e6;
-  // Time stamps are 32-bit: a coarser timemult keeps long records in range.
-  const double timemult = std::max(1.0, std::ceil(duration_us / 4.0e9));
+  // Time stamps are 32-bit microseconds: a coarser timemult keeps long records in range.
+  const double timemult = std::max(1.0, std::ceil(double(n_) / rate_ * 1e6 / 4.0e9));
   std::vector<double> a(ch, 1.0);
-  if (type_ == DataType::binary32) {
+  const bool b32 = type_ == DataType::binary32;
+  if (b32)
     for (std::size_t k = 0; k < ch; ++k)
       a[k] = std::max(std::max(std::fabs(double(lo_[k])), std::fabs(double(hi_[k]))), 1e-9) / 2147483647.0;
-    std::FILE* in = std::fopen(tmp_dat_.c_str(), "rb");
+  {
     const std::string dat = base_ + ".dat";
+    std::FILE* in = std::fopen(tmp_dat_.c_str(), "rb");
     std::FILE* out = std::fopen(dat.c_str(), "wb");
-    if (in == nullptr || out == nullptr) {
-      if (in) std::fclose(in);
-      if (out) std::fclose(out);
-      throw Error(fmt::format("{}: cannot write", dat));
-    }
+    bool ok = in != nullptr && out != nullptr;
     std::vector<float> x(ch);
     rec_.resize(8 + 4 * ch);
-    bool ok = true;
     for (std::uint64_t s = 0; s < n_ && ok; ++s) {
       ok = std::fread(x.data(), 4, ch, in) == ch;
       const auto num = std::uint32_t(s + 1);
@@ -662,40 +647,27 @@ void Writer::close() {
       std::memcpy(rec_.data(), &num, 4);
       std::memcpy(rec_.data() + 4, &t, 4);
       for (std::size_t k = 0; k < ch; ++k) {
-        const auto v = std::int32_t(std::clamp(std::llround(double(x[k]) / a[k]), -2147483647LL, 2147483647LL));
-        std::memcpy(rec_.data() + 8 + 4 * k, &v, 4);
+        if (b32) {
+          const auto v = std::int32_t(std::clamp(std::llround(double(x[k]) / a[k]), -2147483647LL, 2147483647LL));
+          std::memcpy(rec_.data() + 8 + 4 * k, &v, 4);
+        } else {
+          std::memcpy(rec_.data() + 8 + 4 * k, &x[k], 4);
+        }
       }
       ok = ok && std::fwrite(rec_.data(), 1, rec_.size(), out) == rec_.size();
     }
-    std::fclose(in);
-    ok = std::fclose(out) == 0 && ok;
+    if (in != nullptr) std::fclose(in);
+    if (out != nullptr) ok = std::fclose(out) == 0 && ok;
     std::remove(tmp_dat_.c_str());
     if (!ok) throw Error(fmt::format("{}: write failed", dat));
-  } else if (timemult != 1.0) {
-    // FLOAT32 time stamps were written in us; rewrite them for the coarser timemult.
-    std::FILE* f = std::fopen(tmp_dat_.c_str(), "r+b");
-    if (f == nullptr) throw Error(fmt::format("{}: cannot reopen", tmp_dat_));
-    const long rb = long(8 + 4 * ch);
-    for (std::uint64_t s = 0; s < n_; ++s) {
-      const auto t = std::uint32_t(std::llround(double(s) / rate_ * 1e6 / timemult));
-      std::fseek(f, long(s) * rb + 4, SEEK_SET);
-      std::fwrite(&t, 4, 1, f);
-    }
-    if (std::fclose(f) != 0) throw Error(fmt::format("{}: write failed", tmp_dat_));
   }
-  static constexpr const char* kNames[4][8] = {{"U1", "I1"},
-                                               {"U1", "U2", "U3", "I1", "I2", "I3"},
-                                               {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"},
-                                               {"U", "I"}};
-  const auto& names = kNames[static_cast<int>(layout_) - 1];
   std::string cfg = fmt::format("{},wattpipe,2013\r\n{},{}A,0D\r\n", station_, ch, ch);
   for (std::size_t k = 0; k < ch; ++k) {
-    const std::string_view nm = names[k];
+    const std::string_view nm = channel_name(layout_, std::uint32_t(k));
     const bool u = nm[0] == 'U';
     const std::string phase = nm.size() > 1 && nm[1] != 'N' ? std::string(1, nm[1]) : (nm.size() > 1 ? "N" : "");
     cfg += fmt::format("{},{},{},,{},{:.17g},0,0,{:.9g},{:.9g},1,1,P\r\n", k + 1, nm, phase, u ? "V" : "A", a[k],
-                       type_ == DataType::binary32 ? -2147483647.0 : double(lo_[k]),
-                       type_ == DataType::binary32 ? 2147483647.0 : double(hi_[k]));
+                       b32 ? -2147483647.0 : double(lo_[k]), b32 ? 2147483647.0 : double(hi_[k]));
   }
   auto stamp = [](std::int64_t ns) {
     const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : -((-ns + 999'999'999) / 1'000'000'000);
@@ -706,7 +678,7 @@ void Writer::close() {
                        tm.tm_hour, tm.tm_min, tm.tm_sec, (ns - s * 1'000'000'000) / 1000);
   };
   cfg += fmt::format("{}\r\n1\r\n{:.17g},{}\r\n{}\r\n{}\r\n{}\r\n{}\r\n0,0\r\n0,0\r\n", li.dc ? 0.0 : line_hz_, rate_, n_,
-                     stamp(start_ns_), stamp(start_ns_), type_ == DataType::float32 ? "FLOAT32" : "BINARY32",
+                     stamp(start_ns_), stamp(start_ns_), b32 ? "BINARY32" : "FLOAT32",
                      timemult);
   const std::string path = base_ + ".cfg";
   std::FILE* f = std::fopen(path.c_str(), "wb");

@@ -53,17 +53,23 @@ def start(tmp, args, env_extra, name):
 
 
 class Service(unittest.TestCase):
+    def run_notified(self, tmp, broker, env, name, seconds):
+        """The daemon under a stand-in service manager (watchdog every 0.4 s) for
+        `seconds`, then stopped; returns the manager (with what it got) and the daemon."""
+        m = Manager(os.path.join(tmp, "notify"))
+        d = start(tmp, ["--broker", f"127.0.0.1:{broker.port}"],
+                  {"NOTIFY_SOCKET": m.path, "WATCHDOG_USEC": "400000", **env}, name)
+        try:
+            m.collect(seconds)
+        finally:
+            self.assertEqual(d.stop(), 0, d.log())
+        m.collect(0.3)
+        m.close()
+        return m, d
+
     def test_ready_then_watchdog_while_it_runs(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
-            m = Manager(os.path.join(tmp, "notify"))
-            d = start(tmp, ["--broker", f"127.0.0.1:{broker.port}"],
-                      {"NOTIFY_SOCKET": m.path, "WATCHDOG_USEC": "400000"}, "svc")
-            try:
-                m.collect(3)
-            finally:
-                self.assertEqual(d.stop(), 0, d.log())
-            m.collect(0.3)
-            m.close()
+            m, d = self.run_notified(tmp, broker, {}, "svc", 3)
             msgs = [x for _, x in m.got]
             self.assertTrue(msgs, "nothing was sent")
             self.assertTrue(msgs[0].startswith("READY=1"), msgs[:3])
@@ -75,17 +81,8 @@ class Service(unittest.TestCase):
 
     def test_no_watchdog_once_the_processing_thread_stalls(self):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
-            m = Manager(os.path.join(tmp, "notify"))
             # The simulator at 20 kS/s: 20 000 frames after about a second.
-            d = start(tmp, ["--broker", f"127.0.0.1:{broker.port}"],
-                      {"NOTIFY_SOCKET": m.path, "WATCHDOG_USEC": "400000", "WATTPIPE_TEST_STALL_AFTER_FRAMES": "20000"},
-                      "stall")
-            try:
-                m.collect(4)
-            finally:
-                self.assertEqual(d.stop(), 0, d.log())
-            m.collect(0.3)
-            m.close()
+            m, d = self.run_notified(tmp, broker, {"WATTPIPE_TEST_STALL_AFTER_FRAMES": "20000"}, "stall", 4)
             msgs = [x for _, x in m.got]
             self.assertIn("WATCHDOG=1", msgs, "fed before the stall")
             self.assertIn("watchdog: the processing thread makes no progress", d.log())

@@ -153,8 +153,9 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
   // Appends `frames` interleaved frames.
   void write(const float* frames, std::size_t count);
-  // Scans done: writes the .cfg (needs the sample count and, for BINARY32,
-  // the channel ranges). Throws on an I/O error.
+  // Writes the .dat and the .cfg from the spooled samples (timemult needs
+  // the record's length, BINARY32's factors the channels' ranges). Throws on
+  // an I/O error. Without it, the destructor removes the spool.
   void close();
 
  private:

@@ -50,6 +50,20 @@ constexpr std::string_view layout_name(Layout l) noexcept {
   return "?";
 }
 
+// Name of channel k of a layout, in its frame order: U1..U3, UN, I1..I3, IN
+// (AC3N; AC3 and AC1 a subset), U and I for DC.
+constexpr std::string_view channel_name(Layout l, std::uint32_t k) noexcept {
+  constexpr std::string_view ac1[] = {"U1", "I1"}, ac3[] = {"U1", "U2", "U3", "I1", "I2", "I3"},
+                             ac3n[] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"}, dc[] = {"U", "I"};
+  switch (l) {
+    case Layout::ac1: return k < 2 ? ac1[k] : "?";
+    case Layout::ac3: return k < 6 ? ac3[k] : "?";
+    case Layout::ac3n: return k < 8 ? ac3n[k] : "?";
+    case Layout::dc: return k < 2 ? dc[k] : "?";
+  }
+  return "?";
+}
+
 // Frames per block. 1024 AC3N frames = 32 KiB: big enough to amortise the
 // ring's one release store, small enough to stay in L1/L2 while processed.
 inline constexpr std::size_t kBlockFrames = 1024;
