@@ -7,10 +7,12 @@
 // difference to the row without is the analysis cost per frame.
 #include <benchmark/benchmark.h>
 
+#include <complex>
 #include <memory>
 #include <vector>
 
 #include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/pipeline/lane_fft.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 #include "wattpipe/pipeline/processor.hpp"
 
@@ -112,5 +114,37 @@ void BM_Accumulate_Frame(benchmark::State& state) {
 BENCHMARK(BM_Accumulate_Frame);
 
 }  // namespace
+
+// The analysis transforms on their own: the AC one (four lanes of 1024
+// points: three phases, U and I in one complex signal) and the DC one (2048
+// points). The cost per window, in ns; per frame it is that over the window.
+void BM_LaneFft(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const wattpipe::pipeline::analysis::LaneFft fft(n);
+  std::vector<wattpipe::pipeline::analysis::v4f> re(n), im(n);
+  for (std::size_t j = 0; j < n; ++j) re[j] = im[j] + float(j % 7);
+  for (auto _ : state) {
+    fft.forward(re.data(), im.data());
+    benchmark::DoNotOptimize(re.data());
+    for (std::size_t j = 0; j < n; ++j) re[j] *= 1e-3f, im[j] *= 1e-3f;  // keep the values finite
+  }
+  state.SetLabel(wattpipe::pipeline::kernel_isa());
+}
+BENCHMARK(BM_LaneFft)->Arg(1024);
+
+void BM_QuadFft(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const wattpipe::pipeline::analysis::QuadFft fft(n);
+  std::vector<wattpipe::pipeline::analysis::v4f> re(n / 4), im(n / 4), in(n / 4);
+  std::vector<std::complex<float>> out(n);
+  for (std::size_t j = 0; j < n / 4; ++j) in[j] = wattpipe::pipeline::analysis::v4f{1, 2, 3, 4} * float(j % 5);
+  for (auto _ : state) {
+    re = in, im = in;
+    fft.forward(re.data(), im.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(wattpipe::pipeline::kernel_isa());
+}
+BENCHMARK(BM_QuadFft)->Arg(2048);
 
 BENCHMARK_MAIN();

@@ -7,6 +7,12 @@
 #include <type_traits>
 #include <numbers>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "wattpipe/pipeline/metrology.hpp"
+
 namespace wattpipe::pipeline::analysis {
 namespace {
 
@@ -56,7 +62,8 @@ double bessel_i0(double x) noexcept {
 
 }  // namespace
 
-void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
+namespace {
+void minmax_portable(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
   by_channels(channels, [&](auto c) {
     constexpr unsigned C = decltype(c)::value;
     auto tail = [&](const float* x) {
@@ -69,7 +76,7 @@ void channel_minmax(const float* frames, std::size_t n, unsigned channels, float
   });
 }
 
-void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
+void sumsq_portable(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
   by_channels(channels, [&](auto c) {
     constexpr unsigned C = decltype(c)::value;
     over_chunks<C>(frames, n, [](unsigned) { return 0.0f; }, [](v4f a, v4f x) { return a + x * x; },
@@ -78,6 +85,65 @@ void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double
                      for (unsigned k = 0; k < C; ++k) sq[k] += double(x[k]) * x[k];
                    });
   });
+}
+
+#if defined(__x86_64__)
+// Both in one pass, 8 floats a vector: whole frames fill V vectors (C = 8
+// and C = 2: one; C = 6: three), U such groups at a time in separate
+// accumulators (one would wait on the fused multiply-add's latency). Lane l
+// of accumulator v is channel (8 v + l) % C.
+template <unsigned C>
+__attribute__((target("avx2,fma"))) void minmax_sumsq_avx2(const float* x, std::size_t n, float* mn, float* mx,
+                                                           double* sq) noexcept {
+  constexpr unsigned V = C == 6 ? 3 : 1, U = C == 6 ? 2 : 4, A = U * V, kFrames = 8 * A / C;
+  alignas(32) float lo[8 * A], hi[8 * A], s2[8 * A];
+  for (unsigned l = 0; l < 8 * A; ++l) lo[l] = mn ? mn[l % C] : 0, hi[l] = mx ? mx[l % C] : 0, s2[l] = 0;
+  __m256 vlo[A], vhi[A], vs[A];
+  for (unsigned v = 0; v < A; ++v)
+    vlo[v] = _mm256_load_ps(lo + 8 * v), vhi[v] = _mm256_load_ps(hi + 8 * v), vs[v] = _mm256_setzero_ps();
+  const std::size_t whole = n / kFrames;
+  for (std::size_t k = 0; k < whole; ++k, x += 8 * A)
+    for (unsigned v = 0; v < A; ++v) {
+      const __m256 xv = _mm256_loadu_ps(x + 8 * v);
+      if (mn) vlo[v] = _mm256_min_ps(vlo[v], xv), vhi[v] = _mm256_max_ps(vhi[v], xv);
+      if (sq) vs[v] = _mm256_fmadd_ps(xv, xv, vs[v]);
+    }
+  for (unsigned v = 0; v < A; ++v)
+    _mm256_store_ps(lo + 8 * v, vlo[v]), _mm256_store_ps(hi + 8 * v, vhi[v]), _mm256_store_ps(s2 + 8 * v, vs[v]);
+  for (unsigned l = 0; l < 8 * A; ++l) {
+    if (mn) mn[l % C] = std::min(mn[l % C], lo[l]), mx[l % C] = std::max(mx[l % C], hi[l]);
+    if (sq) sq[l % C] += s2[l];
+  }
+  for (std::size_t f = whole * kFrames; f < n; ++f, x += C)
+    for (unsigned c = 0; c < C; ++c) {
+      if (mn) mn[c] = std::min(mn[c], x[c]), mx[c] = std::max(mx[c], x[c]);
+      if (sq) sq[c] += double(x[c]) * x[c];
+    }
+}
+
+void minmax_sumsq_avx2(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx,
+                       double* sq) noexcept {
+  switch (channels) {
+    case 2: return minmax_sumsq_avx2<2>(frames, n, mn, mx, sq);
+    case 6: return minmax_sumsq_avx2<6>(frames, n, mn, mx, sq);
+    default: return minmax_sumsq_avx2<8>(frames, n, mn, mx, sq);
+  }
+}
+#endif
+}  // namespace
+
+void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
+#if defined(__x86_64__)
+  if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, mn, mx, nullptr);
+#endif
+  minmax_portable(frames, n, channels, mn, mx);
+}
+
+void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
+#if defined(__x86_64__)
+  if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, nullptr, nullptr, sq);
+#endif
+  sumsq_portable(frames, n, channels, sq);
 }
 
 double ripple_rms(double rms, double mean) noexcept {
@@ -104,7 +170,9 @@ std::vector<float> decimation_fir(unsigned d) {
   return out;
 }
 
-void lagrange8_weights(v4f mu, v4f w[8]) noexcept {
+namespace {
+// Inline, so that the AVX2 resampler compiles it with its own instructions.
+inline void lagrange8(v4f mu, v4f w[8]) noexcept {
   // Nodes -3..4: w_j = prod_{m != j} (mu - x_m) / den_j, the products from
   // both sides (no division, exact at the nodes too).
   static constexpr float kInvDen[8] = {-1.0f / 5040, 1.0f / 720, -1.0f / 240, 1.0f / 144,
@@ -116,6 +184,99 @@ void lagrange8_weights(v4f mu, v4f w[8]) noexcept {
   right[7] = v4f{} + 1.0f;
   for (int j = 6; j >= 0; --j) right[j] = right[j + 1] * d[j + 1];
   for (int j = 0; j < 8; ++j) w[j] = left[j] * right[j] * kInvDen[j];
+}
+
+}  // namespace
+
+void lagrange8_weights(v4f mu, v4f w[8]) noexcept { lagrange8(mu, w); }
+
+namespace {
+// Four consecutive points: node m's weight for point l at w[m][l], and the
+// first of point l's 8 frames at x[l] (in the ring, or in `wrap` where they
+// go round its end).
+struct FourPoints {
+  alignas(16) float w[8][4];
+  const float* x[4];
+  float wrap[4][8 * 8 + kResamplePadFloats];
+};
+
+inline void four_points(const float* ring, std::size_t ring_frames, unsigned channels, double q0, double step,
+                        std::size_t j, FourPoints& p) noexcept {
+  const std::uint64_t mask = ring_frames - 1;
+  v4f mu;
+  std::uint64_t base[4];
+  for (unsigned l = 0; l < 4; ++l) {
+    const double q = q0 + step * double(j + l), fl = std::floor(q);
+    mu[l] = static_cast<float>(q - fl);
+    base[l] = (static_cast<std::uint64_t>(fl) - 3) & mask;
+  }
+  v4f w[8];
+  lagrange8(mu, w);
+  std::memcpy(p.w, w, sizeof p.w);
+  for (unsigned l = 0; l < 4; ++l) {
+    p.x[l] = ring + base[l] * channels;
+    if (base[l] + 8 > ring_frames) {
+      for (unsigned m = 0; m < 8; ++m)
+        std::memcpy(p.wrap[l] + m * channels, ring + ((base[l] + m) & mask) * channels, channels * sizeof(float));
+      p.x[l] = p.wrap[l];
+    }
+  }
+}
+
+void resample_portable(const float* ring, std::size_t ring_frames, unsigned channels, double q0, double step,
+                       std::size_t n, unsigned u0, unsigned i0, v4f* re, v4f* im) noexcept {
+  FourPoints p{};
+  for (std::size_t j = 0; j < n; j += 4) {
+    four_points(ring, ring_frames, channels, q0, step, j, p);
+    for (unsigned l = 0; l < 4 && j + l < n; ++l) {
+      const float* x = p.x[l];
+      v4f acc[2] = {};
+      for (unsigned m = 0; m < 8; ++m, x += channels) {
+        v4f a, b;
+        std::memcpy(&a, x, sizeof a);
+        std::memcpy(&b, x + 4, sizeof b);
+        acc[0] += p.w[m][l] * a;
+        acc[1] += p.w[m][l] * b;
+      }
+      float out[12] = {};
+      std::memcpy(out, acc, sizeof acc);
+      std::memcpy(&re[j + l], out + u0, sizeof(v4f));
+      std::memcpy(&im[j + l], out + i0, sizeof(v4f));
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// A whole frame (up to 8 channels) in one vector: 8 fused multiply-adds a point.
+__attribute__((target("avx2,fma"))) void resample_avx2(const float* ring, std::size_t ring_frames, unsigned channels,
+                                                       double q0, double step, std::size_t n, unsigned u0,
+                                                       unsigned i0, v4f* re, v4f* im) noexcept {
+  FourPoints p{};
+  for (std::size_t j = 0; j < n; j += 4) {
+    four_points(ring, ring_frames, channels, q0, step, j, p);
+    for (unsigned l = 0; l < 4 && j + l < n; ++l) {
+      const float* x = p.x[l];
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (unsigned m = 0; m < 8; m += 2, x += 2 * channels) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&p.w[m][l]), _mm256_loadu_ps(x), a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&p.w[m + 1][l]), _mm256_loadu_ps(x + channels), a1);
+      }
+      float out[12] = {};
+      _mm256_storeu_ps(out, _mm256_add_ps(a0, a1));
+      std::memcpy(&re[j + l], out + u0, sizeof(v4f));
+      std::memcpy(&im[j + l], out + i0, sizeof(v4f));
+    }
+  }
+}
+#endif
+}  // namespace
+
+void lagrange8_resample(const float* ring, std::size_t ring_frames, unsigned channels, double q0, double step,
+                        std::size_t n, unsigned u0, unsigned i0, v4f* re, v4f* im) noexcept {
+#if defined(__x86_64__)
+  if (kernels_avx2()) return resample_avx2(ring, ring_frames, channels, q0, step, n, u0, i0, re, im);
+#endif
+  resample_portable(ring, ring_frames, channels, q0, step, n, u0, i0, re, im);
 }
 
 void harmonic_subgroups(std::span<const Complex> bins, unsigned cycles, std::span<float> g) noexcept {

@@ -121,7 +121,7 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   spectra_ = window_a + 2 <= double(kMaxSpectrum) && 2 * nb <= kMaxSpectrum;
   cap_ = std::bit_ceil(static_cast<std::uint64_t>((spectra_ ? 1.5 * window_a : 0.0) + lookahead_ +
                                                   acquire::kBlockFrames + 64));
-  ring_.resize(cap_ * ch);
+  ring_.resize(cap_ * ch + analysis::kResamplePadFloats);
   // Spectra.
   if (spectra_ && li_.dc) {
     const std::size_t n = std::bit_ceil(std::max<std::size_t>(static_cast<std::size_t>(window_a) + 2, 4));
@@ -347,35 +347,15 @@ void Analyzer::close(acquire::Layout l, double fs_hz, double start, double end, 
 
 void Analyzer::harmonics(double start, double end, WindowRecord& r) noexcept {
   WindowAnalysis& a = r.an;
-  const std::size_t n = n_ac_, nb = bins_u_[0].size(), ch = li_.channels;
+  const std::size_t n = n_ac_, nb = bins_u_[0].size();
   const double q0 = (start - dec_pos0_) / d_, q1 = (end - dec_pos0_) / d_;
   if (!covered(std::floor(q0) - 3, std::floor(q1) + 4)) return;
   // Resample the window's whole cycles to n points; phase k's U and I go
   // through lane k of one complex transform as z = u + j i.
-  const double step = (q1 - q0) / double(n);
-  const float* ring = ring_.data();
-  const std::uint64_t mask = cap_ - 1;
   // Every layout has its U and I channels in a row from u[0] and i[0]; the
   // lanes past the phases carry neighbours nobody reads.
-  const unsigned u0 = li_.u[0], i0 = li_.i[0];
-  for (std::size_t j = 0; j < n; j += 4) {  // n: a power of two >= 1024
-    analysis::v4f mu;
-    std::uint64_t base[4];
-    for (unsigned l = 0; l < 4; ++l) {
-      const double q = q0 + step * double(j + l), fl = std::floor(q);
-      mu[l] = static_cast<float>(q - fl);
-      base[l] = static_cast<std::uint64_t>(fl) - 3;
-    }
-    analysis::v4f w[8];
-    analysis::lagrange8_weights(mu, w);
-    for (unsigned l = 0; l < 4; ++l) {
-      const float wl[8] = {w[0][l], w[1][l], w[2][l], w[3][l], w[4][l], w[5][l], w[6][l], w[7][l]};
-      float x[acquire::kMaxChannels + 4] = {};
-      weighted_frames(ch, wl, 8, [&](std::size_t m, unsigned c) { return ring + ((base[l] + m) & mask) * c; }, x);
-      std::memcpy(&lre_[j + l], x + u0, sizeof(analysis::v4f));
-      std::memcpy(&lim_[j + l], x + i0, sizeof(analysis::v4f));
-    }
-  }
+  analysis::lagrange8_resample(ring_.data(), cap_, li_.channels, q0, (q1 - q0) / double(n), n, li_.u[0], li_.i[0],
+                               lre_.data(), lim_.data());
   fft_ac_->forward(lre_.data(), lim_.data());
   const unsigned phases = li_.phases;
   const double scale = std::numbers::sqrt2 / double(n);  // bin -> RMS phasor

@@ -388,6 +388,8 @@ const char* kernel_isa() noexcept {
   return "portable";
 }
 
+bool kernels_avx2() noexcept { return chosen_isa() != Isa::portable; }
+
 void accumulate_one(Layout l, const float* x, double c, double sn, double w, Sums& s) noexcept {
   const acquire::LayoutInfo li = acquire::layout_info(l);
   auto add = [&](int lane, double u, double i) {

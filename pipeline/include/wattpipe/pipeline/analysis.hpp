@@ -41,6 +41,19 @@ std::vector<float> decimation_fir(unsigned d);
 // node m's weight for the point at lane l of mu.
 void lagrange8_weights(v4f mu, v4f w[8]) noexcept;
 
+// Floats a ring read by lagrange8_resample needs past its last frame.
+inline constexpr std::size_t kResamplePadFloats = 8;
+
+// n points of a ring of `ring_frames` frames (a power of two) of `channels`
+// (<= 8) interleaved channels, by 8-point Lagrange interpolation at sample
+// positions q0 + step * j (position q: between samples floor(q) and
+// floor(q) + 1, whose three and four neighbours on each side must be in the
+// ring). Point j's channels u0..u0+3 go to re[j], i0..i0+3 to im[j]; lanes
+// past `channels` hold whatever follows. The ring is followed by
+// kResamplePadFloats floats. AVX2+FMA where the metrology kernels use it.
+void lagrange8_resample(const float* ring, std::size_t ring_frames, unsigned channels, double q0, double step,
+                        std::size_t n, unsigned u0, unsigned i0, v4f* re, v4f* im) noexcept;
+
 // IEC 61000-4-7 harmonic subgroups: G_h = sqrt(C_{ch-1}^2 + C_ch^2 + C_{ch+1}^2)
 // over a spectrum of `cycles` whole cycles, where bins[k] is the RMS phasor
 // of bin k (k cycles per window). Writes orders 1..g.size(); orders whose

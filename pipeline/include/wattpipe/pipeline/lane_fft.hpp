@@ -11,6 +11,9 @@
 // window's largest component times log2(n), far below the analysis' goals
 // (docs/analysis.md), and the tests compare with a double-precision DFT.
 //
+// On x86-64 with AVX2 and FMA (the metrology kernels' choice, capped by
+// WATTPIPE_ISA=portable) the stages run two vectors per instruction.
+//
 // Threading: a LaneFft is immutable after construction; transforms on any
 // thread, each with its own buffers.
 #pragma once
@@ -35,8 +38,11 @@ class LaneFft {
 
  private:
   std::size_t n_;
-  std::vector<float> cos_, sin_;      // e^{-2 pi i k/n} = cos_[k] - i sin_[k], k < n/2
+  // Twiddles per radix-2 stage: the stage of butterfly span `half` reads
+  // e^{-i pi k/half} = tw_re_[half - 1 + k] + i tw_im_[half - 1 + k], k < half.
+  std::vector<float> tw_re_, tw_im_;
   std::vector<std::uint32_t> rev_;    // bit-reversed indices
+  bool avx2_ = false;
 };
 
 // One complex transform of 4m points through a LaneFft of size m: x_j goes

@@ -42,6 +42,8 @@ void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_
 // Which kernel accumulate() runs on this CPU ("avx512", "avx2+fma" or "portable";
 // the environment variable WATTPIPE_ISA=avx2|portable caps it).
 const char* kernel_isa() noexcept;
+// True when that choice is an AVX2+FMA one (the analysis kernels follow it).
+bool kernels_avx2() noexcept;
 
 // Accumulates one frame with weight w (fractional edge samples).
 void accumulate_one(Layout l, const float* frame, double ref_c, double ref_s, double w, Sums& s) noexcept;
