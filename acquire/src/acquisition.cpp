@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/acquire/acquisition.hpp"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -59,8 +60,14 @@ std::string_view to_string(SourceHealth h) noexcept {
 }
 
 Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, InputLimits limits, Waker* consumer,
-                         Waker* finished)
-    : source_(source), ring_(ring), rt_(rt), limits_(limits), consumer_(consumer), finished_waker_(finished) {}
+                         Waker* finished, Waker* space)
+    : source_(source),
+      ring_(ring),
+      rt_(rt),
+      limits_(limits),
+      consumer_(consumer),
+      finished_waker_(finished),
+      space_(space) {}
 
 Acquisition::~Acquisition() {
   stop();
@@ -241,12 +248,28 @@ void Acquisition::run() {
     if (slot == nullptr && !real_time) {
       // --max-rate: no real time is being sampled, so wait for the consumer
       // (not a stall of the source).
-      if (++spins < 64) {
-        cpu_relax();
+      // A failed claim() has already paused about a microsecond: a consumer
+      // that keeps up frees a slot within a few; one that does not (its
+      // analysis on) leaves the ring full, and then this thread sleeps.
+      if (++spins < 16) continue;
+      if (space_ != nullptr) {
+        // Sleep until half the ring is free (the consumer's notify), then
+        // fill it in one go. arm() before the last look, so that notify is
+        // not lost; the timeout only bounds a stop that races with it.
+        space_->arm();
+        if (ring_.size_approx() > ring_.capacity() / 2 && !stop_.load(std::memory_order_relaxed)) {
+          counters_.full_ring_sleeps.fetch_add(1, std::memory_order_relaxed);
+          pollfd p{space_->fd(), POLLIN, 0};
+          ::poll(&p, 1, 100);
+          space_->drain();
+        } else {
+          space_->disarm();
+        }
       } else {
         std::this_thread::yield();
-        last_valid_ns_ = steady_now_ns();
       }
+      spins = 0;
+      last_valid_ns_ = steady_now_ns();
       continue;
     }
     spins = 0;

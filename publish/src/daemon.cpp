@@ -254,15 +254,16 @@ int Daemon::run(bool handle_signals) {
   acquire::BlockRing ring(static_cast<std::size_t>(cfg_.ring_blocks));
   pipeline::TripleBuffer<pipeline::WindowRecord> latest;
   pipeline::TripleBuffer<pipeline::StateSnapshot> state;
-  pipeline::Waker mqtt_waker, state_waker, proc_waker, saved_waker;
+  pipeline::Waker mqtt_waker, state_waker, proc_waker, saved_waker, space_waker;
   acquire::RealTimeConfig proc_rt = cfg_.proc_rt;
   proc_rt.fifo_priority = cfg_.acq_rt.fifo_priority;
 
-  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits, &proc_waker, &main_waker_);
+  acquire::Acquisition acq(*source, ring, cfg_.acq_rt, cfg_.limits, &proc_waker, &main_waker_, &space_waker);
   pipeline::ProcessingOutputs outs;
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
   outs.input_waker = &proc_waker;
+  outs.space_waker = &space_waker;
   // Analysis: step events to MQTT, and the demand the MQTT thread receives.
   acquire::SpscRing<pipeline::StepEvent> step_events(256);
   pipeline::DemandInput demand;
@@ -546,6 +547,7 @@ int Daemon::run(bool handle_signals) {
   s.add("values_withheld_source", mc.values_withheld_source.load());
   s.add("replies_refused_topic", mc.replies_refused_topic.load());
   s.add("ring_high_water", ac.ring_high_water.load());
+  s.add("full_ring_sleeps", ac.full_ring_sleeps.load());
   s.add("ring_capacity", std::uint64_t(ring.capacity()));
   s.add("windows_closed", pcn.windows_closed.load());
   s.add("windows_with_lost_frames", pcn.windows_with_lost_frames.load());

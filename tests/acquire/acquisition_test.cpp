@@ -124,6 +124,43 @@ TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
   EXPECT_TRUE(d.consistent);
 }
 
+// The same with the consumer's side of the space waker (as Processing does
+// it): the producer sleeps on the full ring instead of spinning, is woken
+// once half of it is free, loses nothing, and a stop wakes it.
+TEST(Acquisition, MaxRateSleepsOnAFullRingUntilHalfOfItIsFree) {
+  SimConfig cfg = *sim_profile("dc", 20000);
+  SimSource src(cfg, /*max_rate=*/true);
+  BlockRing ring(8);
+  Waker space;
+  Acquisition acq(src, ring, {}, {}, nullptr, nullptr, &space);
+  acq.start();
+  std::uint64_t frames = 0, next_first = 0, blocks = 0;
+  bool in_order = true;
+  for (int i = 0; i < 400; ++i) {
+    if (SampleBlock* b = ring.front()) {
+      in_order &= b->first_frame == next_first && b->lost_frames == 0;
+      next_first = b->first_frame + b->frames;
+      frames += b->frames;
+      ++blocks;
+      ring.release();
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (space.armed() && ring.size_approx() <= ring.capacity() / 2) space.notify();
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  acq.stop();  // with the ring full: the producer is asleep, and stop() wakes it
+  acq.join();
+  EXPECT_TRUE(acq.finished());
+  EXPECT_GT(blocks, 100u);
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(acq.counters().frames_dropped.load(), 0u);
+  EXPECT_GE(acq.counters().frames_acquired.load(), frames);
+  EXPECT_LE(acq.counters().frames_acquired.load(), frames + ring.capacity() * kBlockFrames);
+  // It slept at least once per half ring taken, not once per block.
+  EXPECT_GE(acq.counters().full_ring_sleeps.load(), blocks / ring.capacity());
+  EXPECT_LE(acq.counters().full_ring_sleeps.load(), 2 * blocks / (ring.capacity() / 2) + 2);
+}
+
 TEST(ReplaySource, TruncatedFileEndsAfterEveryGoodBlock) {
   const std::string path = temp_path("trunc.wprb");
   write_blocks(path, 10, 500);

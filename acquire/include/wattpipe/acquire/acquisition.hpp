@@ -56,6 +56,7 @@ struct AcquisitionCounters {
   std::atomic<std::uint64_t> blocks_acquired{0};
   std::atomic<std::uint64_t> blocks_dropped{0};
   std::atomic<std::uint64_t> ring_high_water{0};  // most blocks ever queued
+  std::atomic<std::uint64_t> full_ring_sleeps{0};  // not real time: slept on a full ring
   std::atomic<std::uint64_t> blocks_rejected_rate{0};        // sample rate outside the limits
   std::atomic<std::uint64_t> blocks_rejected_full_scale{0};  // a sample beyond full scale, NaN or inf
   std::atomic<std::uint64_t> frames_rejected{0};             // frames in refused blocks
@@ -92,8 +93,13 @@ class Acquisition {
   // for a consumer that sleeps when the ring is empty (a wake costs a system
   // call only when the consumer is asleep).
   // `finished` (optional): woken once when the thread ends (the owner's loop).
+  // `space` (optional): a source that is not real time (--max-rate, ZeroMQ
+  // PULL) sleeps on it while the ring is full; the consumer notifies it once
+  // it has emptied half the ring (a wake-up per half ring, not per block).
+  // Without it the thread spins and yields, which on 2 cores takes CPU from
+  // the threads that have work.
   Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt = {}, InputLimits limits = {},
-              Waker* consumer = nullptr, Waker* finished = nullptr);
+              Waker* consumer = nullptr, Waker* finished = nullptr, Waker* space = nullptr);
   ~Acquisition();
   Acquisition(const Acquisition&) = delete;
   Acquisition& operator=(const Acquisition&) = delete;
@@ -101,7 +107,10 @@ class Acquisition {
   // Owner thread only.
   void start();
   // Owner thread only. Asks the thread to stop after the block in hand.
-  void stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
+  void stop() noexcept {
+    stop_.store(true, std::memory_order_relaxed);
+    if (space_ != nullptr) space_->wake();
+  }
   // Owner thread only.
   void join();
 
@@ -130,6 +139,7 @@ class Acquisition {
   InputLimits limits_;
   Waker* consumer_;
   Waker* finished_waker_;
+  Waker* space_;
   AcquisitionCounters counters_;
   std::atomic<SourceHealth> health_{SourceHealth::gone};
   std::atomic<bool> stop_{false};

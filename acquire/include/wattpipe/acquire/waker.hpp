@@ -41,6 +41,9 @@ class Waker {
     while (::read(fd_, &v, sizeof v) > 0) {
     }
   }
+  // Sleeping thread: it did not sleep after all (no system call; a wake-up
+  // written meanwhile stays in the fd and ends the next poll at once).
+  void disarm() noexcept { armed_.store(false, std::memory_order_relaxed); }
   [[nodiscard]] int fd() const noexcept { return fd_; }
 
   // Any thread: wake the sleeper whether or not it is armed (stop requests).
@@ -48,6 +51,10 @@ class Waker {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto r = ::write(fd_, &one, sizeof one);
   }
+
+  // Any producer: whether the sleeper is armed (relaxed: a caller that must
+  // not miss it puts a seq_cst fence between its publishing and this).
+  [[nodiscard]] bool armed() const noexcept { return armed_.load(std::memory_order_relaxed); }
 
   // Any producer, after publishing work.
   void notify() noexcept {
