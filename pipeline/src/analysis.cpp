@@ -320,6 +320,35 @@ Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept {
   return {100 * std::abs(neg) / p, 100 * std::abs(zero) / p};
 }
 
+void split_power(const std::complex<float>* z, std::size_t n, double scale, double* pow_u, double* pow_v) noexcept {
+  const std::size_t half = n / 2;
+  auto one = [&](std::size_t k) {
+    const std::complex<double> zp = z[k], zm = std::conj(std::complex<double>(z[k == 0 ? 0 : n - k]));
+    const double c = k == 0 ? 1.0 : 2.0;
+    pow_u[k] = c * std::norm(0.5 * (zp + zm)) * scale;
+    pow_v[k] = c * std::norm(0.5 * (zp - zm)) * scale;  // |(zp - zm) / 2j|
+  };
+  for (std::size_t k = 0; k < 4; ++k) one(k);
+  // Four bins at a time: Z_k..Z_k+3 and, reversed, Z_{n-k}..Z_{n-k-3}.
+  const auto s4 = static_cast<float>(0.5 * scale);  // c_k / 4 with c_k = 2
+  using v4d = double __attribute__((vector_size(32)));
+  const float* f = reinterpret_cast<const float*>(z);
+  for (std::size_t k = 4; k < half; k += 4) {
+    v4f a, b, c, d;
+    std::memcpy(&a, f + 2 * k, sizeof a);
+    std::memcpy(&b, f + 2 * k + 4, sizeof b);
+    std::memcpy(&c, f + 2 * (n - k - 3), sizeof c);
+    std::memcpy(&d, f + 2 * (n - k - 3) + 4, sizeof d);
+    const v4f pr = __builtin_shufflevector(a, b, 0, 2, 4, 6), pi = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    const v4f mr = __builtin_shufflevector(c, d, 6, 4, 2, 0), mi = -__builtin_shufflevector(c, d, 7, 5, 3, 1);
+    const v4f ur = pr + mr, ui = pi + mi, vr = pr - mr, vi = pi - mi;
+    const v4d pu = __builtin_convertvector((ur * ur + ui * ui) * s4, v4d);
+    const v4d pv = __builtin_convertvector((vr * vr + vi * vi) * s4, v4d);
+    std::memcpy(pow_u + k, &pu, sizeof pu);
+    std::memcpy(pow_v + k, &pv, sizeof pv);
+  }
+}
+
 double band_rms(std::span<const double> cumulative, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
   if (!(bin_hz > 0) || cumulative.empty()) return 0;
   const double bins = double(cumulative.size() - 1);

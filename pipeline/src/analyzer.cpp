@@ -225,6 +225,15 @@ void Analyzer::store(const float* frames, std::size_t n) noexcept {
 void Analyzer::dc_levels(const float* frames, std::size_t n) noexcept {
   const unsigned ch = li_.channels, ic = li_.i[0];
   StepResult s;
+  if (level_group_ == 1) {
+    // A level per sample: runs of quiet ones at once, the others one by one.
+    for (std::size_t f = dc_step_.push_quiet_run(frames, ch, ic, n); f < n;
+         f += dc_step_.push_quiet_run(frames + f * ch, ch, ic, n - f)) {
+      if (dc_step_.push(t0_s_ + double(dec_n_ + f) * dt_a_, frames[f * ch + ic], s)) step_found(s, 0);
+      ++f;
+    }
+    return;
+  }
   // The running group in locals: the loop then keeps them in registers.
   double sum = level_sum_;
   unsigned count = level_count_;
@@ -398,12 +407,20 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   std::copy_n(ring_.data() + at0 * ch, run * ch, dc_win_.data());
   std::copy_n(ring_.data(), (m - run) * ch, dc_win_.data() + run * ch);
   const float* x = dc_win_.data();
-  double su[4] = {}, si[4] = {};
+  // Two frames per vector converted to {u, i, u, i} in double, four sums.
+  using v4d = double __attribute__((vector_size(32)));
+  v4d acc[4] = {};
   std::size_t j = 0;
-  for (; j + 4 <= m; j += 4)
-    for (unsigned l = 0; l < 4; ++l) su[l] += x[2 * (j + l)], si[l] += x[2 * (j + l) + 1];
-  for (; j < m; ++j) su[0] += x[2 * j], si[0] += x[2 * j + 1];
-  const double mu = (su[0] + su[1] + su[2] + su[3]) / double(m), mi = (si[0] + si[1] + si[2] + si[3]) / double(m);
+  for (; j + 8 <= m; j += 8)
+    for (unsigned a = 0; a < 4; ++a) {
+      analysis::v4f v;
+      std::memcpy(&v, x + 2 * j + 4 * a, sizeof v);
+      acc[a] += __builtin_convertvector(v, v4d);
+    }
+  const v4d sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  double su = sum[0] + sum[2], si = sum[1] + sum[3];
+  for (; j < m; ++j) su += x[2 * j], si += x[2 * j + 1];
+  const double mu = su / double(m), mi = si / double(m);
   // Hann over the m samples (cached: windows have the same length), zero-padded to n; U and I in one transform.
   if (hann_m_ != m) {
     hann_m_ = m;
@@ -420,8 +437,10 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   const analysis::v4f fu4 = {fu, fu, fu, fu}, fi4 = {fi, fi, fi, fi};
   const std::size_t m4 = m & ~std::size_t{3};
   for (std::size_t k = 0; k < m4; k += 4) {
-    analysis::v4f u, i, w;
-    for (unsigned l = 0; l < 4; ++l) u[l] = x[2 * (k + l)], i[l] = x[2 * (k + l) + 1];
+    analysis::v4f a, b, w;
+    std::memcpy(&a, x + 2 * k, sizeof a);
+    std::memcpy(&b, x + 2 * k + 4, sizeof b);
+    const analysis::v4f u = __builtin_shufflevector(a, b, 0, 2, 4, 6), i = __builtin_shufflevector(a, b, 1, 3, 5, 7);
     std::memcpy(&w, hann_f_.data() + k, sizeof w);
     lre_[k >> 2] = (u - fu4) * w;
     lim_[k >> 2] = (i - fi4) * w;
@@ -433,15 +452,26 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   fft_dc_->forward(lre_.data(), lim_.data(), zf_.data());
   const double norm = 1.0 / (double(n) * w2sum);
   const std::size_t half = n / 2;
-  cum_u_[0] = cum_i_[0] = 0;
-  for (std::size_t k = 0; k < half; ++k) {
-    const std::complex<double> zp = zf_[k], zm = std::conj(std::complex<double>(zf_[k == 0 ? 0 : n - k]));
-    const double one_sided = k == 0 ? 1.0 : 2.0;
-    pow_u_[k] = one_sided * std::norm(0.5 * (zp + zm)) * norm;
-    pow_i_[k] = one_sided * std::norm(0.5 * (zp - zm)) * norm;  // |(zp - zm) / 2j|
-    // Running sums: each band's power is then one difference.
-    cum_u_[k + 1] = cum_u_[k] + pow_u_[k];
-    cum_i_[k + 1] = cum_i_[k] + pow_i_[k];
+  analysis::split_power(zf_.data(), n, norm, pow_u_.data(), pow_i_.data());
+  // Running sums: each band's power is then one difference. Four quarters
+  // summed side by side, then each shifted by the ones before: one chain
+  // through 1024 bins waits on every add.
+  const std::size_t q = half / 4;  // n >= 16
+  double ru[4] = {}, ri[4] = {};
+  const double* pu = pow_u_.data();
+  const double* pi = pow_i_.data();
+  double* cu = cum_u_.data();
+  double* ci = cum_i_.data();
+  for (std::size_t k = 0; k < q; ++k)
+    for (std::size_t part = 0; part < 4; ++part) {
+      const std::size_t b = part * q + k;
+      cu[b + 1] = ru[part] += pu[b];
+      ci[b + 1] = ri[part] += pi[b];
+    }
+  cu[0] = ci[0] = 0;
+  for (std::size_t part = 1; part < 4; ++part) {
+    const double ou = cu[part * q], oi = ci[part * q];
+    for (std::size_t b = part * q + 1; b <= (part + 1) * q; ++b) cu[b] += ou, ci[b] += oi;
   }
   const double bin_hz = fs_a_ / double(n), nyquist = fs_ / 2;
   // Above the decimator's pass band only the total is known: the band that

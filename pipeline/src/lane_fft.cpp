@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #if defined(__x86_64__)
@@ -168,20 +169,55 @@ QuadFft::QuadFft(std::size_t n) : quarter_(n / 4), tw_re_(n / 4), tw_im_(n / 4) 
     }
 }
 
+namespace {
+// Rows a..d become columns: lane l of the result r is lane r of row l.
+inline void transpose4(v4f& a, v4f& b, v4f& c, v4f& d) noexcept {
+  const v4f t0 = __builtin_shufflevector(a, b, 0, 4, 1, 5), t1 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+  const v4f t2 = __builtin_shufflevector(c, d, 0, 4, 1, 5), t3 = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+  a = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), b = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+  c = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), d = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+// Four complex values from their real and imaginary parts, interleaved.
+inline void store_complex(std::complex<float>* out, v4f re, v4f im) noexcept {
+  const v4f lo = __builtin_shufflevector(re, im, 0, 4, 1, 5), hi = __builtin_shufflevector(re, im, 2, 6, 3, 7);
+  std::memcpy(out, &lo, sizeof lo);
+  std::memcpy(out + 2, &hi, sizeof hi);
+}
+}  // namespace
+
 void QuadFft::forward(v4f* re, v4f* im, std::complex<float>* out) const noexcept {
   const std::size_t m = quarter_.size();
   quarter_.forward(re, im);
   // X[k + q m] = sum_r W^{rk} Y_r[k] (-i)^{rq}: twiddle the lanes, then a
-  // 4-point transform across them.
-  for (std::size_t k = 0; k < m; ++k) {
-    const v4f yr = re[k] * tw_re_[k] - im[k] * tw_im_[k];
-    const v4f yi = re[k] * tw_im_[k] + im[k] * tw_re_[k];
+  // 4-point transform across them, four k at a time (transposed, so that
+  // the transform runs across vectors).
+  auto twiddled = [&](std::size_t k, v4f& yr, v4f& yi) {
+    yr = re[k] * tw_re_[k] - im[k] * tw_im_[k];
+    yi = re[k] * tw_im_[k] + im[k] * tw_re_[k];
+  };
+  std::size_t k = 0;
+  for (; k + 4 <= m; k += 4) {
+    v4f r0, i0, r1, i1, r2, i2, r3, i3;  // row j: k + j, lanes r
+    twiddled(k, r0, i0), twiddled(k + 1, r1, i1), twiddled(k + 2, r2, i2), twiddled(k + 3, r3, i3);
+    transpose4(r0, r1, r2, r3);  // now row r: lanes k..k+3
+    transpose4(i0, i1, i2, i3);
+    const v4f ar = r0 + r2, ai = i0 + i2, br = r0 - r2, bi = i0 - i2;
+    const v4f cr = r1 + r3, ci = i1 + i3, dr = r1 - r3, di = i1 - i3;
+    store_complex(out + k, ar + cr, ai + ci);
+    store_complex(out + k + m, br + di, bi - dr);      // b - i d
+    store_complex(out + k + 2 * m, ar - cr, ai - ci);
+    store_complex(out + k + 3 * m, br - di, bi + dr);  // b + i d
+  }
+  for (; k < m; ++k) {  // m < 4
+    v4f yr, yi;
+    twiddled(k, yr, yi);
     const float ar = yr[0] + yr[2], ai = yi[0] + yi[2], br = yr[0] - yr[2], bi = yi[0] - yi[2];
     const float cr = yr[1] + yr[3], ci = yi[1] + yi[3], dr = yr[1] - yr[3], di = yi[1] - yi[3];
     out[k] = {ar + cr, ai + ci};
-    out[k + m] = {br + di, bi - dr};      // b - i d
+    out[k + m] = {br + di, bi - dr};
     out[k + 2 * m] = {ar - cr, ai - ci};
-    out[k + 3 * m] = {br - di, bi + dr};  // b + i d
+    out[k + 3 * m] = {br - di, bi + dr};
   }
 }
 

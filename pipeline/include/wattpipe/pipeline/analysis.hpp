@@ -77,6 +77,13 @@ struct Unbalance {
 };
 Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept;
 
+// The one-sided power spectra of two real signals u and v transformed
+// together as z = u + j v (z: the n-point transform, n a power of two >= 8):
+// for k < n / 2, pow_u[k] = c_k |(Z_k + conj Z_{n-k}) / 2|^2 scale and
+// pow_v[k] = c_k |(Z_k - conj Z_{n-k}) / 2|^2 scale, c_0 = 1, c_k = 2.
+// Single precision arithmetic (the transform's), double results.
+void split_power(const std::complex<float>* z, std::size_t n, double scale, double* pow_u, double* pow_v) noexcept;
+
 // RMS in [f_lo, f_hi) of a one-sided power spectrum (power[k] at k * bin_hz,
 // in signal units squared) given as its running sums: cumulative[k] is the
 // power of bins 0..k-1 (one more entry than bins). O(1) per band.

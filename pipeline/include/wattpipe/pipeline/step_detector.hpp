@@ -58,6 +58,10 @@ class StepDetector {
     ++n_;
     return true;
   }
+  // push_quiet() over channel `channel` of n interleaved frames of
+  // `channels` at once: how many of them, from the first, it took (64 at a
+  // time: their extremes decide).
+  std::size_t push_quiet_run(const float* frames, unsigned channels, unsigned channel, std::size_t n) noexcept;
 
  private:
   [[nodiscard]] double x_at(std::uint64_t i) const noexcept { return double(x_[i & mask_]); }
