@@ -252,6 +252,10 @@ __attribute__((target("avx2,fma"))) void resample_avx2(const float* ring, std::s
                                                        double q0, double step, std::size_t n, unsigned u0,
                                                        unsigned i0, v4f* re, v4f* im) noexcept {
   FourPoints p{};
+  // The U and I lanes picked out in registers (a 32-byte store read back in
+  // 16-byte halves stalls the store forwarding).
+  const __m256i pick_u = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0), _mm256_set1_epi32(int(u0)));
+  const __m256i pick_i = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0), _mm256_set1_epi32(int(i0)));
   for (std::size_t j = 0; j < n; j += 4) {
     four_points(ring, ring_frames, channels, q0, step, j, p);
     for (unsigned l = 0; l < 4 && j + l < n; ++l) {
@@ -261,10 +265,9 @@ __attribute__((target("avx2,fma"))) void resample_avx2(const float* ring, std::s
         a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&p.w[m][l]), _mm256_loadu_ps(x), a0);
         a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&p.w[m + 1][l]), _mm256_loadu_ps(x + channels), a1);
       }
-      float out[12] = {};
-      _mm256_storeu_ps(out, _mm256_add_ps(a0, a1));
-      std::memcpy(&re[j + l], out + u0, sizeof(v4f));
-      std::memcpy(&im[j + l], out + i0, sizeof(v4f));
+      const __m256 acc = _mm256_add_ps(a0, a1);
+      _mm_storeu_ps(reinterpret_cast<float*>(&re[j + l]), _mm256_castps256_ps128(_mm256_permutevar8x32_ps(acc, pick_u)));
+      _mm_storeu_ps(reinterpret_cast<float*>(&im[j + l]), _mm256_castps256_ps128(_mm256_permutevar8x32_ps(acc, pick_i)));
     }
   }
 }

@@ -556,6 +556,7 @@ int Daemon::run(bool handle_signals) {
   s.add("values_held_for_state", mc.values_held_for_state.load());
   s.add("publish_failures", mc.publish_failures.load());
   s.add("mqtt_connects", mc.connects.load());
+  s.add("mqtt_wakeups", mc.loops.load());
   s.add("mqtt_connection_losses", mc.connection_losses.load());
   s.add("communication_checks", mc.communication_checks.load());
   s.add("public_keys_published", mc.public_keys.load());

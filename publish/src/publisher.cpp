@@ -242,6 +242,10 @@ void Publisher::serve_replies() {
 }
 
 void Publisher::publish_values(std::int64_t now, bool force) {
+  if (token_due_ns_ != 0 && now >= token_due_ns_) {
+    token_due_ns_ = 0;
+    wake_from_.store(INT64_MIN, std::memory_order_relaxed);  // the next window wakes us again
+  }
   if (latest_.read(window_)) {
     // Throttle on stream time (a regular cadence aligned to windows) and on
     // wall time through a token bucket: the rate stays bounded when a replay
@@ -251,7 +255,16 @@ void Publisher::publish_values(std::int64_t now, bool force) {
     const double burst = std::max(2.0, double(20 * kMs) / double(interval_ns));
     tokens_ = std::min(burst, tokens_ + double(now - last_refill_ns_) / double(interval_ns));
     last_refill_ns_ = now;
-    const bool open = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2) && tokens_ >= 1.0;
+    const bool due = double(window_.end_utc_ns) - last_pub_end_ns_ >= double(interval_ns - kMs / 2);
+    const bool open = due && tokens_ >= 1.0;
+    if (due && !open) {
+      // Due in stream time, throttled in wall time: until a token is back,
+      // waking this thread for every window (a system call on the
+      // processing thread each) would only conflate them. The timer wakes
+      // it then, and it takes the newest.
+      token_due_ns_ = now + static_cast<std::int64_t>((1.0 - tokens_) * double(interval_ns)) + 1;
+      wake_from_.store(INT64_MAX, std::memory_order_relaxed);
+    }
     window_published_ = false;
     if (window_.energy_refused || window_.register_saturated) {
       thread_local acquire::LogLimit limit(5'000'000'000);
@@ -373,6 +386,7 @@ void Publisher::run() {
     if (last_heartbeat_ns_ != 0 && counters_.everest_alive.load(std::memory_order_relaxed))
       wait_ns = std::min(wait_ns, last_heartbeat_ns_ + hb_timeout - now + kMs);
     if (connecting_) wait_ns = std::min(wait_ns, connect_deadline_ns_ - now);
+    if (token_due_ns_ != 0) wait_ns = std::min(wait_ns, token_due_ns_ - now);
     if (latest_.fresh() || (processing_ != nullptr && processing_->replies().size_approx() > 0) ||
         stop_.load(std::memory_order_relaxed))
       wait_ns = 0;

@@ -57,6 +57,30 @@ class DaemonPublishesToBroker(unittest.TestCase):
             self.assertGreaterEqual(stats["energy_Wh_import_total"], energies[-1])
             self.assertGreaterEqual(stats["messages_published"], len(values))
 
+    def test_a_replay_faster_than_real_time_is_throttled_without_a_wakeup_per_window(self):
+        # At --max-rate, windows close thousands of times a second; the wall-time
+        # throttle lets one message out per interval, and the MQTT thread is not
+        # woken for the windows in between (each wake-up is a system call on the
+        # processing thread).
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            base = wplib.topic_base("fast")
+            sub = wplib.Subscriber(broker.port, [base + "/m2e/powermeter_values"])
+            d = wplib.Daemon(tmp, ["--module-id", "fast", "--max-rate", "--duration", "2", "--publish-interval-ms", "100",
+                                   "--sim-profile", "dc"], broker.port).start()
+            self.assertEqual(d.wait(30), 0, d.log())
+            time.sleep(0.2)
+            sub.close()
+            stats = d.stats()
+            windows = stats["windows_closed"]
+            self.assertGreater(windows, 20000, "max rate: many windows a second")
+            values = [json.loads(p) for (_, p, _) in sub.take("/m2e/powermeter_values")]
+            # About 2 s / 100 ms messages (a burst of 2 at start, the last at shutdown).
+            self.assertGreaterEqual(len(values), 10, d.log())
+            self.assertLessEqual(len(values), 30, d.log())
+            energies = [v["energy_Wh_import"]["total"] for v in values]
+            self.assertEqual(energies, sorted(energies))
+            self.assertLess(stats["mqtt_wakeups"], windows / 50, stats)
+
     def test_sigterm_and_sigint_stop_cleanly_and_write_stats(self):
         for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
             with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:

@@ -172,6 +172,9 @@ class Publisher : private MqttTransport::Handler {
   std::int64_t last_refill_ns_ = 0;
   double last_pub_end_ns_ = -1e300;   // stream time (window end) of the last publish
   std::atomic<std::int64_t> wake_from_{INT64_MIN};
+  // Throttled by wall time (a replay faster than real time): the windows
+  // do not wake this thread until a token is back at this time (0: not so).
+  std::int64_t token_due_ns_ = 0;
   std::int64_t next_connect_ns_ = 0;
   int backoff_ms_ = 0;
   bool connecting_ = false;
