@@ -191,6 +191,60 @@ inline void lagrange8(v4f mu, v4f w[8]) noexcept {
 void lagrange8_weights(v4f mu, v4f w[8]) noexcept { lagrange8(mu, w); }
 
 namespace {
+// Frames read 8 floats at a time (two vectors; lanes past `channels` are
+// the next frame's and are not written out), two taps per pass in separate
+// accumulators (one would wait on the add's latency every tap).
+void fir_portable(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept {
+  v4f acc[2][2] = {};
+  std::size_t j = 0;
+  for (; j + 1 < taps; j += 2)
+    for (unsigned p = 0; p < 2; ++p) {
+      const float* f = x + (j + p) * channels;
+      v4f a, b;
+      std::memcpy(&a, f, sizeof a);
+      std::memcpy(&b, f + 4, sizeof b);
+      acc[p][0] += w[j + p] * a;
+      acc[p][1] += w[j + p] * b;
+    }
+  for (; j < taps; ++j) {
+    v4f a, b;
+    std::memcpy(&a, x + j * channels, sizeof a);
+    std::memcpy(&b, x + j * channels + 4, sizeof b);
+    acc[0][0] += w[j] * a;
+    acc[0][1] += w[j] * b;
+  }
+  float r[8];
+  const v4f lo = acc[0][0] + acc[1][0], hi = acc[0][1] + acc[1][1];
+  std::memcpy(r, &lo, sizeof lo);
+  std::memcpy(r + 4, &hi, sizeof hi);
+  std::memcpy(out, r, channels * sizeof(float));
+}
+
+#if defined(__x86_64__)
+// A frame per vector, four taps per pass.
+__attribute__((target("avx2,fma"))) void fir_avx2(const float* x, unsigned channels, const float* w,
+                                                  std::size_t taps, float* out) noexcept {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  std::size_t j = 0;
+  for (; j + 4 <= taps; j += 4)
+    for (unsigned p = 0; p < 4; ++p)
+      acc[p] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + p), _mm256_loadu_ps(x + (j + p) * channels), acc[p]);
+  for (; j < taps; ++j) acc[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(x + j * channels), acc[0]);
+  alignas(32) float r[8];
+  _mm256_store_ps(r, _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  std::memcpy(out, r, channels * sizeof(float));
+}
+#endif
+}  // namespace
+
+void fir_frames(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept {
+#if defined(__x86_64__)
+  if (kernels_avx2()) return fir_avx2(x, channels, w, taps, out);
+#endif
+  fir_portable(x, channels, w, taps, out);
+}
+
+namespace {
 // Four consecutive points: node m's weight for point l at w[m][l], and the
 // first of point l's 8 frames at x[l] (in the ring, or in `wrap` where they
 // go round its end).

@@ -21,54 +21,6 @@ constexpr double kInf = std::numeric_limits<float>::infinity();
 // so the configuration cannot size the daemon's memory (docs/analysis.md).
 constexpr std::size_t kMaxSpectrum = std::size_t{1} << 18;
 
-// sum_j w[j] * frame(j) for every channel of C-channel frames at once: eight
-// channels in 4-float vectors (GCC vector extension: SSE on any x86-64, NEON
-// on ARM). The decimating FIR and the Lagrange resampler both are this.
-template <unsigned C, typename Frame>
-void weighted_frames(const float* w, std::size_t n, Frame frame, float* out) noexcept {
-  if constexpr (C % 4 == 0) {
-    using v4f = float __attribute__((vector_size(16)));
-    // Even and odd taps in separate accumulators: the adds' latency, not
-    // their throughput, bounds one chain.
-    v4f acc[2][C / 4] = {};
-    std::size_t j = 0;
-    for (; j + 1 < n; j += 2)
-      for (unsigned p = 0; p < 2; ++p) {
-        const float* x = frame(j + p);
-        for (unsigned v = 0; v < C / 4; ++v) {
-          v4f xv;
-          std::memcpy(&xv, x + 4 * v, sizeof xv);
-          acc[p][v] += w[j + p] * xv;
-        }
-      }
-    for (; j < n; ++j)
-      for (unsigned v = 0; v < C / 4; ++v) {
-        v4f xv;
-        std::memcpy(&xv, frame(j) + 4 * v, sizeof xv);
-        acc[0][v] += w[j] * xv;
-      }
-    for (unsigned v = 0; v < C / 4; ++v) acc[0][v] += acc[1][v];
-    std::memcpy(out, acc[0], sizeof acc[0]);
-  } else {
-    // 2 or 6 channels: the lanes do not fill vectors; plain accumulators.
-    float acc[C] = {};
-    for (std::size_t j = 0; j < n; ++j) {
-      const float* x = frame(j);
-      for (unsigned c = 0; c < C; ++c) acc[c] += w[j] * x[c];
-    }
-    std::memcpy(out, acc, sizeof acc);
-  }
-}
-
-// The same for the layouts' channel counts (2, 6, 8); frame(j, C) points at frame j.
-template <typename Frame>
-void weighted_frames(unsigned channels, const float* w, std::size_t n, Frame frame, float* out) noexcept {
-  switch (channels) {
-    case 2: return weighted_frames<2>(w, n, [&](std::size_t j) { return frame(j, 2u); }, out);
-    case 6: return weighted_frames<6>(w, n, [&](std::size_t j) { return frame(j, 6u); }, out);
-    default: return weighted_frames<8>(w, n, [&](std::size_t j) { return frame(j, 8u); }, out);
-  }
-}
 }  // namespace
 
 Analyzer::Analyzer(const AnalysisConfig& cfg, unsigned window_cycles, double nominal_hz, double window_ms)
@@ -106,7 +58,7 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   fs_a_ = fs_ / d_;
   const std::size_t taps = fir_.size(), ch = li_.channels;
   lookahead_ = double(taps - 1) / 2 + 6.0 * d_ + 2;
-  hist_.resize((taps + d_ + acquire::kBlockFrames) * ch);
+  hist_.resize((taps + d_ + acquire::kBlockFrames) * ch + analysis::kFirPadFloats);
   dec_out_.resize((acquire::kBlockFrames / d_ + 2) * ch);
   hist_frames_ = 0;
   next_in_ = 0;
@@ -192,8 +144,7 @@ void Analyzer::feed(const acquire::SampleBlock& b) noexcept {
       dec_out_[2 * n] = acc[0] + acc[2];
       dec_out_[2 * n + 1] = acc[1] + acc[3];
     } else {
-      weighted_frames(ch, fir_.data(), taps, [x](std::size_t j, unsigned c) { return x + j * c; },
-                      dec_out_.data() + n * ch);
+      analysis::fir_frames(x, ch, fir_.data(), taps, dec_out_.data() + n * ch);
     }
     ++n;
     next_in_ += d_;

@@ -36,6 +36,13 @@ double ripple_rms(double rms, double mean) noexcept;
 inline constexpr double kDecimationPassBand = 0.36;
 std::vector<float> decimation_fir(unsigned d);
 
+// out[c] = sum_j w[j] x[j * channels + c] for each of `channels` (<= 8)
+// channels of `taps` interleaved frames: the decimating FIR's output frame.
+// x is readable kFirPadFloats floats past its last frame. AVX2+FMA where
+// the metrology kernels use it.
+inline constexpr std::size_t kFirPadFloats = 8;
+void fir_frames(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept;
+
 // 8-point Lagrange weights for values at mu in [0, 1) past node 3 of nodes
 // 0..7 (so between nodes 3 and 4), four points at once: lane l of w[m] is
 // node m's weight for the point at lane l of mu.
