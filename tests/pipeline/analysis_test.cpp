@@ -123,6 +123,28 @@ TEST(AnalysisKernels, SplitPowerSeparatesTwoRealSignalsTransformedTogether) {
   }
 }
 
+TEST(AnalysisKernels, FirFramesIsTheWeightedSumOfEachChannel) {
+  for (unsigned ch : {2u, 6u, 8u})
+    for (std::size_t taps : {1u, 3u, 16u, 33u, 640u}) {
+      std::vector<float> x(taps * ch + pipeline::analysis::kFirPadFloats, 1e30f), w(taps);  // the pad must not count
+      for (std::size_t j = 0; j < taps; ++j) {
+        w[j] = float(std::cos(0.01 * double(j)) / double(taps));
+        for (unsigned c = 0; c < ch; ++c) x[j * ch + c] = float(std::sin(0.3 * double(j) + c) * (c + 1));
+      }
+      float out[8] = {-7, -7, -7, -7, -7, -7, -7, -7};
+      pipeline::analysis::fir_frames(x.data(), ch, w.data(), taps, out);
+      for (unsigned c = 0; c < 8; ++c) {
+        if (c >= ch) {
+          EXPECT_EQ(out[c], -7) << "channel " << c << " is not the frame's";
+          continue;
+        }
+        double ref = 0;
+        for (std::size_t j = 0; j < taps; ++j) ref += double(w[j]) * x[j * ch + c];
+        EXPECT_NEAR(out[c], ref, 1e-5 * (c + 1)) << ch << " channels, " << taps << " taps, channel " << c;
+      }
+    }
+}
+
 TEST(AnalysisKernels, MinMaxAndSumsOfSquaresPerChannelForEveryLayoutWidth) {
   for (unsigned ch : {2u, 6u, 8u})
     for (std::size_t n : {0u, 1u, 2u, 3u, 7u, 1000u}) {
