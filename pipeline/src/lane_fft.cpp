@@ -77,7 +77,7 @@ void stages_portable(v4f* re, v4f* im, std::size_t n, const float* tw_re, const 
 #define WP_AVX2 __attribute__((target("avx2,fma")))
 // {w[0] x4, w[1] x4}
 WP_AVX2 inline __m256 spread_pair(const float* w, __m256i spread) noexcept {
-  const __m128 two = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(w)));
+  const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w)));  // unaligned 8 bytes
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), spread);
 }
 
