@@ -406,12 +406,17 @@ void split_power(const std::complex<float>* z, std::size_t n, double scale, doub
   }
 }
 
-double band_rms(std::span<const double> cumulative, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
-  if (!(bin_hz > 0) || cumulative.empty()) return 0;
-  const double bins = double(cumulative.size() - 1);
+double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept {
+  if (!(bin_hz > 0) || power.empty()) return 0;
+  const double bins = double(power.size());
   const auto k0 = static_cast<std::size_t>(std::clamp(std::ceil(f_lo_hz / bin_hz), 0.0, bins));
   const auto k1 = static_cast<std::size_t>(std::clamp(std::ceil(f_hi_hz / bin_hz), 0.0, bins));
-  return k1 > k0 ? std::sqrt(std::max(0.0, cumulative[k1] - cumulative[k0])) : 0.0;
+  double s[4] = {};
+  std::size_t k = k0;
+  for (; k + 4 <= k1; k += 4)
+    for (unsigned l = 0; l < 4; ++l) s[l] += power[k + l];
+  for (; k < k1; ++k) s[0] += power[k];
+  return std::sqrt(std::max(0.0, (s[0] + s[1]) + (s[2] + s[3])));
 }
 
 std::size_t largest_peaks(std::span<const double> m, double bin_hz, double amp_scale, std::size_t k_min,

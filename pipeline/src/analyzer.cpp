@@ -85,8 +85,6 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     hann_m_ = 0;
     pow_u_.resize(n / 2);
     pow_i_.resize(n / 2);
-    cum_u_.resize(n / 2 + 1);
-    cum_i_.resize(n / 2 + 1);
     hann_f_.resize(n);
     dc_win_.resize(2 * n);
   } else if (spectra_) {
@@ -404,31 +402,11 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   const double norm = 1.0 / (double(n) * w2sum);
   const std::size_t half = n / 2;
   analysis::split_power(zf_.data(), n, norm, pow_u_.data(), pow_i_.data());
-  // Running sums: each band's power is then one difference. Four quarters
-  // summed side by side, then each shifted by the ones before: one chain
-  // through 1024 bins waits on every add.
-  const std::size_t q = half / 4;  // n >= 16
-  double ru[4] = {}, ri[4] = {};
-  const double* pu = pow_u_.data();
-  const double* pi = pow_i_.data();
-  double* cu = cum_u_.data();
-  double* ci = cum_i_.data();
-  for (std::size_t k = 0; k < q; ++k)
-    for (std::size_t part = 0; part < 4; ++part) {
-      const std::size_t b = part * q + k;
-      cu[b + 1] = ru[part] += pu[b];
-      ci[b + 1] = ri[part] += pi[b];
-    }
-  cu[0] = ci[0] = 0;
-  for (std::size_t part = 1; part < 4; ++part) {
-    const double ou = cu[part * q], oi = ci[part * q];
-    for (std::size_t b = part * q + 1; b <= (part + 1) * q; ++b) cu[b] += ou, ci[b] += oi;
-  }
   const double bin_hz = fs_a_ / double(n), nyquist = fs_ / 2;
   // Above the decimator's pass band only the total is known: the band that
   // reaches half the sample rate takes what the spectrum does not hold.
   const double f_use = d_ > 1 ? analysis::kDecimationPassBand * fs_a_ : nyquist;
-  const double below_u = analysis::band_rms(cum_u_, bin_hz, 0, f_use), below_i = analysis::band_rms(cum_i_, bin_hz, 0, f_use);
+  const double below_u = analysis::band_rms(pow_u_, bin_hz, 0, f_use), below_i = analysis::band_rms(pow_i_, bin_hz, 0, f_use);
   const double rest_u = std::max(0.0, a.ripple_u_rms_v * a.ripple_u_rms_v - below_u * below_u);
   const double rest_i = std::max(0.0, a.ripple_i_rms_a * a.ripple_i_rms_a - below_i * below_i);
   for (const auto& [lo, hi] : cfg_.ripple_bands_hz) {
@@ -436,8 +414,8 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
     RippleBand& b = a.band[a.bands++];
     b.f_lo_hz = lo;
     b.f_hi_hz = std::min(hi, nyquist);
-    const double su = analysis::band_rms(cum_u_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
-    const double si = analysis::band_rms(cum_i_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
+    const double su = analysis::band_rms(pow_u_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
+    const double si = analysis::band_rms(pow_i_, bin_hz, lo, std::min(b.f_hi_hz, f_use));
     // (Every band edge below half the sample rate lies inside the pass band: begin() chose the rate so.)
     const bool to_top = b.f_hi_hz >= nyquist && f_use < nyquist;
     b.u_rms_v = std::sqrt(su * su + (to_top ? rest_u : 0.0));

@@ -145,6 +145,23 @@ TEST(AnalysisKernels, FirFramesIsTheWeightedSumOfEachChannel) {
     }
 }
 
+TEST(AnalysisKernels, BandRmsSumsTheBinsFromTheFirstAtOrAboveTheLowEdgeToBeforeTheHighOne) {
+  std::vector<double> p(101);
+  for (std::size_t k = 0; k < p.size(); ++k) p[k] = double(k);  // bin k at 10 k Hz
+  auto sum = [&](std::size_t a, std::size_t b) {
+    double s = 0;
+    for (std::size_t k = a; k < b; ++k) s += p[k];
+    return std::sqrt(s);
+  };
+  using pipeline::analysis::band_rms;
+  EXPECT_DOUBLE_EQ(band_rms(p, 10, 0, 35), sum(0, 4));      // bins 0..3
+  EXPECT_DOUBLE_EQ(band_rms(p, 10, 10, 10), 0);             // empty
+  EXPECT_DOUBLE_EQ(band_rms(p, 10, 15, 975), sum(2, 98));   // 20 Hz .. 970 Hz
+  EXPECT_DOUBLE_EQ(band_rms(p, 10, 0, 1e9), sum(0, 101));   // cut at the last bin
+  EXPECT_DOUBLE_EQ(band_rms(p, 10, 2000, 3000), 0);         // wholly above
+  EXPECT_DOUBLE_EQ(band_rms(p, 0, 0, 100), 0);              // no bin width
+}
+
 TEST(AnalysisKernels, MinMaxAndSumsOfSquaresPerChannelForEveryLayoutWidth) {
   for (unsigned ch : {2u, 6u, 8u})
     for (std::size_t n : {0u, 1u, 2u, 3u, 7u, 1000u}) {

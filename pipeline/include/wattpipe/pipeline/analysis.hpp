@@ -92,9 +92,9 @@ Unbalance unbalance(Complex u1, Complex u2, Complex u3) noexcept;
 void split_power(const std::complex<float>* z, std::size_t n, double scale, double* pow_u, double* pow_v) noexcept;
 
 // RMS in [f_lo, f_hi) of a one-sided power spectrum (power[k] at k * bin_hz,
-// in signal units squared) given as its running sums: cumulative[k] is the
-// power of bins 0..k-1 (one more entry than bins). O(1) per band.
-double band_rms(std::span<const double> cumulative, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept;
+// in signal units squared): the square root of its bins' sum (four partial
+// sums; reads only, so a band costs its bins and no running sums are kept).
+double band_rms(std::span<const double> power, double bin_hz, double f_lo_hz, double f_hi_hz) noexcept;
 
 // The largest local maxima of a Hann-windowed power spectrum at or above
 // bin k_min, largest first: frequency and height refined by a parabola

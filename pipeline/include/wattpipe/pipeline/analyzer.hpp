@@ -133,7 +133,6 @@ class Analyzer {
   std::vector<std::complex<float>> zf_;   // a DC window's spectrum
   std::vector<std::complex<double>> bins_u_[3], bins_i_[3];
   std::vector<double> pow_u_, pow_i_;  // one-sided power spectra
-  std::vector<double> cum_u_, cum_i_;  // their running sums (cum[k] = bins 0..k-1)
   std::vector<float> dc_win_;          // a DC window's U, I frames, contiguous
   std::vector<double> hann_;
   std::vector<float> hann_f_;
