@@ -80,6 +80,14 @@ void Acquisition::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Acquisition::room_freed(bool idle) const noexcept {
+  if (space_ == nullptr) return;
+  // Dekker with the sleeper's arm(): the slots just freed (release) before
+  // the look at `armed`.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (space_->armed() && (idle || ring_.size_approx() <= ring_.capacity() / 2)) space_->notify();
+}
+
 LossCounts Acquisition::losses() const noexcept {
   const auto& sc = source_.counters();
   const auto r = std::memory_order_relaxed;

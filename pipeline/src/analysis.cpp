@@ -7,10 +7,7 @@
 #include <type_traits>
 #include <numbers>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
+#include "target.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 
 namespace wattpipe::pipeline::analysis {
@@ -93,8 +90,7 @@ void sumsq_portable(const float* frames, std::size_t n, unsigned channels, doubl
 // accumulators (one would wait on the fused multiply-add's latency). Lane l
 // of accumulator v is channel (8 v + l) % C.
 template <unsigned C>
-__attribute__((target("avx2,fma"))) void minmax_sumsq_avx2(const float* x, std::size_t n, float* mn, float* mx,
-                                                           double* sq) noexcept {
+WP_AVX2 void minmax_sumsq_avx2(const float* x, std::size_t n, float* mn, float* mx, double* sq) noexcept {
   constexpr unsigned V = C == 6 ? 3 : 1, U = C == 6 ? 2 : 4, A = U * V, kFrames = 8 * A / C;
   alignas(32) float lo[8 * A], hi[8 * A], s2[8 * A];
   for (unsigned l = 0; l < 8 * A; ++l) lo[l] = mn ? mn[l % C] : 0, hi[l] = mx ? mx[l % C] : 0, s2[l] = 0;
@@ -222,8 +218,7 @@ void fir_portable(const float* x, unsigned channels, const float* w, std::size_t
 
 #if defined(__x86_64__)
 // A frame per vector, four taps per pass.
-__attribute__((target("avx2,fma"))) void fir_avx2(const float* x, unsigned channels, const float* w,
-                                                  std::size_t taps, float* out) noexcept {
+WP_AVX2 void fir_avx2(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   std::size_t j = 0;
   for (; j + 4 <= taps; j += 4)
@@ -302,9 +297,8 @@ void resample_portable(const float* ring, std::size_t ring_frames, unsigned chan
 
 #if defined(__x86_64__)
 // A whole frame (up to 8 channels) in one vector: 8 fused multiply-adds a point.
-__attribute__((target("avx2,fma"))) void resample_avx2(const float* ring, std::size_t ring_frames, unsigned channels,
-                                                       double q0, double step, std::size_t n, unsigned u0,
-                                                       unsigned i0, v4f* re, v4f* im) noexcept {
+WP_AVX2 void resample_avx2(const float* ring, std::size_t ring_frames, unsigned channels, double q0, double step,
+                           std::size_t n, unsigned u0, unsigned i0, v4f* re, v4f* im) noexcept {
   FourPoints p{};
   // The U and I lanes picked out in registers (a 32-byte store read back in
   // 16-byte halves stalls the store forwarding).

@@ -81,7 +81,6 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     lre_.resize(std::max(lre_.size(), n / 4));
     lim_.resize(std::max(lim_.size(), n / 4));
     zf_.resize(n);
-    hann_.resize(n);
     hann_m_ = 0;
     pow_u_.resize(n / 2);
     pow_i_.resize(n / 2);
@@ -99,7 +98,6 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
   // one-cycle RMS of each phase current, every half cycle.
   if (li_.dc) {
     level_group_ = std::max(1u, static_cast<unsigned>(std::lround(fs_a_ / kLevelRate)));
-    inv_group_ = 1.0 / level_group_;
     dc_step_.configure(step_cfg_, level_group_ * dt_a_, /*uniform=*/true);
   } else {
     for (auto& s : ac_step_) s.configure(step_cfg_, 1.0 / (3 * nominal_hz_));
@@ -189,7 +187,7 @@ void Analyzer::dc_levels(const float* frames, std::size_t n) noexcept {
   for (std::size_t f = 0; f < n; ++f) {
     sum += frames[f * ch + ic];
     if (++count < level_group_) continue;
-    const double level = sum * inv_group_;
+    const double level = sum / level_group_;
     sum = 0;
     count = 0;
     if (dc_step_.push_quiet(level)) continue;
@@ -375,9 +373,9 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
     hann_m_ = m;
     hann_sum_ = hann_sq_ = 0;
     for (std::size_t k = 0; k < m; ++k) {
-      hann_[k] = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(k) + 0.5) / double(m));
-      hann_f_[k] = static_cast<float>(hann_[k]);
-      hann_sum_ += hann_[k], hann_sq_ += hann_[k] * hann_[k];
+      const double w = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * (double(k) + 0.5) / double(m));
+      hann_f_[k] = static_cast<float>(w);
+      hann_sum_ += w, hann_sq_ += w * w;
     }
   }
   const double wsum = hann_sum_, w2sum = hann_sq_;

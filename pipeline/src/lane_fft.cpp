@@ -6,10 +6,7 @@
 #include <cstring>
 #include <numbers>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
+#include "target.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 
 namespace wattpipe::pipeline::analysis {
@@ -74,7 +71,6 @@ void stages_portable(v4f* re, v4f* im, std::size_t n, const float* tw_re, const 
 }
 
 #if defined(__x86_64__)
-#define WP_AVX2 __attribute__((target("avx2,fma")))
 // {w[0] x4, w[1] x4}
 WP_AVX2 inline __m256 spread_pair(const float* w, __m256i spread) noexcept {
   const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w)));  // unaligned 8 bytes

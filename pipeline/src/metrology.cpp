@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "target.hpp"
+
 // The vector helpers below are internal and inlined: the AVX calling-
 // convention note GCC gives for them does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -318,15 +320,6 @@ WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_
   for (; k < total; ++k) sum += frames[k];
   return sum;
 }
-
-#if defined(__x86_64__)
-#define WP_AVX2 __attribute__((target("avx2,fma")))
-#define WP_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
-#else
-// Elsewhere (aarch64) these are portable copies that detect_isa() never picks.
-#define WP_AVX2
-#define WP_AVX512
-#endif
 
 void accumulate_portable(Layout l, const float* f, std::size_t n, const double* c, const double* s, Sums& out) noexcept {
   accumulate_impl<0>(l, f, n, c, s, out);

@@ -97,14 +97,6 @@ void Processing::copy_raw(const acquire::SampleBlock& b) {
   if (out_.log_waker != nullptr) out_.log_waker->notify();
 }
 
-void Processing::wake_producer() {
-  // Dekker with the producer's arm(): the slots just freed (release) before
-  // the look at `armed`. Only a producer that sleeps costs more than the fence,
-  // and it is woken once half the ring is free.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (out_.space_waker->armed() && ring_.size_approx() <= ring_.capacity() / 2) out_.space_waker->notify();
-}
-
 void Processing::serve_requests() {
   ReadingRequest req;
   bool any = false;
@@ -136,7 +128,7 @@ void Processing::run() {
       const std::size_t done = proc_.advance();
       ring_.release(done);
       pushed -= done;
-      if (out_.space_waker != nullptr && done > 0) wake_producer();
+      if (done > 0) acq_.room_freed();
       counters_.frames_processed.store(proc_.frames_processed(), std::memory_order_relaxed);
       progressed = true;
       if (stall_after_ > 0 && proc_.frames_processed() >= stall_after_) [[unlikely]] {
@@ -166,7 +158,7 @@ void Processing::run() {
       continue;
     }
     // Nothing to do: a producer waiting for room is told (whatever the ring holds).
-    if (out_.space_waker != nullptr) out_.space_waker->notify();
+    acq_.room_freed(/*idle=*/true);
     // Sleep until a block, a request, the end, or the next snapshot that is
     // due. arm() before the last look, so no wake-up is lost.
     if (out_.input_waker == nullptr) {

@@ -2,9 +2,12 @@
 #include "wattpipe/pipeline/step_detector.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
-#include <cstring>
+
+#include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/pipeline/analysis.hpp"
 
 namespace wattpipe::pipeline {
 
@@ -46,43 +49,23 @@ double StepDetector::cross(std::uint64_t i, double level) const noexcept {
 std::size_t StepDetector::push_quiet_run(const float* frames, unsigned channels, unsigned channel,
                                          std::size_t n) noexcept {
   if (!uniform_ || !have_level_ || moving_) return 0;
-  constexpr std::size_t kChunk = 64;
+  // A block at a time: the kernels' set-up is then nothing; a sample that is
+  // not quiet starts a move, so the samples before it go one by one only then.
+  constexpr std::size_t kChunk = acquire::kBlockFrames;
   // Quiet is |x - level| <= threshold, which holds for every sample between
-  // two that it holds for (x - level grows with x); z catches NaN and inf.
+  // two that it holds for (x - level grows with x). The sum of squares
+  // catches NaN and inf, which min/max can pass over.
   auto quiet = [&](double v) { return std::fabs(v - level_) <= cfg_.threshold; };
   std::size_t done = 0;
   while (done < n) {
     const std::size_t c = std::min(kChunk, n - done);
     const float* f = frames + done * channels;
-    float mn = f[channel], mx = f[channel];
-    bool finite = true;
-    if (channels == 2 && c == kChunk) {
-      // Two-channel frames (DC): two frames per vector, lanes channel and
-      // channel + 2; two sets of extremes (each waits on its last).
-      using v4f = float __attribute__((vector_size(16)));
-      v4f lo[2], hi[2], z[2] = {};
-      std::memcpy(&lo[0], f, sizeof lo[0]);
-      lo[1] = hi[0] = hi[1] = lo[0];
-      for (std::size_t k = 0; k < 2 * c; k += 8)
-        for (unsigned a = 0; a < 2; ++a) {
-          v4f v;
-          std::memcpy(&v, f + k + 4 * a, sizeof v);
-          lo[a] = v < lo[a] ? v : lo[a];
-          hi[a] = v > hi[a] ? v : hi[a];
-          z[a] += v - v;
-        }
-      const v4f l = lo[0] < lo[1] ? lo[0] : lo[1], h = hi[0] > hi[1] ? hi[0] : hi[1], zz = z[0] + z[1];
-      mn = std::min(l[channel], l[channel + 2]), mx = std::max(h[channel], h[channel + 2]);
-      finite = zz[channel] == 0 && zz[channel + 2] == 0;
-    } else {
-      float zs = 0;
-      for (std::size_t k = 0; k < c; ++k) {
-        const float v = f[k * channels + channel];
-        mn = std::min(mn, v), mx = std::max(mx, v), zs += v - v;
-      }
-      finite = zs == 0;
-    }
-    if (finite && quiet(mn) && quiet(mx)) {
+    std::array<float, acquire::kMaxChannels> mn, mx;
+    std::array<double, acquire::kMaxChannels> sq{};
+    mn.fill(f[channel]), mx.fill(f[channel]);
+    analysis::channel_minmax(f, c, channels, mn.data(), mx.data());
+    analysis::channel_sumsq(f, c, channels, sq.data());
+    if (std::isfinite(sq[channel]) && quiet(mn[channel]) && quiet(mx[channel])) {
       for (std::size_t k = 0; k < c; ++k) x_[(n_ + k) & mask_] = f[k * channels + channel];
       n_ += c;
       done += c;

@@ -263,7 +263,6 @@ int Daemon::run(bool handle_signals) {
   outs.latest = &latest;
   outs.waker = &mqtt_waker;
   outs.input_waker = &proc_waker;
-  outs.space_waker = &space_waker;
   // Analysis: step events to MQTT, and the demand the MQTT thread receives.
   acquire::SpscRing<pipeline::StepEvent> step_events(256);
   pipeline::DemandInput demand;

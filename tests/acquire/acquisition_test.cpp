@@ -124,9 +124,10 @@ TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
   EXPECT_TRUE(d.consistent);
 }
 
-// The same with the consumer's side of the space waker (as Processing does
-// it): the producer sleeps on the full ring instead of spinning, is woken
-// once half of it is free, loses nothing, and a stop wakes it.
+// The same with the consumer's side of the space waker (room_freed(), as
+// Processing calls it): the producer sleeps on the full ring instead of
+// spinning, is woken once half of it is free, loses nothing, and a stop
+// wakes it.
 TEST(Acquisition, MaxRateSleepsOnAFullRingUntilHalfOfItIsFree) {
   SimConfig cfg = *sim_profile("dc", 20000);
   SimSource src(cfg, /*max_rate=*/true);
@@ -148,8 +149,7 @@ TEST(Acquisition, MaxRateSleepsOnAFullRingUntilHalfOfItIsFree) {
       frames += b->frames;
       ++blocks;
       ring.release();
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (space.armed() && ring.size_approx() <= ring.capacity() / 2) space.notify();
+      acq.room_freed();
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }

@@ -94,10 +94,10 @@ class Acquisition {
   // call only when the consumer is asleep).
   // `finished` (optional): woken once when the thread ends (the owner's loop).
   // `space` (optional): a source that is not real time (--max-rate, ZeroMQ
-  // PULL) sleeps on it while the ring is full; the consumer notifies it once
-  // it has emptied half the ring (a wake-up per half ring, not per block).
-  // Without it the thread spins and yields, which on 2 cores takes CPU from
-  // the threads that have work.
+  // PULL) sleeps on it while the ring is full, until the consumer's
+  // room_freed() finds half the ring free (a wake-up per half ring, not per
+  // block). Without it the thread spins and yields, which on 2 cores takes
+  // CPU from the threads that have work.
   Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt = {}, InputLimits limits = {},
               Waker* consumer = nullptr, Waker* finished = nullptr, Waker* space = nullptr);
   ~Acquisition();
@@ -113,6 +113,11 @@ class Acquisition {
   }
   // Owner thread only.
   void join();
+  // Consumer thread, after releasing slots: wakes this thread if it sleeps
+  // on a full ring and half the ring is free now, or, `idle`, whatever the
+  // ring holds (the consumer is about to sleep). A fence and a flag's load
+  // unless it sleeps.
+  void room_freed(bool idle = false) const noexcept;
 
   // Any thread. True once the thread has exited and every block it read is in
   // the ring or counted as dropped.

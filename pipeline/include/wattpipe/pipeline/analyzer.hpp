@@ -134,8 +134,7 @@ class Analyzer {
   std::vector<std::complex<double>> bins_u_[3], bins_i_[3];
   std::vector<double> pow_u_, pow_i_;  // one-sided power spectra
   std::vector<float> dc_win_;          // a DC window's U, I frames, contiguous
-  std::vector<double> hann_;
-  std::vector<float> hann_f_;
+  std::vector<float> hann_f_;           // Hann window of hann_m_ samples
   std::size_t hann_m_ = 0;
   double hann_sum_ = 0, hann_sq_ = 0;
 
@@ -146,7 +145,6 @@ class Analyzer {
   unsigned level_group_ = 1;      // DC: analysis samples averaged per level sample
   unsigned level_count_ = 0;
   double level_sum_ = 0;
-  double inv_group_ = 1;  // 1 / level_group_
   double half_len_ = 0;           // AC: analysis samples per half cycle
   double next_half_ = 0;          // analysis sample index where the next half cycle ends
   std::array<double, 3> sq_cur_{}, sq_prev_{};

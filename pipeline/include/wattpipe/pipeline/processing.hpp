@@ -57,9 +57,6 @@ struct ProcessingOutputs {
   // one to the Acquisition (new block, end); request() wakes it too. Without
   // one, the thread naps 1 ms at a time instead.
   Waker* input_waker = nullptr;
-  // Optional: the acquisition thread's, while it waits for room in the ring;
-  // notified once half the ring is free, and before this thread sleeps.
-  Waker* space_waker = nullptr;
   acquire::SpscRing<StepEvent>* events = nullptr;          // step events (MQTT thread), optional
   const DemandInput* demand = nullptr;                     // requested current, for step delays, optional
   // The live page (web thread), optional: the newest window at most once per
@@ -121,8 +118,6 @@ class Processing : private WindowSink {
   void run();
   void on_window(WindowRecord& w) override;
   void serve_requests();
-  // Frees the acquisition thread if it sleeps on a full ring and half of it is free now.
-  void wake_producer();
   void copy_raw(const acquire::SampleBlock& b);
   void snapshot(std::int64_t now_ns);
 

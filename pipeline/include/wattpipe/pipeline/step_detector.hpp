@@ -59,8 +59,8 @@ class StepDetector {
     return true;
   }
   // push_quiet() over channel `channel` of n interleaved frames of
-  // `channels` at once: how many of them, from the first, it took (64 at a
-  // time: their extremes decide).
+  // `channels` (2, 6 or 8: a layout's) at once: how many of them, from the
+  // first, it took (a block at a time: their extremes decide).
   std::size_t push_quiet_run(const float* frames, unsigned channels, unsigned channel, std::size_t n) noexcept;
 
  private:
