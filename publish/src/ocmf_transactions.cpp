@@ -81,7 +81,8 @@ void OcmfTransactions::refresh_view() {
     }
     w.end_array();
   }));
-  view_.store(std::move(json));
+  const std::lock_guard lock(view_mutex_);
+  view_ = std::move(json);
 }
 
 SignedMeterValue OcmfTransactions::smv(const std::string& record, std::int64_t utc_ns) const {

@@ -9,10 +9,10 @@
 // view_json(), which any thread may call.
 #pragma once
 
-#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "wattpipe/acquire/log_limit.hpp"
@@ -42,7 +42,10 @@ class OcmfTransactions final : public TransactionHandler {
   // a JSON array (docs/web.md). Rebuilt by the MQTT thread after every start
   // and stop, so readers never wait for it.
   static constexpr std::size_t kViewClosed = 20;
-  [[nodiscard]] std::shared_ptr<const std::string> view_json() const { return view_.load(); }
+  [[nodiscard]] std::shared_ptr<const std::string> view_json() const {
+    const std::lock_guard lock(view_mutex_);
+    return view_;
+  }
   // Owner thread, before the MQTT thread starts: keep the view (the live
   // page is on). Off, starts and stops pay nothing for it.
   void enable_view();
@@ -73,7 +76,12 @@ class OcmfTransactions final : public TransactionHandler {
   bool view_on_ = false;
   std::deque<Closed> closed_;                   // newest first
   std::map<std::string, Checked> open_checked_; // begin records of open transactions, by id
-  std::atomic<std::shared_ptr<const std::string>> view_;
+  // A mutex, not std::atomic<std::shared_ptr>: GCC 12's implementation of
+  // that unlocks a load with a relaxed store, which ThreadSanitizer reports
+  // as a race with the next store (the web thread reads, this one writes a
+  // few times a second; neither is a pipeline thread).
+  mutable std::mutex view_mutex_;
+  std::shared_ptr<const std::string> view_;
 };
 
 }  // namespace wattpipe::publish
