@@ -47,6 +47,17 @@ void by_channels(unsigned channels, Fn fn) noexcept {
   }
 }
 
+// Four floats stored as doubles. On x86-64 in SSE2 (this file's baseline):
+// the compiler's own conversion of a four-double vector went through the stack.
+inline void store_as_double(double* out, v4f x) noexcept {
+#if defined(__x86_64__)
+  _mm_storeu_pd(out, _mm_cvtps_pd(x));
+  _mm_storeu_pd(out + 2, _mm_cvtps_pd(_mm_movehl_ps(x, x)));
+#else
+  for (unsigned l = 0; l < 4; ++l) out[l] = x[l];
+#endif
+}
+
 double bessel_i0(double x) noexcept {
   double sum = 1, term = 1;
   for (int k = 1; k < 50; ++k) {
@@ -140,6 +151,34 @@ void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double
   if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, nullptr, nullptr, sq);
 #endif
   sumsq_portable(frames, n, channels, sq);
+}
+
+void channel_minmax_sumsq(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx,
+                          double* sq) noexcept {
+#if defined(__x86_64__)
+  if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, mn, mx, sq);
+#endif
+  minmax_portable(frames, n, channels, mn, mx);
+  sumsq_portable(frames, n, channels, sq);
+}
+
+void pair_sums(const float* frames, std::size_t n, double s[2]) noexcept {
+  std::size_t j = 0;
+  s[0] = s[1] = 0;
+#if defined(__x86_64__)
+  // A frame per vector converted to {u, i} in double, four sums (one would
+  // wait on every add). SSE2, the baseline: the compiler's own conversion of
+  // two-float vectors went one float at a time.
+  __m128d acc[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd()};
+  for (; j + 4 <= n; j += 4)
+    for (unsigned a = 0; a < 4; ++a)
+      acc[a] = _mm_add_pd(acc[a], _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(
+                                      reinterpret_cast<const __m128i*>(frames + 2 * (j + a))))));
+  alignas(16) double t[2];
+  _mm_store_pd(t, _mm_add_pd(_mm_add_pd(acc[0], acc[1]), _mm_add_pd(acc[2], acc[3])));
+  s[0] = t[0], s[1] = t[1];
+#endif
+  for (; j < n; ++j) s[0] += frames[2 * j], s[1] += frames[2 * j + 1];
 }
 
 double ripple_rms(double rms, double mean) noexcept {
@@ -382,7 +421,6 @@ void split_power(const std::complex<float>* z, std::size_t n, double scale, doub
   for (std::size_t k = 0; k < 4; ++k) one(k);
   // Four bins at a time: Z_k..Z_k+3 and, reversed, Z_{n-k}..Z_{n-k-3}.
   const auto s4 = static_cast<float>(0.5 * scale);  // c_k / 4 with c_k = 2
-  using v4d = double __attribute__((vector_size(32)));
   const float* f = reinterpret_cast<const float*>(z);
   for (std::size_t k = 4; k < half; k += 4) {
     v4f a, b, c, d;
@@ -393,10 +431,8 @@ void split_power(const std::complex<float>* z, std::size_t n, double scale, doub
     const v4f pr = __builtin_shufflevector(a, b, 0, 2, 4, 6), pi = __builtin_shufflevector(a, b, 1, 3, 5, 7);
     const v4f mr = __builtin_shufflevector(c, d, 6, 4, 2, 0), mi = -__builtin_shufflevector(c, d, 7, 5, 3, 1);
     const v4f ur = pr + mr, ui = pi + mi, vr = pr - mr, vi = pi - mi;
-    const v4d pu = __builtin_convertvector((ur * ur + ui * ui) * s4, v4d);
-    const v4d pv = __builtin_convertvector((vr * vr + vi * vi) * s4, v4d);
-    std::memcpy(pow_u + k, &pu, sizeof pu);
-    std::memcpy(pow_v + k, &pv, sizeof pv);
+    store_as_double(pow_u + k, (ur * ur + ui * ui) * s4);
+    store_as_double(pow_v + k, (vr * vr + vi * vi) * s4);
   }
 }
 
@@ -418,8 +454,21 @@ std::size_t largest_peaks(std::span<const double> m, double bin_hz, double amp_s
   std::size_t found = 0;
   std::size_t idx[kRipplePeaks] = {};
   const std::size_t want = std::min<std::size_t>(out.size(), kRipplePeaks);
-  for (std::size_t k = std::max<std::size_t>(k_min, 1); k + 1 < m.size(); ++k) {
-    if (!(m[k] > m[k - 1] && m[k] >= m[k + 1] && m[k] > 0)) continue;
+  // Once the list is full, only a bin above its last can enter: eight bins at
+  // a time are passed over by their largest (the local-maximum test branches
+  // on every bin of a noisy spectrum, and mispredicts a third of them).
+  double floor = 0;
+  const std::size_t end = m.size() > 0 ? m.size() - 1 : 0;
+  for (std::size_t k = std::max<std::size_t>(k_min, 1); k < end; ++k) {
+    if (k + 8 <= end) {
+      double top = floor;
+      for (unsigned j = 0; j < 8; ++j) top = std::max(top, m[k + j]);
+      if (!(top > floor)) {
+        k += 7;
+        continue;
+      }
+    }
+    if (!(m[k] > floor && m[k] > m[k - 1] && m[k] >= m[k + 1])) continue;
     // Insert into the sorted top list.
     std::size_t pos = found;
     while (pos > 0 && m[idx[pos - 1]] < m[k]) --pos;
@@ -427,6 +476,7 @@ std::size_t largest_peaks(std::span<const double> m, double bin_hz, double amp_s
     for (std::size_t j = std::min(found, want - 1); j > pos; --j) idx[j] = idx[j - 1];
     idx[pos] = k;
     found = std::min(found + 1, want);
+    if (found == want) floor = m[idx[want - 1]];
   }
   // Side lobes and rounding are not components: keep peaks within 80 dB of the largest.
   while (found > 1 && m[idx[found - 1]] < 1e-8 * m[idx[0]]) --found;  // (power: 80 dB)

@@ -348,25 +348,18 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   const auto m = static_cast<std::size_t>(std::max(0.0, m1 - m0));
   if (m < 16 || m > n || !covered(m0, m1 - 1)) return;
   const auto first = static_cast<std::uint64_t>(m0);
-  // The window's samples out of the ring in at most two runs (ch is 2 for DC),
-  // and their means with four partial sums each (one would wait on every add).
+  // The window's samples out of the ring in at most two runs (ch is 2 for DC).
+  // A window that does not wrap around the ring's end is read where it is.
   const std::size_t at0 = first & (cap_ - 1), run = std::min(m, cap_ - at0);
-  std::copy_n(ring_.data() + at0 * ch, run * ch, dc_win_.data());
-  std::copy_n(ring_.data(), (m - run) * ch, dc_win_.data() + run * ch);
-  const float* x = dc_win_.data();
-  // Two frames per vector converted to {u, i, u, i} in double, four sums.
-  using v4d = double __attribute__((vector_size(32)));
-  v4d acc[4] = {};
-  std::size_t j = 0;
-  for (; j + 8 <= m; j += 8)
-    for (unsigned a = 0; a < 4; ++a) {
-      analysis::v4f v;
-      std::memcpy(&v, x + 2 * j + 4 * a, sizeof v);
-      acc[a] += __builtin_convertvector(v, v4d);
-    }
-  const v4d sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-  double su = sum[0] + sum[2], si = sum[1] + sum[3];
-  for (; j < m; ++j) su += x[2 * j], si += x[2 * j + 1];
+  const float* x = ring_.data() + at0 * ch;
+  if (run < m) {
+    std::copy_n(ring_.data() + at0 * ch, run * ch, dc_win_.data());
+    std::copy_n(ring_.data(), (m - run) * ch, dc_win_.data() + run * ch);
+    x = dc_win_.data();
+  }
+  double sums[2];
+  analysis::pair_sums(x, m, sums);
+  const double su = sums[0], si = sums[1];
   const double mu = su / double(m), mi = si / double(m);
   // Hann over the m samples (cached: windows have the same length), zero-padded to n; U and I in one transform.
   if (hann_m_ != m) {
@@ -404,9 +397,13 @@ void Analyzer::ripple_spectrum(double start, double end, WindowRecord& r) noexce
   // Above the decimator's pass band only the total is known: the band that
   // reaches half the sample rate takes what the spectrum does not hold.
   const double f_use = d_ > 1 ? analysis::kDecimationPassBand * fs_a_ : nyquist;
-  const double below_u = analysis::band_rms(pow_u_, bin_hz, 0, f_use), below_i = analysis::band_rms(pow_i_, bin_hz, 0, f_use);
-  const double rest_u = std::max(0.0, a.ripple_u_rms_v * a.ripple_u_rms_v - below_u * below_u);
-  const double rest_i = std::max(0.0, a.ripple_i_rms_a * a.ripple_i_rms_a - below_i * below_i);
+  double rest_u = 0, rest_i = 0;
+  if (f_use < nyquist) {
+    const double below_u = analysis::band_rms(pow_u_, bin_hz, 0, f_use);
+    const double below_i = analysis::band_rms(pow_i_, bin_hz, 0, f_use);
+    rest_u = std::max(0.0, a.ripple_u_rms_v * a.ripple_u_rms_v - below_u * below_u);
+    rest_i = std::max(0.0, a.ripple_i_rms_a * a.ripple_i_rms_a - below_i * below_i);
+  }
   for (const auto& [lo, hi] : cfg_.ripple_bands_hz) {
     if (lo >= nyquist || a.bands == kMaxRippleBands) continue;
     RippleBand& b = a.band[a.bands++];

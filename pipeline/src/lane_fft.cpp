@@ -177,8 +177,8 @@ inline void transpose4(v4f& a, v4f& b, v4f& c, v4f& d) noexcept {
 // Four complex values from their real and imaginary parts, interleaved.
 inline void store_complex(std::complex<float>* out, v4f re, v4f im) noexcept {
   const v4f lo = __builtin_shufflevector(re, im, 0, 4, 1, 5), hi = __builtin_shufflevector(re, im, 2, 6, 3, 7);
-  std::memcpy(out, &lo, sizeof lo);
-  std::memcpy(out + 2, &hi, sizeof hi);
+  std::memcpy(static_cast<void*>(out), &lo, sizeof lo);
+  std::memcpy(static_cast<void*>(out + 2), &hi, sizeof hi);
 }
 }  // namespace
 

@@ -63,10 +63,20 @@ std::size_t StepDetector::push_quiet_run(const float* frames, unsigned channels,
     std::array<float, acquire::kMaxChannels> mn, mx;
     std::array<double, acquire::kMaxChannels> sq{};
     mn.fill(f[channel]), mx.fill(f[channel]);
-    analysis::channel_minmax(f, c, channels, mn.data(), mx.data());
-    analysis::channel_sumsq(f, c, channels, sq.data());
+    analysis::channel_minmax_sumsq(f, c, channels, mn.data(), mx.data(), sq.data());
     if (std::isfinite(sq[channel]) && quiet(mn[channel]) && quiet(mx[channel])) {
-      for (std::size_t k = 0; k < c; ++k) x_[(n_ + k) & mask_] = f[k * channels + channel];
+      // Into the history in at most two runs around its end.
+      for (std::size_t k = 0; k < c;) {
+        const std::size_t at = (n_ + k) & mask_, run = std::min(c - k, std::size_t(mask_ + 1 - at));
+        const float* src = f + k * channels + channel;
+        float* dst = x_.data() + at;
+        if (channels == 2) {  // DC: a stride the compiler vectorizes
+          for (std::size_t j = 0; j < run; ++j) dst[j] = src[2 * j];
+        } else {
+          for (std::size_t j = 0; j < run; ++j) dst[j] = src[j * channels];
+        }
+        k += run;
+      }
       n_ += c;
       done += c;
       continue;

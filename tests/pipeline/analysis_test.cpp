@@ -168,12 +168,24 @@ TEST(AnalysisKernels, MinMaxAndSumsOfSquaresPerChannelForEveryLayoutWidth) {
       std::vector<float> x(n * ch);
       for (std::size_t f = 0; f < n; ++f)
         for (unsigned c = 0; c < ch; ++c) x[f * ch + c] = float(std::sin(0.37 * double(f) + c) * (c + 1));
-      float mn[8], mx[8];
-      double sq[8] = {};
+      float mn[8], mx[8], mn1[8], mx1[8];
+      double sq[8] = {}, sq1[8] = {};
       std::fill_n(mn, 8, 1e30f), std::fill_n(mx, 8, -1e30f);
+      std::fill_n(mn1, 8, 1e30f), std::fill_n(mx1, 8, -1e30f);
       pipeline::analysis::channel_minmax(x.data(), n, ch, mn, mx);
       pipeline::analysis::channel_sumsq(x.data(), n, ch, sq);
+      pipeline::analysis::channel_minmax_sumsq(x.data(), n, ch, mn1, mx1, sq1);
+      if (ch == 2) {
+        double s2[2], e0 = 0, e1 = 0;
+        pipeline::analysis::pair_sums(x.data(), n, s2);
+        for (std::size_t f = 0; f < n; ++f) e0 += x[2 * f], e1 += x[2 * f + 1];
+        EXPECT_NEAR(s2[0], e0, 1e-9) << n << " frames";
+        EXPECT_NEAR(s2[1], e1, 1e-9) << n << " frames";
+      }
       for (unsigned c = 0; c < ch; ++c) {
+        EXPECT_EQ(mn1[c], mn[c]);
+        EXPECT_EQ(mx1[c], mx[c]);
+        EXPECT_EQ(sq1[c], sq[c]);
         float lo = 1e30f, hi = -1e30f;
         double s = 0;
         for (std::size_t f = 0; f < n; ++f) {
@@ -185,6 +197,30 @@ TEST(AnalysisKernels, MinMaxAndSumsOfSquaresPerChannelForEveryLayoutWidth) {
         EXPECT_NEAR(sq[c], s, 1e-6 * s + 1e-12) << ch << " channels, " << n << " frames, channel " << c;
       }
     }
+}
+
+TEST(AnalysisKernels, LargestPeaksAreTheLargestLocalMaximaInOrder) {
+  // Noise-like spectra (a third of the bins local maxima) with peaks placed
+  // at every offset within eight bins, against a plain search.
+  std::uint32_t seed = 12345;
+  auto rnd = [&] { return double((seed = seed * 1664525u + 1013904223u) >> 8) / double(1u << 24); };
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t n = 40 + std::size_t(trial) * 3, k_min = std::size_t(trial % 5);
+    std::vector<double> m(n);
+    for (auto& v : m) v = 1e-6 + rnd();
+    for (int p = 0; p < trial % 6; ++p) m[1 + std::size_t(rnd() * double(n - 2))] = 2 + 10 * rnd();
+    if (trial % 7 == 0) std::fill(m.begin(), m.end(), 1.0);  // flat: no maximum
+    std::vector<std::size_t> want;
+    for (std::size_t k = std::max<std::size_t>(k_min, 1); k + 1 < n; ++k)
+      if (m[k] > m[k - 1] && m[k] >= m[k + 1] && m[k] > 0) want.push_back(k);
+    std::stable_sort(want.begin(), want.end(), [&](std::size_t a, std::size_t b) { return m[a] > m[b]; });
+    want.resize(std::min<std::size_t>(want.size(), pipeline::kRipplePeaks));
+    std::array<pipeline::RipplePeak, pipeline::kRipplePeaks> out{};
+    const std::size_t found = pipeline::analysis::largest_peaks(m, 1.0, 1.0, k_min, out);
+    ASSERT_EQ(found, want.size()) << "trial " << trial;
+    for (std::size_t j = 0; j < found; ++j)
+      EXPECT_NEAR(out[j].f_hz, double(want[j]), 0.5) << "trial " << trial << ", peak " << j;
+  }
 }
 
 TEST(AnalysisKernels, UnbalanceOfASymmetricSystemIsZeroAndOfOnePhaseIsKnown) {

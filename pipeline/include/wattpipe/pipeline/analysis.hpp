@@ -25,6 +25,11 @@ void channel_minmax(const float* frames, std::size_t n, unsigned channels, float
 // Adds the per-channel sum of squares of n frames to sq[c] (summed in float
 // over the call, so keep n to a few thousand frames).
 void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept;
+// Both in one pass over the frames.
+void channel_minmax_sumsq(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx,
+                          double* sq) noexcept;
+// The sums of both channels of n two-channel frames, in double: s[0], s[1].
+void pair_sums(const float* frames, std::size_t n, double s[2]) noexcept;
 
 // The AC part of a signal from its RMS and mean: sqrt(RMS^2 - mean^2), 0 when
 // rounding makes the difference negative.
