@@ -258,7 +258,10 @@ void Acquisition::run() {
       // (not a stall of the source).
       // A failed claim() has already paused about a microsecond: a consumer
       // that keeps up frees a slot within a few; one that does not (its
-      // analysis on) leaves the ring full, and then this thread sleeps.
+      // analysis on) leaves the ring full, and then this thread sleeps. The
+      // count runs on until half the ring is free: a slow consumer that
+      // frees a block every few microseconds would otherwise keep this
+      // thread spinning beside it, a claim at a time.
       if (++spins < 16) continue;
       if (space_ != nullptr) {
         // Sleep until half the ring is free (the consumer's notify), then
@@ -280,7 +283,7 @@ void Acquisition::run() {
       last_valid_ns_ = steady_now_ns();
       continue;
     }
-    spins = 0;
+    if (ring_.size_approx() <= ring_.capacity() / 2) spins = 0;
     const bool dropping = slot == nullptr;
     SampleBlock& target = dropping ? scratch_ : *slot;
     const ReadStatus st = source_.read(target, std::chrono::milliseconds(50));
