@@ -124,91 +124,84 @@ TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
   EXPECT_TRUE(d.consistent);
 }
 
-// The same with the consumer's side of the space waker (room_freed(), as
-// Processing calls it): the producer sleeps on the full ring instead of
-// spinning, is woken once half of it is free, loses nothing, and a stop
-// wakes it.
-TEST(Acquisition, MaxRateSleepsOnAFullRingUntilHalfOfItIsFree) {
-  SimConfig cfg = *sim_profile("dc", 20000);
-  SimSource src(cfg, /*max_rate=*/true);
-  BlockRing ring(8);
+// A simulator at --max-rate into a ring of 8, with the consumer's side of
+// the space waker (room_freed(), as Processing calls it); take() checks that
+// blocks come in order and whole.
+struct MaxRateRig {
+  SimSource src{*sim_profile("dc", 20000), /*max_rate=*/true};
+  BlockRing ring{8};
   Waker space;
-  Acquisition acq(src, ring, {}, {}, nullptr, nullptr, &space);
-  acq.start();
-  // Nothing taken until the ring is full: the producer must go to sleep.
-  for (int i = 0; i < 5000 && ring.size_approx() < ring.capacity(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(ring.size_approx(), ring.capacity());
+  Acquisition acq{src, ring, {}, {}, nullptr, nullptr, &space};
   std::uint64_t frames = 0, next_first = 0, blocks = 0;
   bool in_order = true;
+  void take() {
+    SampleBlock* b = ring.front();
+    in_order &= b->first_frame == next_first && b->lost_frames == 0;
+    next_first = b->first_frame + b->frames;
+    frames += b->frames;
+    ++blocks;
+    ring.release();
+    acq.room_freed();
+  }
+};
+
+// The producer sleeps on the full ring instead of spinning, is woken once
+// half of it is free, loses nothing, and a stop wakes it.
+TEST(Acquisition, MaxRateSleepsOnAFullRingUntilHalfOfItIsFree) {
+  MaxRateRig r;
+  r.acq.start();
+  // Nothing taken until the ring is full: the producer must go to sleep.
+  for (int i = 0; i < 5000 && r.ring.size_approx() < r.ring.capacity(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(r.ring.size_approx(), r.ring.capacity());
   for (int i = 0; i < 400; ++i) {
-    if (SampleBlock* b = ring.front()) {
-      in_order &= b->first_frame == next_first && b->lost_frames == 0;
-      next_first = b->first_frame + b->frames;
-      frames += b->frames;
-      ++blocks;
-      ring.release();
-      acq.room_freed();
-    }
+    if (r.ring.front() != nullptr) r.take();
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  acq.stop();  // with the ring full: the producer is asleep, and stop() wakes it
-  acq.join();
-  EXPECT_TRUE(acq.finished());
-  EXPECT_GT(blocks, 100u);
-  EXPECT_TRUE(in_order);
-  EXPECT_EQ(acq.counters().frames_dropped.load(), 0u);
-  EXPECT_GE(acq.counters().frames_acquired.load(), frames);
-  EXPECT_LE(acq.counters().frames_acquired.load(), frames + ring.capacity() * kBlockFrames);
+  r.acq.stop();  // with the ring full: the producer is asleep, and stop() wakes it
+  r.acq.join();
+  const auto& c = r.acq.counters();
+  EXPECT_TRUE(r.acq.finished());
+  EXPECT_GT(r.blocks, 100u);
+  EXPECT_TRUE(r.in_order);
+  EXPECT_EQ(c.frames_dropped.load(), 0u);
+  EXPECT_GE(c.frames_acquired.load(), r.frames);
+  EXPECT_LE(c.frames_acquired.load(), r.frames + r.ring.capacity() * kBlockFrames);
   // It slept on the full ring (how often after that depends on how fast the
   // source is: under a sanitizer a block takes longer), and never once per
   // block: a wake-up per half ring. A lost wake-up shows above, as too few
   // blocks.
-  EXPECT_GE(acq.counters().full_ring_sleeps.load(), 1u);
-  EXPECT_LE(acq.counters().full_ring_sleeps.load(), 2 * blocks / (ring.capacity() / 2) + 2);
+  EXPECT_GE(c.full_ring_sleeps.load(), 1u);
+  EXPECT_LE(c.full_ring_sleeps.load(), 2 * r.blocks / (r.ring.capacity() / 2) + 2);
 }
 
+// The consumer takes a block the moment the ring is full (a slot is then
+// free within the producer's few spins every time); after 2 ms without a
+// full ring it takes what is there, as Processing does. The producer must
+// still sleep until half the ring is free, not spin a claim at a time.
 TEST(Acquisition, MaxRateSleepsBesideAConsumerThatFreesABlockAtATime) {
-  // The consumer takes a block the moment the ring is full (a slot is then
-  // free within the producer's few spins every time); after 2 ms without a
-  // full ring it takes what is there, as Processing does. The producer must
-  // still sleep until half the ring is free, not spin a claim at a time.
-  SimConfig cfg = *sim_profile("dc", 20000);
-  SimSource src(cfg, /*max_rate=*/true);
-  BlockRing ring(8);
-  Waker space;
-  Acquisition acq(src, ring, {}, {}, nullptr, nullptr, &space);
-  acq.start();
-  std::uint64_t blocks = 0, next_first = 0;
-  bool in_order = true;
-  auto take = [&] {
-    SampleBlock* b = ring.front();
-    in_order &= b->first_frame == next_first && b->lost_frames == 0;
-    next_first = b->first_frame + b->frames;
-    ++blocks;
-    ring.release();
-    acq.room_freed();
-  };
-  while (blocks < 2000) {
+  MaxRateRig r;
+  r.acq.start();
+  while (r.blocks < 2000) {
     const std::int64_t until = steady_now_ns() + 2'000'000;
-    while (ring.size_approx() < ring.capacity() && steady_now_ns() < until) {
+    while (r.ring.size_approx() < r.ring.capacity() && steady_now_ns() < until) {
     }
-    if (ring.size_approx() == ring.capacity()) {
-      take();
+    if (r.ring.size_approx() == r.ring.capacity()) {
+      r.take();
     } else {
-      while (ring.front() != nullptr) take();
+      while (r.ring.front() != nullptr) r.take();
     }
   }
-  acq.stop();
-  acq.join();
-  EXPECT_TRUE(in_order);
-  EXPECT_EQ(acq.counters().frames_dropped.load(), 0u);
-  // A sleep every 16 blocks taken from a full ring at most, plus the
-  // half ring drained after it: 2000 blocks give about 100. Counting spins
-  // only while the ring stays full, the producer slept only when this
-  // thread was descheduled for more than its spins.
-  EXPECT_GE(acq.counters().full_ring_sleeps.load(), 50u);
+  r.acq.stop();
+  r.acq.join();
+  EXPECT_TRUE(r.in_order);
+  EXPECT_EQ(r.acq.counters().frames_dropped.load(), 0u);
+  // A sleep every 16 blocks taken from a full ring at most, plus the half
+  // ring drained after it: 2000 blocks give about 100. Counting spins only
+  // while the ring stays full, the producer slept only when this thread was
+  // descheduled for more than its spins.
+  EXPECT_GE(r.acq.counters().full_ring_sleeps.load(), 50u);
 }
 
 TEST(ReplaySource, TruncatedFileEndsAfterEveryGoodBlock) {
