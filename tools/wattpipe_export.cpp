@@ -27,6 +27,7 @@
 
 #include "cli.hpp"
 #include "progress.hpp"
+#include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/comtrade.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
 
@@ -46,12 +47,9 @@ struct UsageError : std::runtime_error {
 // ---- time -------------------------------------------------------------------
 
 std::string iso_utc(std::int64_t ns) {
-  const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : -((-ns + 999'999'999) / 1'000'000'000);
-  const std::time_t tt = std::time_t(s);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ns - s * 1'000'000'000);
+  const wattpipe::acquire::UtcFields f = wattpipe::acquire::utc_fields(ns);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", f.year, f.month, f.day, f.hour, f.minute, f.second,
+                     f.ns);
 }
 
 // --from/--to: seconds from the log's first time, or an ISO UTC time.

@@ -87,15 +87,6 @@ class Lines {
   int line_;
 };
 
-std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return std::int64_t{era} * 146097 + std::int64_t{doe} - 719468;
-}
-
 // "dd/mm/yyyy,hh:mm:ss.ssssss" (mm/dd/yy in 1991) to ns since the epoch, and
 // the resolution its fraction is written in.
 std::int64_t parse_time(const Lines& L, std::string_view line, int rev, std::int64_t* unit_ns) {
@@ -670,12 +661,9 @@ void Writer::close() {
                        b32 ? -2147483647.0 : double(lo_[k]), b32 ? 2147483647.0 : double(hi_[k]));
   }
   auto stamp = [](std::int64_t ns) {
-    const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : -((-ns + 999'999'999) / 1'000'000'000);
-    const std::time_t tt = std::time_t(s);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    return fmt::format("{:02}/{:02}/{:04},{:02}:{:02}:{:02}.{:06}", tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900,
-                       tm.tm_hour, tm.tm_min, tm.tm_sec, (ns - s * 1'000'000'000) / 1000);
+    const UtcFields f = utc_fields(ns);
+    return fmt::format("{:02}/{:02}/{:04},{:02}:{:02}:{:02}.{:06}", f.day, f.month, f.year, f.hour, f.minute,
+                       f.second, f.ns / 1000);
   };
   cfg += fmt::format("{}\r\n1\r\n{:.17g},{}\r\n{}\r\n{}\r\n{}\r\n{}\r\n0,0\r\n0,0\r\n", li.dc ? 0.0 : line_hz_, rate_, n_,
                      stamp(start_ns_), stamp(start_ns_), b32 ? "BINARY32" : "FLOAT32",

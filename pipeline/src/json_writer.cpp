@@ -5,24 +5,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "wattpipe/acquire/clock.hpp"
+
 namespace wattpipe::pipeline {
 namespace {
 
 constexpr std::int64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
-
-// Days since 1970-01-01 to civil date (H. Hinnant's algorithm).
-void civil_from_days(std::int64_t z, int& y, unsigned& m, unsigned& d) noexcept {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t yy = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int>(yy + (m <= 2));
-}
 
 inline void put2(char* p, unsigned v) noexcept {
   p[0] = char('0' + v / 10);
@@ -32,29 +20,23 @@ inline void put2(char* p, unsigned v) noexcept {
 }  // namespace
 
 void format_timestamp_ms(std::int64_t utc_ns, char out[24]) noexcept {
-  std::int64_t ms = utc_ns >= 0 ? utc_ns / 1'000'000 : -((-utc_ns + 999'999) / 1'000'000);
-  std::int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  const unsigned milli = static_cast<unsigned>(ms - secs * 1000);
-  std::int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-  const unsigned sod = static_cast<unsigned>(secs - days * 86400);
-  int y;
-  unsigned mo, d;
-  civil_from_days(days, y, mo, d);
-  y = y < 0 ? 0 : (y > 9999 ? 9999 : y);
+  const acquire::UtcFields f = acquire::utc_fields(utc_ns);
+  const int y = f.year < 0 ? 0 : (f.year > 9999 ? 9999 : f.year);
+  const auto milli = static_cast<unsigned>(f.ns / 1'000'000);
   out[0] = char('0' + y / 1000);
   out[1] = char('0' + (y / 100) % 10);
   out[2] = char('0' + (y / 10) % 10);
   out[3] = char('0' + y % 10);
   out[4] = '-';
-  put2(out + 5, mo);
+  put2(out + 5, f.month);
   out[7] = '-';
-  put2(out + 8, d);
+  put2(out + 8, f.day);
   out[10] = 'T';
-  put2(out + 11, sod / 3600);
+  put2(out + 11, f.hour);
   out[13] = ':';
-  put2(out + 14, (sod / 60) % 60);
+  put2(out + 14, f.minute);
   out[16] = ':';
-  put2(out + 17, sod % 60);
+  put2(out + 17, f.second);
   out[19] = '.';
   out[20] = char('0' + milli / 100);
   put2(out + 21, milli % 100);

@@ -23,6 +23,8 @@
 #include <openssl/x509.h>
 #include <simdjson.h>
 
+#include "wattpipe/acquire/clock.hpp"
+
 #include "wattpipe/pipeline/json_writer.hpp"
 
 namespace wattpipe::pipeline::ocmf {
@@ -205,14 +207,10 @@ std::string Signer::sign_hex(std::string_view payload) const {
 // ---- building --------------------------------------------------------------------
 
 std::string format_tm(std::int64_t utc_ns, bool clock_synced) {
-  const std::int64_t ms = utc_ns >= 0 ? utc_ns / 1'000'000 : (utc_ns - 999'999) / 1'000'000;
-  const std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
+  const acquire::UtcFields f = acquire::utc_fields(utc_ns);
   char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d,%03d+0000 %c", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms - std::int64_t(secs) * 1000),
-                clock_synced ? 'S' : 'I');
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02u:%02u:%02u,%03d+0000 %c", f.year, f.month, f.day, f.hour,
+                f.minute, f.second, int(f.ns / 1'000'000), clock_synced ? 'S' : 'I');
   return buf;
 }
 

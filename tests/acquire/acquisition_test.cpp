@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -122,6 +123,30 @@ TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
   EXPECT_EQ(acq.counters().frames_acquired.load(), d.frames);
   EXPECT_EQ(d.lost, 0u);
   EXPECT_TRUE(d.consistent);
+}
+
+TEST(Clock, UtcFieldsAgreeWithGmtimeRoundDownAndGoBackThroughDaysFromCivil) {
+  std::uint64_t seed = 7;
+  auto next = [&] { return seed = seed * 6364136223846793005u + 1442695040888963407u; };
+  std::vector<std::int64_t> at = {0, -1, 1, 999'999'999, -1'000'000'000, -1'000'000'001, 951'782'400'999'000'000,
+                                  4'102'444'799'123'456'789, -2'208'988'800'000'000'000};  // 1900-01-01
+  for (int k = 0; k < 20000; ++k) at.push_back(std::int64_t(next() % 8'000'000'000'000'000'000u) - 4'000'000'000'000'000'000);
+  for (const std::int64_t ns : at) {
+    const UtcFields f = utc_fields(ns);
+    const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : -((-(ns + 1)) / 1'000'000'000) - 1;
+    const std::time_t tt = std::time_t(s);
+    std::tm tm{};
+    ASSERT_NE(gmtime_r(&tt, &tm), nullptr);
+    ASSERT_EQ(f.year, tm.tm_year + 1900) << ns;
+    ASSERT_EQ(f.month, unsigned(tm.tm_mon + 1)) << ns;
+    ASSERT_EQ(f.day, unsigned(tm.tm_mday)) << ns;
+    ASSERT_EQ(f.hour, unsigned(tm.tm_hour)) << ns;
+    ASSERT_EQ(f.minute, unsigned(tm.tm_min)) << ns;
+    ASSERT_EQ(f.second, unsigned(tm.tm_sec)) << ns;
+    ASSERT_EQ(f.ns, ns - s * 1'000'000'000) << ns;
+    const std::int64_t back = ((days_from_civil(f.year, f.month, f.day) * 24 + f.hour) * 60 + f.minute) * 60 + f.second;
+    ASSERT_EQ(back * 1'000'000'000 + f.ns, ns);
+  }
 }
 
 // A simulator at --max-rate into a ring of 8, with the consumer's side of

@@ -29,7 +29,14 @@ TEST_P(HotPath, SteadyStateAllocatesNothing) {
   pipeline::TripleBuffer<pipeline::WindowRecord> latest;
   pipeline::TripleBuffer<pipeline::StateSnapshot> state;
   acquire::SpscRing<pipeline::WindowRecord> log(256);
-  pipeline::ProcessingOutputs out{&latest, &waker, &log, nullptr, &state, &state_waker, &log_waker, &input_waker};
+  pipeline::ProcessingOutputs out;
+  out.latest = &latest;
+  out.waker = &waker;
+  out.window_log = &log;
+  out.state = &state;
+  out.state_waker = &state_waker;
+  out.log_waker = &log_waker;
+  out.input_waker = &input_waker;
   pipeline::ProcessorConfig pc;
   pc.window_cycles = 1;  // many windows: close_window runs thousands of times
   pc.window_ms = 1;

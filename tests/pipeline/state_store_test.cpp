@@ -118,7 +118,9 @@ TEST(RegisterStore, EveryKindOfDamageIsReported) {
     EXPECT_TRUE(rec.fresh);
     EXPECT_TRUE(rec.damage.empty());
     for (int i = 1; i <= 20; ++i) ASSERT_TRUE(s.write(regs(i), i, err, 1000 + i));
-    if (snapshot) ASSERT_TRUE(s.write_snapshot(err));
+    if (snapshot) {
+      ASSERT_TRUE(s.write_snapshot(err));
+    }
     ASSERT_TRUE(s.write(regs(21), 21, err, 1021));
   };
   {  // intact
