@@ -2,7 +2,8 @@
 // wattpipe-bench: the whole daemon path, measured, as one JSON object.
 //   - sustained frames/s at --max-rate with zero drops (AC3N, DC), in-process,
 //     publishing to a real broker, without and with --analysis on (and their ratio);
-//   - the highest real-time --sample-rate held with zero drops (probes of --probe-s);
+//   - the highest real-time --sample-rate held with zero drops (probes of --probe-s),
+//     without and with --analysis on;
 //   - window close -> MQTT publish latency (the daemon's own stamps) and
 //     window close -> receipt by a subscriber, at --publish-interval-ms 1,
 //     and the messages/s the subscriber receives, against the binary;
@@ -283,7 +284,7 @@ int main(int argc, char** argv) {
   if (!want("rate-probe")) o.skip_rate_probe = true;
   int step = 0;
   const int steps = (want("max-rate") ? 4 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
-                    (want("latency") ? 1 : 0) + (want("cpu") ? 4 : 0) + (o.skip_rate_probe ? 0 : 8);
+                    (want("latency") ? 1 : 0) + (want("cpu") ? 4 : 0) + (o.skip_rate_probe ? 0 : 16);
   // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
     if (!want("max-rate")) break;
@@ -487,32 +488,40 @@ int main(int argc, char** argv) {
     add("cpu", obj + "}");
   }
 
-  // 4. The highest real-time sample rate held with zero drops.
+  // 4. The highest real-time sample rate held with zero drops, without and
+  // with the analysis: in real time, the measure of what the analysis costs
+  // that does not depend on how fast the simulator can run (--max-rate does).
   if (!o.skip_rate_probe) {
-    auto holds = [&](double rate) {
-      progress.update(++step, steps);
-      Stats s;
-      s.load(run_in_process({"--sim-profile", "ac3", "--sample-rate", fmt::format("{}", rate), "--duration",
-                             fmt::format("{}", o.probe_s), "--broker", broker, "--state-dir", "none", "--module-id",
-                             "bench"},
-                            0, nullptr));
-      const double want = rate * s.num("elapsed_s");
-      return s.num("frames_dropped") == 0 && s.num("frames_lost_gap") == 0 && s.num("frames_processed") > 0.98 * want;
-    };
-    double lo = 0, hi = 0;
-    for (double r = 1e6; r <= 512e6; r *= 2) {
-      if (holds(r)) {
-        lo = r;
-      } else {
-        hi = r;
-        break;
+    double held[2] = {0, 0};
+    for (int an = 0; an < 2; ++an) {
+      auto holds = [&](double rate) {
+        progress.update(++step, steps);
+        Stats s;
+        s.load(run_in_process({"--sim-profile", "ac3", "--sample-rate", fmt::format("{}", rate), "--duration",
+                               fmt::format("{}", o.probe_s), "--broker", broker, "--state-dir", "none", "--module-id",
+                               "bench", "--analysis", an == 1 ? "on" : "off"},
+                              0, nullptr));
+        const double want = rate * s.num("elapsed_s");
+        return s.num("frames_dropped") == 0 && s.num("frames_lost_gap") == 0 && s.num("frames_processed") > 0.98 * want;
+      };
+      double lo = 0, hi = 0;
+      for (double r = 1e6; r <= 512e6; r *= 2) {
+        if (holds(r)) {
+          lo = r;
+        } else {
+          hi = r;
+          break;
+        }
       }
+      for (int k = 0; k < 3 && hi > 0 && lo > 0; ++k) {
+        const double mid = (lo + hi) / 2;
+        (holds(mid) ? lo : hi) = mid;
+      }
+      held[an] = lo;
     }
-    for (int k = 0; k < 3 && hi > 0 && lo > 0; ++k) {
-      const double mid = (lo + hi) / 2;
-      (holds(mid) ? lo : hi) = mid;
-    }
-    add("realtime_max_sample_rate_hz", fmt::format("{:.0f}", lo));
+    add("realtime_max_sample_rate_hz", fmt::format("{:.0f}", held[0]));
+    add("realtime_max_sample_rate_analysis_hz", fmt::format("{:.0f}", held[1]));
+    add("realtime_max_sample_rate_analysis_ratio", fmt::format("{:.3f}", held[0] > 0 ? held[1] / held[0] : 0.0));
     add("realtime_probe_s", fmt::format("{}", o.probe_s));
   }
   json += "}";
