@@ -20,7 +20,8 @@ namespace {
 using namespace wattpipe;
 
 // 25 blocks of 1024 frames at 20 kS/s = 64 whole cycles of 50 Hz, and 200
-// blocks at 1.024 MS/s = 10 cycles: looping over them is a continuous signal.
+// blocks at 1.024 MS/s = 10 cycles (10.24 MS/s: one; 20.48 MS/s: half of
+// one, and DC's ripple tones whole): looping over them is a continuous signal.
 int blocks_for(double fs) { return fs > 100000 ? 200 : 25; }
 
 std::vector<std::unique_ptr<acquire::SampleBlock>> make_blocks(const char* profile, double fs = 20000) {
@@ -78,6 +79,11 @@ BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_1MSps, "ac3", 1024000, false);
 BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_1MSps_analysis, "ac3", 1024000, true);
 BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_1MSps, "dc", 1024000, false);
 BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_1MSps_analysis, "dc", 1024000, true);
+// High rates: the decimator's cascade (three boxcars, then the FIR) sets the analysis cost.
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_10MSps, "ac3", 10240000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_10MSps_analysis, "ac3", 10240000, true);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_20MSps, "dc", 20480000, false);
+BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_20MSps_analysis, "dc", 20480000, true);
 
 void BM_PlainSum_Frame(benchmark::State& state, const char* profile) {
   auto blocks = make_blocks(profile);

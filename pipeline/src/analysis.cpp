@@ -205,6 +205,21 @@ std::vector<float> decimation_fir(unsigned d) {
   return out;
 }
 
+std::vector<float> boxcar3_fir(unsigned d) {
+  if (d <= 1) return {1.0f};
+  std::vector<double> h(1, 1.0);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<double> c(h.size() + d - 1, 0.0);
+    for (std::size_t i = 0; i < h.size(); ++i)
+      for (unsigned j = 0; j < d; ++j) c[i + j] += h[i];
+    h = std::move(c);
+  }
+  const double sum = std::pow(double(d), 3);
+  std::vector<float> out(h.size());
+  for (std::size_t k = 0; k < h.size(); ++k) out[k] = static_cast<float>(h[k] / sum);
+  return out;
+}
+
 namespace {
 // Inline, so that the AVX2 resampler compiles it with its own instructions.
 inline void lagrange8(v4f mu, v4f w[8]) noexcept {

@@ -46,6 +46,9 @@ std::vector<float> decimation_fir(unsigned d);
 // x is readable kFirPadFloats floats past its last frame. AVX2+FMA where
 // the metrology kernels use it.
 inline constexpr std::size_t kFirPadFloats = 8;
+// The first stage of a cascade: three boxcars of d frames convolved
+// (3 d - 2 taps, sum 1), nulls of third order at multiples of fs / d.
+std::vector<float> boxcar3_fir(unsigned d);
 void fir_frames(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept;
 
 // 8-point Lagrange weights for values at mu in [0, 1) past node 3 of nodes

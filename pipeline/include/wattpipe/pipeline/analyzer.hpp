@@ -110,6 +110,12 @@ class Analyzer {
   double lookahead_ = 8;
   std::vector<float> fir_;
   std::vector<float __attribute__((vector_size(16)))> fir_pairs_;  // {h0, h0, h1, h1}, ...: two-channel frames in pairs
+  // At high rates a first stage (three boxcars of d1_ frames, decimating by
+  // d1_) feeds the FIR, which then decimates by d_ / d1_.
+  unsigned d1_ = 1;
+  std::vector<float> fir1_;
+  std::vector<float> hist1_;      // first stage's input history, interleaved
+  std::size_t hist1_frames_ = 0, next1_ = 0;
   std::vector<float> hist_;       // decimator input history, interleaved
   std::vector<float> dec_out_;    // one block's decimator output
   std::size_t hist_frames_ = 0;
