@@ -139,27 +139,26 @@ void minmax_sumsq_avx2(const float* frames, std::size_t n, unsigned channels, fl
 #endif
 }  // namespace
 
-void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
-#if defined(__x86_64__)
-  if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, mn, mx, nullptr);
-#endif
-  minmax_portable(frames, n, channels, mn, mx);
-}
-
-void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
-#if defined(__x86_64__)
-  if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, nullptr, nullptr, sq);
-#endif
-  sumsq_portable(frames, n, channels, sq);
-}
-
 void channel_minmax_sumsq(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx,
                           double* sq) noexcept {
 #if defined(__x86_64__)
   if (kernels_avx2()) return minmax_sumsq_avx2(frames, n, channels, mn, mx, sq);
 #endif
-  minmax_portable(frames, n, channels, mn, mx);
-  sumsq_portable(frames, n, channels, sq);
+  if (mn != nullptr) minmax_portable(frames, n, channels, mn, mx);
+  if (sq != nullptr) sumsq_portable(frames, n, channels, sq);
+}
+
+void channel_minmax(const float* frames, std::size_t n, unsigned channels, float* mn, float* mx) noexcept {
+  channel_minmax_sumsq(frames, n, channels, mn, mx, nullptr);
+}
+
+void channel_sumsq(const float* frames, std::size_t n, unsigned channels, double* sq) noexcept {
+  channel_minmax_sumsq(frames, n, channels, nullptr, nullptr, sq);
+}
+
+DecimationStages decimation_stages(unsigned d, unsigned channels) noexcept {
+  const unsigned d1 = channels > 2 ? std::max(1u, d / 23) : 1u;
+  return {d1, d / d1};
 }
 
 void pair_sums(const float* frames, std::size_t n, double s[2]) noexcept {

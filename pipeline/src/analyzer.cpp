@@ -48,14 +48,8 @@ void Analyzer::begin(acquire::Layout l, double fs_hz, std::uint64_t first_frame)
     for (const auto& [lo, hi] : cfg_.ripple_bands_hz)
       if (hi < fs_ / 2) target = std::max(target, hi / analysis::kDecimationPassBand);
   const unsigned d_all = fs_ >= 2 * target ? static_cast<unsigned>(fs_ / target) : 1u;
-  // The FIR costs 16 multiply-adds per input frame and channel whatever its
-  // D; for three phases from D = 46, three boxcars first (3 per frame) take
-  // the rate down by d1 = D / 23, so that the FIR runs at 23 times the
-  // analysis rate or more: the boxcars' droop is then below 0.02 % at the
-  // 50th harmonic and their nulls sit on what would alias into the pass
-  // band. Two channels keep the one FIR: its two-frame vectors measured
-  // cheaper than a call per first-stage output (bm_metrology, DC 20 MS/s).
-  const unsigned d1 = li_.channels > 2 ? std::max(1u, d_all / 23) : 1u, d2 = d_all / d1, d = d1 * d2;
+  const auto [d1, d2] = analysis::decimation_stages(d_all, li_.channels);
+  const unsigned d = d1 * d2;
   if (d != d_ || d1 != d1_ || fir_.empty()) {
     fir1_ = analysis::boxcar3_fir(d1);
     fir_ = analysis::decimation_fir(d2);  // 16 d2 taps: an even number when d2 > 1

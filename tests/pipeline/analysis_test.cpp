@@ -252,13 +252,17 @@ TEST(AnalysisKernels, DecimationFilterIsFlatInThePassBandAndStopsAliases) {
   }
 }
 
-// The cascade the analyzer uses from D = 46: three boxcars by d1 = D / 23,
-// then the FIR by D / d1. Within 0.13 % up to the pass band's edge (0.02 %
-// at 0.12 of the output rate: the 50th harmonic at 60 Hz), and what would
-// alias into the pass band stopped as by the FIR alone.
+// The cascade the analyzer uses from D = 46 (decimation_stages): three
+// boxcars by d1, then the FIR by d2. Within 0.15 % up to the pass band's
+// edge (0.05 % up to 0.12 of the output rate: the 50th harmonic at 60 Hz),
+// and what would alias into the pass band stopped as by the FIR alone.
 TEST(AnalysisKernels, BoxcarsThenFirCascadeKeepsThePassBandAndStopsAliases) {
+  EXPECT_EQ(pipeline::analysis::decimation_stages(45, 8).d1, 1u);
+  EXPECT_EQ(pipeline::analysis::decimation_stages(460, 2).d1, 1u);  // two channels: the one FIR
   for (unsigned d_all : {46u, 93u, 460u}) {
-    const unsigned d1 = d_all / 23, d2 = d_all / d1, d = d1 * d2;
+    const auto [d1, d2] = pipeline::analysis::decimation_stages(d_all, 8);
+    const unsigned d = d1 * d2;
+    ASSERT_GT(d1, 1u) << d_all;
     const auto h1 = pipeline::analysis::boxcar3_fir(d1);
     const auto h2 = pipeline::analysis::decimation_fir(d2);
     ASSERT_EQ(h1.size(), 3 * d1 - 2);
@@ -371,7 +375,7 @@ TEST_P(Harmonics, SubgroupsPhasesThdAndUnbalanceOnAClosedFormSignal) {
 INSTANTIATE_TEST_SUITE_P(Frequencies, Harmonics,
                          ::testing::Values(AcCase{49.5, 20000}, AcCase{50, 20000}, AcCase{50.5, 20000},
                                            AcCase{60, 20000}, AcCase{50, 200000}, AcCase{60, 250000},
-                                           AcCase{50, 2400000}),  // three boxcars, then the FIR
+                                           AcCase{50, 2400000}),  // decimation_stages(93, 8): boxcars by 4, FIR by 23
                          [](const auto& i) {
                            return std::to_string(int(i.param.f_hz * 10)) + "dHz_" + std::to_string(int(i.param.fs_hz));
                          });

@@ -49,6 +49,19 @@ inline constexpr std::size_t kFirPadFloats = 8;
 // The first stage of a cascade: three boxcars of d frames convolved
 // (3 d - 2 taps, sum 1), nulls of third order at multiples of fs / d.
 std::vector<float> boxcar3_fir(unsigned d);
+// How a decimation by about d is done: the boxcars by d1, then
+// decimation_fir(d2), in all by d1 * d2 (<= d). decimation_fir costs 16
+// multiply-adds per input frame and channel whatever its d; for more than
+// two channels from d = 46 the boxcars (3 per frame) take the rate down by
+// d1 = d / 23 first, so that the FIR runs at 23 times the output rate or
+// more, where the boxcars' droop is small and their nulls sit on what would
+// alias into the pass band (tests: AnalysisKernels.BoxcarsThenFir...). Two
+// channels keep the one FIR: the analyzer's two-frame vectors for it
+// measured cheaper than the cascade (bm_metrology, DC 20 MS/s).
+struct DecimationStages {
+  unsigned d1 = 1, d2 = 1;
+};
+DecimationStages decimation_stages(unsigned d, unsigned channels) noexcept;
 void fir_frames(const float* x, unsigned channels, const float* w, std::size_t taps, float* out) noexcept;
 
 // 8-point Lagrange weights for values at mu in [0, 1) past node 3 of nodes
