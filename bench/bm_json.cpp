@@ -41,7 +41,7 @@ void BM_PowermeterValues_Write(benchmark::State& state) {
   std::array<char, 4096> buf;
   std::size_t bytes = 0;
   for (auto _ : state) {
-    pipeline::JsonWriter w(buf);
+    legal::JsonWriter w(buf);
     const auto v = publish::write_powermeter_values(r, "WATTPIPE-0001", w);
     bytes = v.size();
     benchmark::DoNotOptimize(v.data());
@@ -59,10 +59,10 @@ void BM_PowermeterValues_WriteNlohmann(benchmark::State& state) {
   for (auto _ : state) {
     nlohmann::ordered_json j;
     char ts[24];
-    pipeline::format_timestamp_ms(r.end_utc_ns, ts);
+    legal::format_timestamp_ms(r.end_utc_ns, ts);
     j["timestamp"] = std::string(ts, 24);
     j["meter_id"] = "WATTPIPE-0001";
-    auto energy = [&](const pipeline::CompensatedRegister& t, const std::array<pipeline::CompensatedRegister, 3>& p) {
+    auto energy = [&](const legal::CompensatedRegister& t, const std::array<legal::CompensatedRegister, 3>& p) {
       return nlohmann::ordered_json{{"total", double(t.uwh) / 1e6},
                                     {"L1", double(p[0].uwh) / 1e6},
                                     {"L2", double(p[1].uwh) / 1e6},

@@ -8,13 +8,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include "wattpipe/legal/legal.hpp"
+
 namespace wattpipe::tools {
 
 inline constexpr int kExitDone = 0, kExitFailure = 1, kExitUsage = 2;
 
-// --version prints "<name> <version>".
+// --version prints "<name> <version> (wattpipe-legal <v> sha256:<id>)":
+// which legally relevant software this build carries (docs/legal.md).
 inline void add_version(CLI::App& app, const char* name) {
-  app.set_version_flag("--version", std::string(name) + " " + WATTPIPE_VERSION);
+  app.set_version_flag("--version", std::string(name) + " " + WATTPIPE_VERSION + " (" +
+                                        wattpipe::legal::software_id_text() + ")");
 }
 
 // Parses the command line: -1 to go on, otherwise the exit code (0 after

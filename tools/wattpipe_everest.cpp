@@ -28,7 +28,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include "wattpipe/pipeline/ocmf.hpp"
+#include "wattpipe/legal/legal.hpp"
 #include "wattpipe/publish/schema.hpp"
 
 namespace {
@@ -500,9 +500,9 @@ int session(const Common& c, Ident id, double seconds) {
   bool records_ok = true;
   for (const auto& [what, rec] : {std::pair{"start record", field(*stop, "start_signed_meter_value", "signed_meter_data")},
                                   std::pair{"stop record", field(*stop, "signed_meter_value", "signed_meter_data")}}) {
-    const auto r = wattpipe::pipeline::ocmf::verify(rec, key);
-    std::printf("%s:\n%s", what, wattpipe::pipeline::ocmf::summarize(r).c_str());
-    records_ok &= r.verdict == wattpipe::pipeline::ocmf::Verification::Verdict::valid;
+    const auto r = wattpipe::legal::ocmf::verify(rec, key);
+    std::printf("%s:\n%s", what, wattpipe::legal::ocmf::summarize(r).c_str());
+    records_ok &= r.verdict == wattpipe::legal::ocmf::Verification::Verdict::valid;
   }
   std::printf("session: %ld powermeter_values, %ld messages checked, %ld invalid; start %s, stop %s, records %s\n",
               values, v.messages, v.problems, start_ok ? "OK" : "FAILED", stop_ok ? "OK" : "FAILED",

@@ -20,9 +20,9 @@
 
 #include "cli.hpp"
 
-#include "wattpipe/pipeline/ocmf.hpp"
+#include "wattpipe/legal/legal.hpp"
 
-namespace ocmf = wattpipe::pipeline::ocmf;
+namespace ocmf = wattpipe::legal::ocmf;
 
 namespace {
 // A key given inline (hex/base64), or a file holding one (PEM armour allowed).
@@ -64,12 +64,12 @@ int main(int argc, char** argv) {
   }
   if (pk->parsed()) {
     std::string err;
-    auto s = ocmf::Signer::load(keyfile, err);
-    if (!s) {
+    const auto pub = ocmf::public_key_of(keyfile, err);
+    if (!pub) {
       std::cerr << "wattpipe-ocmf: " << err << "\n";
       return 2;
     }
-    std::cout << s->public_key_hex() << "\n";
+    std::cout << *pub << "\n";
     return 0;
   }
   std::string text = record;
@@ -95,6 +95,13 @@ int main(int argc, char** argv) {
   for (const std::string& rec : records) {
     const ocmf::Verification r = ocmf::verify(rec, key_text(key));
     if (!quiet) std::cout << ocmf::summarize(r);
+    // Which software signed, against the legal part of this build (docs/legal.md).
+    if (!quiet && !r.meter_firmware.empty())
+      std::cout << "            "
+                << (r.meter_firmware == wattpipe::legal::software_id_firmware()
+                        ? std::string("(the legal part of this build)")
+                        : "(not this build's legal part, " + wattpipe::legal::software_id_firmware() + ")")
+                << "\n";
     switch (r.verdict) {
       case ocmf::Verification::Verdict::valid: break;
       case ocmf::Verification::Verdict::invalid: rc = std::max(rc, 1); break;

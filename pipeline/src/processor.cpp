@@ -18,6 +18,7 @@ Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t m
       bounds_(kMaxBoundaries),
       ref_c_(acquire::kBlockFrames + 16),
       ref_s_(acquire::kBlockFrames + 16),
+      energy_(cfg.full_scale_v, cfg.full_scale_a),
       an_(cfg.analysis, cfg.window_cycles, cfg.nominal_hz, cfg.window_ms) {
   if (cfg_.window_cycles == 0) cfg_.window_cycles = 1;
 }
@@ -295,23 +296,14 @@ std::int64_t Processor::utc_at(double pos) const noexcept {
   return utc_ref_ns_ + std::llround((pos - double(frame_ref_)) * 1e9 / acc_fs_);
 }
 
-AddResult Processor::book_partial(Registers& r) const {
+legal::EnergyIntegrator::Segment Processor::segment() const noexcept {
   const auto ps = phase_sums(acc_layout_, sums_);
-  const unsigned phases = acquire::layout_info(acc_layout_).phases;
-  double uwh[3] = {0, 0, 0};
-  const double to_uwh = acc_fs_ > 0 ? 1e6 / (acc_fs_ * 3600.0) : 0.0;
-  // Full scale over the window's length so far bounds what one phase can carry.
-  const double limit = cfg_.full_scale_v * cfg_.full_scale_a * (sums_.w + 1) * to_uwh;
-  for (unsigned k = 0; k < phases; ++k) {
-    uwh[k] = (ps[k].sui - committed_sui_[k]) * to_uwh;
-    if (!(std::fabs(uwh[k]) <= limit)) return AddResult::refused;  // also NaN
-  }
-  return r.book(uwh, phases);
-}
-
-void Processor::count(AddResult a) noexcept {
-  if (a == AddResult::refused) ++faults_.energy_refused;
-  if (a == AddResult::saturated) ++faults_.saturated;
+  legal::EnergyIntegrator::Segment g;
+  g.phases = acquire::layout_info(acc_layout_).phases;
+  for (unsigned k = 0; k < 3; ++k) g.sui[k] = ps[k].sui;
+  g.frames = sums_.w;
+  g.fs_hz = acc_fs_;
+  return g;
 }
 
 void Processor::close_window(const Boundary& bd) {
@@ -331,17 +323,15 @@ void Processor::close_window(const Boundary& bd) {
   r.partial = !r.dc && !r.whole_cycles && !r.nominal_timing;
   r.frames_dropped = win_lost_;
   r.clock_synced = clock_synced_;
-  const AddResult booked = book_partial(reg_);
-  count(booked);
-  r.energy_refused = booked == AddResult::refused;
-  r.register_saturated = booked == AddResult::saturated;
-  r.registers = reg_;
+  const legal::AddResult booked = energy_.close(segment());
+  r.energy_refused = booked == legal::AddResult::refused;
+  r.register_saturated = booked == legal::AddResult::saturated;
+  r.registers = energy_.registers();
   r.closed_steady_ns = 0;
   an_.close(acc_layout_, acc_fs_, r.start_frame, r.end_frame, r.whole_cycles, r);
   // The next window starts before the sink runs: a sink that asks for
   // folded_registers() must not see this window's energy twice.
   sums_.clear();
-  committed_sui_ = {};
   win_lost_ = 0;
   acc_win_start_ = bd.pos;
   win_start_utc_ = r.end_utc_ns;
@@ -354,17 +344,11 @@ void Processor::close_window(const Boundary& bd) {
 }
 
 Reading Processor::commit() {
-  count(book_partial(reg_));
-  const auto ps = phase_sums(acc_layout_, sums_);
-  for (int k = 0; k < 4; ++k) committed_sui_[k] = ps[k].sui;
-  return Reading{reg_, utc_at(acc_pos_), clock_synced_, acquire::layout_info(acc_layout_).dc,
+  energy_.commit(segment());
+  return Reading{energy_.registers(), utc_at(acc_pos_), clock_synced_, acquire::layout_info(acc_layout_).dc,
                  static_cast<std::uint64_t>(acc_pos_)};
 }
 
-Registers Processor::folded_registers() const {
-  Registers r = reg_;
-  book_partial(r);
-  return r;
-}
+Registers Processor::folded_registers() const { return energy_.folded(segment()); }
 
 }  // namespace wattpipe::pipeline

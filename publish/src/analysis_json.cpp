@@ -6,7 +6,7 @@
 namespace wattpipe::publish {
 namespace {
 
-using pipeline::JsonWriter;
+using legal::JsonWriter;
 constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
 
 // {"L1": v, "L2": v, ...}

@@ -13,9 +13,27 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "wattpipe/legal/legal.hpp"
+
 namespace wattpipe::publish {
 
 const char* version() noexcept { return WATTPIPE_VERSION; }
+
+std::string version_line(std::string_view tool) {
+  return fmt::format("{} {} ({})", tool, version(), legal::software_id_text());
+}
+
+std::optional<SourceSpec> split_source(std::string_view source) {
+  if (source == "sim") return SourceSpec{SourceKind::sim, {}};
+  static constexpr std::pair<std::string_view, SourceKind> kPrefixes[] = {{"zmq-pull:", SourceKind::zmq_pull},
+                                                                          {"zmq:", SourceKind::zmq_sub},
+                                                                          {"replay:", SourceKind::replay},
+                                                                          {"comtrade:", SourceKind::comtrade}};
+  for (const auto& [prefix, kind] : kPrefixes)
+    if (source.starts_with(prefix) && source.size() > prefix.size())
+      return SourceSpec{kind, std::string(source.substr(prefix.size()))};
+  return std::nullopt;
+}
 
 namespace {
 
@@ -211,7 +229,8 @@ void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, 
 
 void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.set_version_flag("--version", version());
+  app.set_version_flag("--version", version_line("wattpipe"));
+  app.add_flag("--software-id", c.software_id, "print the legal part's name, version and SHA-256, and the files it covers, then exit (docs/legal.md)");
   app.add_option("--config", config_file, "YAML file; keys are the flag names without '--'");
   app.add_option("--module-id", c.module_id, "EVerest module id: topics are everest_api/1/powermeter/{module-id}/...")->capture_default_str();
   app.add_option("--meter-serial", c.meter_serial, "meter serial: powermeter_values.meter_id and OCMF MS")->capture_default_str();
@@ -256,7 +275,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--ocmf-key", c.ocmf_key, "OCMF signing key (PEM, EC P-256); default: generated in the state dir");
   app.add_option("--meter-vendor", c.meter_vendor, "OCMF MV")->capture_default_str();
   app.add_option("--meter-model", c.meter_model, "OCMF MM")->capture_default_str();
-  app.add_option("--meter-firmware", c.meter_firmware, "OCMF MF (default: wattpipe version)");
+  app.add_option("--meter-firmware", c.meter_firmware, "no longer used: OCMF MF carries the legal part's software id");
   app.add_flag("--ocmf-export-readings", c.ocmf_export_readings, "OCMF: add export register readings (OBIS 2.8.0)");
   app.add_option("--transaction-min-s", c.transaction_min_s, "start reply: transaction_min_stop_time = start + this")->check(CLI::Range(0.0, 1e7));
   app.add_option("--transaction-max-s", c.transaction_max_s, "start reply: transaction_max_stop_time = start + this")->check(CLI::Range(0.0, 1e7));
@@ -352,13 +371,10 @@ void validate(Config& c) {
   if (c.broker_host.size() > 2 && c.broker_host.front() == '[' && c.broker_host.back() == ']')
     c.broker_host = c.broker_host.substr(1, c.broker_host.size() - 2);
   c.broker_port = port;
-  const bool ok_source = c.source == "sim" || (c.source.rfind("zmq:", 0) == 0 && c.source.size() > 4) ||
-                         (c.source.rfind("zmq-pull:", 0) == 0 && c.source.size() > 9) ||
-                         (c.source.rfind("replay:", 0) == 0 && c.source.size() > 7) ||
-                         (c.source.rfind("comtrade:", 0) == 0 && c.source.size() > 9);
-  if (!ok_source)
+  const auto source = split_source(c.source);
+  if (!source)
     throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT, replay:FILE or comtrade:FILE, got '" + c.source + "'"};
-  if (!c.channel_map.empty() && c.source.rfind("comtrade:", 0) != 0)
+  if (!c.channel_map.empty() && source->kind != SourceKind::comtrade)
     throw ConfigError{"--channel-map: only for --source comtrade:FILE"};
   if (c.module_id.empty() || c.module_id.find_first_of("+#/") != std::string::npos)
     throw ConfigError{"--module-id: must be non-empty without '+', '#' or '/'"};
@@ -370,7 +386,9 @@ void validate(Config& c) {
     throw ConfigError{"--mqtt-certfile and --mqtt-keyfile go together"};
   if (c.transaction_max_s > 0 && c.transaction_min_s > c.transaction_max_s)
     throw ConfigError{"--transaction-min-s: larger than --transaction-max-s"};
-  if (c.meter_firmware.empty()) c.meter_firmware = std::string("wattpipe-") + version();
+  if (!c.meter_firmware.empty())
+    std::cerr << "wattpipe: warning: --meter-firmware is no longer used: OCMF MF carries the legal part's software id ("
+              << legal::software_id_firmware() << ")\n";
   c.processor.full_scale_v = c.full_scale_v;
   c.processor.full_scale_a = c.full_scale_a;
   c.processor.analysis.enabled = c.analysis == "on";
@@ -468,10 +486,17 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
       std::cout << app.help();
       return ParseOutcome::exit_ok;
     } catch (const CLI::CallForVersion&) {
-      std::cout << "wattpipe " << version() << "\n";
+      std::cout << version_line("wattpipe") << "\n";
       return ParseOutcome::exit_ok;
     } catch (const CLI::ParseError& e) {
       throw ConfigError{e.what()};
+    }
+    if (c.software_id) {
+      // The running binary names the legal part it carries and each file's
+      // hash: `sha256sum -c` on the lines below checks a source tree, and
+      // `sha256sum` of them gives the id (docs/legal.md).
+      std::cout << legal::software_id_text() << "\n" << legal::software_manifest();
+      return ParseOutcome::exit_ok;
     }
     if (print_config) {
       std::cout << "# wattpipe configuration (--config FILE). Every key is a flag of `wattpipe --help`\n"
@@ -482,7 +507,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
       for (CLI::Option* o : app.get_options()) {
         if (o->get_lnames().empty()) continue;
         const std::string key = o->get_lnames().front();
-        if (key == "help" || key == "version" || key == "config" || key == "print-config") continue;
+        if (key == "help" || key == "version" || key == "software-id" || key == "config" || key == "print-config")
+          continue;
         o->capture_default_str();
         std::string def = o->get_default_str();
         if (def.empty()) def = is_flag(*o) ? "false" : "\"\"";

@@ -302,7 +302,7 @@ void write_smv(JsonWriter& w, const SignedMeterValue& v) {
 }  // namespace
 
 std::string write_reply(const StartTransactionReply& r) {
-  return pipeline::write_json(1024 + r.error.size() * 6, [&](JsonWriter& w) {
+  return legal::write_json(1024 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
     w.field("status", to_string(r.status));
     if (!r.error.empty()) {
@@ -325,7 +325,7 @@ std::string write_reply(const StartTransactionReply& r) {
 }
 
 std::string write_reply(const StopTransactionReply& r) {
-  return pipeline::write_json(4096 + r.error.size() * 6, [&](JsonWriter& w) {
+  return legal::write_json(4096 + r.error.size() * 6, [&](JsonWriter& w) {
     w.begin_object();
     w.field("status", to_string(r.status));
     if (!r.error.empty()) {
@@ -368,8 +368,8 @@ void per_phase(JsonWriter& w, std::string_view name, const pipeline::WindowRecor
 }
 
 // An energy register object: exact decimal micro-watt-hours.
-void energy(JsonWriter& w, std::string_view name, const pipeline::CompensatedRegister& total,
-            const std::array<pipeline::CompensatedRegister, 3>& phase, unsigned phases) {
+void energy(JsonWriter& w, std::string_view name, const legal::CompensatedRegister& total,
+            const std::array<legal::CompensatedRegister, 3>& phase, unsigned phases) {
   static constexpr std::string_view kL[3] = {"L1", "L2", "L3"};
   w.key(name);
   w.begin_object();

@@ -27,7 +27,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
 #include "wattpipe/publish/analysis_json.hpp"
 #include "wattpipe/publish/everest_api.hpp"
 
@@ -45,7 +45,7 @@ extern const std::size_t kWebAssetCount;
 
 namespace {
 
-using pipeline::JsonWriter;
+using legal::JsonWriter;
 
 // A browser: its connection, its sender thread and a one-message mailbox per
 // kind (the newest update and the newest scope capture).
@@ -289,7 +289,7 @@ std::string WebServer::Impl::update_text() {
   }
   const std::string health = src.health ? src.health() : "{}";
   const std::string tx = src.transactions ? src.transactions() : "[]";
-  return pipeline::write_json(window_json.size() + health.size() + tx.size() + 512, [&](JsonWriter& w) {
+  return legal::write_json(window_json.size() + health.size() + tx.size() + 512, [&](JsonWriter& w) {
     w.begin_object();
     w.field("type", "update");
     w.field_uint("seq", ++seq);

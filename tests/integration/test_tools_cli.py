@@ -27,9 +27,10 @@ class ToolsCli(unittest.TestCase):
         for t in TOOLS:
             r = run_tool(t, "--version")
             self.assertEqual(r.returncode, 0, t + r.stderr)
-            m = re.fullmatch(rf"{re.escape(t)} (\d+\.\d+\.\d+)\n", r.stdout)
+            # The project's version and the legal part's id (docs/legal.md).
+            m = re.fullmatch(rf"{re.escape(t)} (\d+\.\d+\.\d+) \((wattpipe-legal \S+ sha256:[0-9a-f]{{64}})\)\n", r.stdout)
             self.assertIsNotNone(m, f"{t}: {r.stdout!r}")
-            versions.add(m.group(1))
+            versions.add(m.groups())
         self.assertEqual(len(versions), 1, versions)
 
     def test_every_flag_has_a_help_text(self):

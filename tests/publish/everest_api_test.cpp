@@ -262,14 +262,14 @@ TEST(RequestParser, EmptyPayloadsAreMalformedBeforeAnyParser) {
 
 TEST(JsonWriter, EscapesAndReplacesInvalidUtf8) {
   std::array<char, 256> buf;
-  pipeline::JsonWriter w(buf);
+  legal::JsonWriter w(buf);
   w.string(std::string_view("a\"b\\c\n\x01\xe2\x82\xac\xff", 11));
   EXPECT_EQ(std::string(w.view()), "\"a\\\"b\\\\c\\u000a\\u0001\xe2\x82\xac\xef\xbf\xbd\"");
 }
 
 TEST(JsonWriter, NumbersAreExactFixedPoint) {
   std::array<char, 256> buf;
-  pipeline::JsonWriter w(buf);
+  legal::JsonWriter w(buf);
   w.scaled(1234567, 6);
   w.raw(' ');
   w.scaled(-5, 3);
@@ -285,17 +285,17 @@ TEST(JsonWriter, NumbersAreExactFixedPoint) {
 
 TEST(JsonWriter, TimestampsAcrossCalendarEdges) {
   char ts[24];
-  pipeline::format_timestamp_ms(0, ts);
+  legal::format_timestamp_ms(0, ts);
   EXPECT_EQ(std::string(ts, 24), "1970-01-01T00:00:00.000Z");
-  pipeline::format_timestamp_ms(951782400999000000, ts);  // 2000-02-29 (leap day) 00:00:00.999
+  legal::format_timestamp_ms(951782400999000000, ts);  // 2000-02-29 (leap day) 00:00:00.999
   EXPECT_EQ(std::string(ts, 24), "2000-02-29T00:00:00.999Z");
-  pipeline::format_timestamp_ms(4102444799123456789, ts);
+  legal::format_timestamp_ms(4102444799123456789, ts);
   EXPECT_EQ(std::string(ts, 24), "2099-12-31T23:59:59.123Z");
 }
 
 TEST(JsonWriter, OverflowIsReportedNotWritten) {
   std::array<char, 8> buf;
-  pipeline::JsonWriter w(buf);
+  legal::JsonWriter w(buf);
   w.string("much too long for eight bytes");
   EXPECT_TRUE(w.overflow());
   EXPECT_LE(w.view().size(), 8u);

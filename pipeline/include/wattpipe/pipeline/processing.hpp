@@ -36,14 +36,7 @@ struct ReadingReply {
   Reading reading;
 };
 
-// Registers for the state writer: closed registers plus the open window's
-// energy as if committed (never published, so never seen going back).
-struct StateSnapshot {
-  Registers registers;
-  std::uint64_t windows_closed = 0;  // windows whose registers this covers
-  std::int64_t utc_ns = 0;
-  std::uint64_t serial = 0;          // +1 per snapshot
-};
+using legal::StateSnapshot;
 
 struct ProcessingOutputs {
   TripleBuffer<WindowRecord>* latest = nullptr;            // newest window (MQTT thread)

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/legal/legal.hpp"
 #include "wattpipe/pipeline/analyzer.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 #include "wattpipe/pipeline/window.hpp"
@@ -24,6 +25,9 @@
 namespace wattpipe::pipeline {
 
 using acquire::SampleBlock;
+using legal::Reading;
+using legal::RegisterFaults;
+using legal::Registers;
 
 struct ChannelCal {
   double gain = 1;       // calibrated = gain * raw + offset
@@ -54,23 +58,6 @@ class WindowSink {
   virtual void on_window(WindowRecord& w) = 0;
 };
 
-// Registers at an exact sample position (transaction readings).
-struct Reading {
-  Registers registers;
-  std::int64_t utc_ns = 0;
-  bool clock_synced = false;
-  bool dc = false;
-  std::uint64_t frame = 0;  // stream position of the reading
-  std::uint64_t outages = 0;  // source outages so far in this run (filled by the processing thread)
-  bool source_live = true;    // the source was live when the reading was taken
-};
-
-// Register faults seen by the processor (plain counts, processing thread).
-struct RegisterFaults {
-  std::uint64_t energy_refused = 0;  // segments with energy above full scale, NaN or infinite: not booked
-  std::uint64_t saturated = 0;       // additions that reached kMaxUwh
-};
-
 class Processor {
  public:
   // max_pending: most blocks the caller may have pushed but not yet seen reported done.
@@ -95,11 +82,11 @@ class Processor {
   // committed now, without committing (for persistence).
   [[nodiscard]] Registers folded_registers() const;
   // Processing thread. Registers as of the last closed window or commit.
-  [[nodiscard]] const Registers& registers() const noexcept { return reg_; }
+  [[nodiscard]] const Registers& registers() const noexcept { return energy_.registers(); }
   // Processing thread, before the first block: continue from saved registers.
-  void restore(const Registers& r) noexcept { reg_ = r; }
+  void restore(const Registers& r) noexcept { energy_.restore(r); }
 
-  [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return faults_; }
+  [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return energy_.faults(); }
   [[nodiscard]] std::uint64_t frames_processed() const noexcept { return frames_done_; }
   [[nodiscard]] std::uint64_t windows_closed() const noexcept { return win_seq_; }
   // UTC of the accumulation position.
@@ -128,10 +115,8 @@ class Processor {
   std::size_t accumulate_until(double horizon);
   void accumulate_range(const SampleBlock& b, std::size_t a, std::size_t e);
   void close_window(const Boundary& b);
-  // Books the open window's energy not yet booked into `r`: ok, refused
-  // (implausible: nothing booked) or saturated.
-  AddResult book_partial(Registers& r) const;
-  void count(AddResult a) noexcept;
+  // The open window's sums as the legal part's energy integrator takes them.
+  [[nodiscard]] legal::EnergyIntegrator::Segment segment() const noexcept;
   [[nodiscard]] std::int64_t utc_at(double pos) const noexcept;
 
   ProcessorConfig cfg_;
@@ -176,15 +161,13 @@ class Processor {
   double acc_fs_ = 0;
   double acc_win_start_ = 0;
   Sums sums_;
-  std::array<double, 4> committed_sui_{};  // sum u*i of the open window already booked
   std::uint64_t win_lost_ = 0;
   std::int64_t win_start_utc_ = 0;
   double zc_ = 1, zs_ = 0, rc_ = 1, rs_ = 0;  // DFT reference phasor and its step
   std::vector<double> ref_c_, ref_s_;
   WindowRecord rec_;
   std::uint64_t win_seq_ = 0;
-  Registers reg_;
-  RegisterFaults faults_;
+  legal::EnergyIntegrator energy_;  // the registers (legal part)
   std::uint64_t frames_done_ = 0;
   Analyzer an_;
 };

@@ -8,9 +8,10 @@
 
 #include <cstdint>
 
-#include "wattpipe/pipeline/energy_register.hpp"
+#include "wattpipe/legal/legal.hpp"
 
 namespace wattpipe::pipeline {
+using legal::Registers;
 
 inline constexpr unsigned kMaxHarmonic = 50;      // IEC 61000-4-7 orders 1..50
 inline constexpr unsigned kMaxRippleBands = 8;

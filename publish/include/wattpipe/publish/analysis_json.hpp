@@ -9,20 +9,20 @@
 
 #include <string_view>
 
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
 #include "wattpipe/pipeline/window.hpp"
 
 namespace wattpipe::publish {
 
 // The analysis fields of a window, inside an object the caller opened;
 // nothing when the window has no analysis.
-void write_analysis_fields(const pipeline::WindowRecord& r, pipeline::JsonWriter& w);
+void write_analysis_fields(const pipeline::WindowRecord& r, legal::JsonWriter& w);
 
 // {prefix}wattpipe/{module}/analysis: the window's time, seq and analysis.
 std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id,
-                                        pipeline::JsonWriter& w);
+                                        legal::JsonWriter& w);
 
 // A step event: {"event":"step", ...}, the same object in the log and on MQTT.
-std::string_view write_step_event(const pipeline::StepEvent& e, std::string_view meter_id, pipeline::JsonWriter& w);
+std::string_view write_step_event(const pipeline::StepEvent& e, std::string_view meter_id, legal::JsonWriter& w);
 
 }  // namespace wattpipe::publish

@@ -7,7 +7,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wattpipe/acquire/acquisition.hpp"
@@ -61,7 +63,8 @@ struct Config {
   std::string state_dir = "./wattpipe-state";  // "none": no persistence (benchmarks)
   bool state_recover = false;  // start from the best surviving value when the state is damaged
   std::string ocmf_key;
-  std::string meter_vendor = "wattpipe", meter_model = "wattpipe-sw", meter_firmware;
+  std::string meter_vendor = "wattpipe", meter_model = "wattpipe-sw", meter_firmware;  // (firmware: unused, warned)
+  bool software_id = false;  // --software-id: print it and exit
   bool ocmf_export_readings = false;
   double transaction_min_s = 0, transaction_max_s = 0;  // > 0: reported in start replies
 
@@ -91,7 +94,18 @@ enum class ParseOutcome { run, exit_ok, bad };
 // names the key; `exit_ok`: --help or --version was printed.
 ParseOutcome parse_config(int argc, const char* const* argv, Config& cfg, std::string& error);
 
+// --source: what kind, and what follows its prefix ("zmq:" ENDPOINT ...).
+enum class SourceKind { sim, zmq_sub, zmq_pull, replay, comtrade };
+struct SourceSpec {
+  SourceKind kind = SourceKind::sim;
+  std::string arg;
+};
+// nullopt when `source` names no source (or names one without its argument).
+std::optional<SourceSpec> split_source(std::string_view source);
+
 // Version string of this build.
 const char* version() noexcept;
+// "<tool> <version> (wattpipe-legal <v> sha256:<id>)": every tool's --version.
+std::string version_line(std::string_view tool);
 
 }  // namespace wattpipe::publish

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The whole meter in one object: source -> acquisition thread -> block ring ->
-// processing thread -> MQTT thread (and, when configured, the state writer
-// and the log thread). tools/wattpipe.cpp is a thin main() around it;
-// benchmarks and tests can run it in-process.
+// processing thread -> the legal part (registers, state, transactions) ->
+// the publishers (MQTT thread, log thread, web thread). tools/wattpipe.cpp is
+// a thin main() around it; benchmarks and tests can run it in-process.
 //
 // Threading: run() on one thread (it blocks until the end); request_stop()
 // from any thread, including a signal-waiting thread.
@@ -13,8 +13,6 @@
 #include <string>
 
 #include "wattpipe/acquire/waker.hpp"
-#include "wattpipe/pipeline/state_store.hpp"
-#include "wattpipe/pipeline/transaction_journal.hpp"
 #include "wattpipe/publish/config.hpp"
 
 namespace wattpipe::publish {
@@ -37,9 +35,13 @@ class Daemon {
   // After run(): the final counters as one JSON object (what --stats-json writes).
   [[nodiscard]] const std::string& stats_json() const noexcept { return stats_; }
 
+  struct Run;  // the parts of one run, built in data-flow order (opaque: publish/src/daemon_run.hpp)
+
  private:
-  bool check_state(pipeline::RegisterStore& store, const pipeline::RegisterStore::Recovered& rec,
-                   pipeline::TransactionJournal& journal);
+  int build(Run& r);
+  std::string main_loop(Run& r, int signal_fd);
+  void shutdown(Run& r);
+  int write_stats(Run& r, const std::string& why);
 
   Config cfg_;
   std::atomic<bool> stop_{false};

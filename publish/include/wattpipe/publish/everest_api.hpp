@@ -16,12 +16,13 @@
 
 #include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/pipeline/window.hpp"
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
+#include "wattpipe/legal/legal.hpp"
 
 namespace wattpipe::publish {
 
-using pipeline::format_timestamp_ms;
-using pipeline::JsonWriter;
+using legal::format_timestamp_ms;
+using legal::JsonWriter;
 
 struct Topics {
   std::string base;  // [prefix/]everest_api/1/powermeter/{module_id}
@@ -42,15 +43,8 @@ bool valid_utf8(std::string_view s) noexcept;
 enum class TransactionStatus { ok, not_supported, unexpected_error };
 std::string_view to_string(TransactionStatus s) noexcept;
 
-struct StartTransactionRequest {
-  std::string evse_id, transaction_id;
-  std::string identification_status;            // ASSIGNED | NOT_ASSIGNED
-  std::string identification_level;             // optional
-  std::vector<std::string> identification_flags;
-  std::string identification_type;
-  std::string identification_data;              // optional
-  std::string tariff_text;                      // optional
-};
+// The legal part takes a start request as EVerest sends it.
+using StartTransactionRequest = legal::TransactionStart;
 
 struct StopTransactionRequest {
   std::string transaction_id;  // "" = every open transaction

@@ -43,8 +43,8 @@ namespace wattpipe::publish {
 class TransactionHandler {
  public:
   virtual ~TransactionHandler() = default;
-  virtual StartTransactionReply start(const StartTransactionRequest& req, const pipeline::Reading& reading) = 0;
-  virtual StopTransactionReply stop(const StopTransactionRequest& req, const pipeline::Reading& reading) = 0;
+  virtual StartTransactionReply start(const StartTransactionRequest& req, const legal::Reading& reading) = 0;
+  virtual StopTransactionReply stop(const StopTransactionRequest& req, const legal::Reading& reading) = 0;
   // The public key (DER SubjectPublicKeyInfo, hex) for m2e/public_key_ocmf; "" when none.
   [[nodiscard]] virtual std::string public_key_hex() const = 0;
 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/state_store.hpp"
+#include "state_store.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,7 +20,7 @@
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/log_limit.hpp"
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 namespace {
 
 constexpr char kMagic[4] = {'W', 'P', 'S', 'T'};
@@ -377,7 +377,7 @@ bool StateDirLock::lock(const std::string& dir, std::string& error, bool& held_b
 
 // ---- StateWriter ---------------------------------------------------------------
 
-StateWriter::StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
+StateWriter::StateWriter(RegisterStore& store, acquire::TripleBuffer<StateSnapshot>& in, acquire::Waker& in_waker, acquire::Waker* published,
                          const std::atomic<std::uint64_t>* pagination,
                          const std::atomic<std::uint64_t>* journal_entries)
     : store_(store),
@@ -475,4 +475,4 @@ void StateWriter::run() {
   snapshot();
 }
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

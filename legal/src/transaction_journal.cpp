@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/transaction_journal.hpp"
+#include "transaction_journal.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -19,9 +19,9 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 namespace {
 
 std::string open_json(const JournalTransaction& t) {
@@ -339,4 +339,4 @@ bool TransactionJournal::skip_to(std::uint64_t floor, std::string& error) {
 
 bool TransactionJournal::note(const std::string& json, std::string& error) { return append(json, error); }
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/energy_register.hpp"
+#include "wattpipe/legal/legal.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 
 using namespace wattpipe;
 using namespace wattpipe::testing;
-using pipeline::CompensatedRegister;
-using pipeline::Registers;
+using legal::CompensatedRegister;
+using legal::Registers;
 
 TEST(CompensatedRegister, ManySmallAdditionsDoNotDrift) {
   // 1e8 additions of 1/3 uWh: a plain double sum drifts, the register does not.

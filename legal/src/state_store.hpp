@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Persistence of the energy registers, so a restart continues where the
+// Persistence of the energy registers (private to the legal part, docs/legal.md), so a restart continues where the
 // meter stopped and a register EVerest has seen never goes back.
 //
 // Files in the state directory:
@@ -32,12 +32,9 @@
 #include <thread>
 #include <vector>
 
-#include "wattpipe/pipeline/energy_register.hpp"
-#include "wattpipe/pipeline/processing.hpp"
-#include "wattpipe/pipeline/triple_buffer.hpp"
-#include "wattpipe/pipeline/waker.hpp"
+#include "wattpipe/legal/legal.hpp"
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 
 class RegisterStore {
  public:
@@ -121,12 +118,7 @@ class StateDirLock {
   int fd_ = -1;
 };
 
-struct StateWriterCounters {
-  std::atomic<std::uint64_t> records{0};
-  std::atomic<std::uint64_t> write_errors{0};
-  std::atomic<std::uint64_t> syncs{0};
-  std::atomic<std::uint64_t> snapshots{0};
-};
+using StateWriterCounters = MeterCounters;
 
 // The thread that takes register snapshots from the processing thread and
 // writes them: the processing thread never waits on the disk.
@@ -134,7 +126,7 @@ class StateWriter {
  public:
   // `pagination`, `journal_entries` (optional): the journal's pagination
   // reservation and entry count, written into every record as their backup.
-  StateWriter(RegisterStore& store, TripleBuffer<StateSnapshot>& in, Waker& in_waker, Waker* published,
+  StateWriter(RegisterStore& store, acquire::TripleBuffer<StateSnapshot>& in, acquire::Waker& in_waker, acquire::Waker* published,
               const std::atomic<std::uint64_t>* pagination = nullptr,
               const std::atomic<std::uint64_t>* journal_entries = nullptr);
   ~StateWriter();
@@ -157,9 +149,9 @@ class StateWriter {
   void snapshot();
 
   RegisterStore& store_;
-  TripleBuffer<StateSnapshot>& in_;
-  Waker& in_waker_;
-  Waker* published_;
+  acquire::TripleBuffer<StateSnapshot>& in_;
+  acquire::Waker& in_waker_;
+  acquire::Waker* published_;
   const std::atomic<std::uint64_t>* pagination_;
   const std::atomic<std::uint64_t>* journal_entries_;
   std::atomic<std::uint64_t> persisted_windows_{0};
@@ -170,4 +162,4 @@ class StateWriter {
   bool dirty_ = false;  // written since the last sync
 };
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

@@ -30,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "wattpipe/pipeline/ocmf.hpp"
+#include "ocmf.hpp"
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 
 struct JournalTransaction {
   std::string id;
@@ -113,4 +113,4 @@ class TransactionJournal {
   std::atomic<std::uint64_t> entries_pub_{0};
 };
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

@@ -6,6 +6,8 @@
 // A record is  OCMF|{payload JSON}|{signature JSON} ; the signature covers
 // the payload bytes exactly as emitted between the pipes.
 //
+// Private to the legal part (docs/legal.md).
+//
 // Threading: Signer is immutable after construction and may be used from
 // any one thread at a time (the MQTT thread); the free functions are pure.
 #pragma once
@@ -18,9 +20,9 @@
 #include <string_view>
 #include <vector>
 
-namespace wattpipe::pipeline::ocmf {
+#include "wattpipe/legal/legal.hpp"
 
-inline constexpr std::string_view kSigningMethod = "ECDSA-secp256r1-SHA256";
+namespace wattpipe::legal::ocmf {
 
 class Signer {
  public:
@@ -56,12 +58,7 @@ struct Identification {
   std::string evse_id;                   // CI, with CT "EVSEID"
 };
 
-struct MeterInfo {
-  std::string gateway_id = "wattpipe";   // GI
-  std::string gateway_version;           // GV
-  std::string vendor, model, serial, firmware;  // MV, MM, MS (and GS), MF
-  bool export_readings = false;          // add 1-0:2.8.0 readings
-};
+using legal::MeterInfo;  // MF is always the software id
 
 struct ReadingPoint {
   std::int64_t import_uwh = 0;
@@ -75,9 +72,6 @@ struct ReadingPoint {
 
 // "2018-07-24T13:22:04,000+0000 S"
 std::string format_tm(std::int64_t utc_ns, bool clock_synced);
-// Energy register in kWh with 4 fixed decimals, rounded down (never bills
-// energy not measured): 12345678901 uWh -> "12.3456".
-std::string format_kwh(std::int64_t uwh);
 
 // The payload JSON, keys in a fixed order.
 std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Identification& id,
@@ -85,37 +79,8 @@ std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Id
 // OCMF|payload|{"SA":...,"SD":...}; empty when signing failed.
 std::string sign_record(const Signer& s, const std::string& payload);
 
-// ---- verification -----------------------------------------------------------
-
-struct VerifiedReading {
-  std::string tm, tx, ri, ru, st, ef;
-  double rv = 0;
-  std::optional<std::int64_t> utc_ms;  // TM parsed
-};
-
-struct Verification {
-  enum class Verdict { valid, invalid, unreadable } verdict = Verdict::unreadable;
-  std::string reason;           // why not valid
-  bool signature_ok = false;
-  bool begin_only = false;      // a valid start record: one begin reading, no end
-  std::string algorithm;        // SA used
-  std::string pagination, meter_serial, meter_vendor, identification;
-  std::vector<VerifiedReading> readings;
-};
-
-// Verifies `record` against `public_key`: DER SubjectPublicKeyInfo or a raw
-// EC point, in hex or base64. Curves secp256r1, secp256k1, secp384r1,
-// brainpoolP256r1, brainpoolP384r1 (and secp192r1/k1), DER or raw r||s
-// signatures in hex or base64, as the record's SA/SE say.
-Verification verify(std::string_view record, std::string_view public_key);
-
-// Human-readable summary of a verification.
-std::string summarize(const Verification& v);
-
-// The OCMF records in a text: the text itself when it is a record, or every
-// signed_meter_data of a JSON object (a start or stop reply, or one
-// signed_meter_value), start record first. Empty when a JSON object holds none.
-std::vector<std::string> records_in(std::string_view text);
+// ---- verification: VerifiedReading, Verification, verify(), summarize(),
+// records_in() and format_kwh() are declared in legal.hpp.
 
 // A decimal number, optionally padded with spaces; nullopt for anything else.
 std::optional<double> parse_number_text(std::string_view t);
@@ -125,4 +90,4 @@ std::optional<std::vector<unsigned char>> decode_hex(std::string_view s);
 std::optional<std::vector<unsigned char>> decode_base64(std::string_view s);
 std::string encode_hex(std::span<const unsigned char> b);
 
-}  // namespace wattpipe::pipeline::ocmf
+}  // namespace wattpipe::legal::ocmf

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/ocmf.hpp"
+#include "ocmf.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -25,9 +25,9 @@
 
 #include "wattpipe/acquire/clock.hpp"
 
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
 
-namespace wattpipe::pipeline::ocmf {
+namespace wattpipe::legal::ocmf {
 namespace {
 
 std::string openssl_error() {
@@ -238,7 +238,7 @@ std::string build_payload(const MeterInfo& m, std::uint64_t pagination, const Id
     w.field("MV", m.vendor);
     w.field("MM", m.model);
     w.field("MS", m.serial);
-    w.field("MF", m.firmware);
+    w.field("MF", software_id_firmware());  // which software signed (docs/legal.md)
     w.field_bool("IS", id.assigned);
     w.field("IL", id.level.empty() ? "NONE" : id.level);
     w.key("IF");
@@ -458,6 +458,7 @@ Verification verify(std::string_view record, std::string_view public_key) {
   v.pagination = str(doc, "PG");
   v.meter_serial = str(doc, "MS");
   v.meter_vendor = str(doc, "MV");
+  v.meter_firmware = str(doc, "MF");
   v.identification = str(doc, "IT") + (str(doc, "ID").empty() ? "" : " " + str(doc, "ID"));
 
   simdjson::dom::array rd;
@@ -571,6 +572,7 @@ std::string summarize(const Verification& v) {
   s += "signature:  " + v.algorithm + (v.signature_ok ? " ok" : " FAILED") + "\n";
   s += "meter:      " + (v.meter_vendor.empty() ? std::string("?") : v.meter_vendor) + " serial " +
        (v.meter_serial.empty() ? std::string("?") : v.meter_serial) + ", pagination " + v.pagination + "\n";
+  if (!v.meter_firmware.empty()) s += "software:   " + v.meter_firmware + "\n";
   s += "identified: " + v.identification + "\n";
   for (const auto& r : v.readings) {
     char line[256];
@@ -582,4 +584,10 @@ std::string summarize(const Verification& v) {
   return s;
 }
 
-}  // namespace wattpipe::pipeline::ocmf
+std::optional<std::string> public_key_of(const std::string& pem_path, std::string& error) {
+  auto s = Signer::load(pem_path, error);
+  if (!s) return std::nullopt;
+  return s->public_key_hex();
+}
+
+}  // namespace wattpipe::legal::ocmf

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/state_store.hpp"
+#include "state_store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,11 @@
 #include <fstream>
 #include <tuple>
 
-#include "wattpipe/pipeline/transaction_journal.hpp"
+#include "transaction_journal.hpp"
 
-using namespace wattpipe::pipeline;
+using namespace wattpipe::legal;
+using wattpipe::acquire::TripleBuffer;
+using wattpipe::acquire::Waker;
 namespace fs = std::filesystem;
 
 namespace {

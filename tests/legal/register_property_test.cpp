@@ -8,14 +8,14 @@
 #include <random>
 
 #include "signal_feed.hpp"
-#include "wattpipe/pipeline/energy_register.hpp"
+#include "wattpipe/legal/legal.hpp"
 
 using namespace wattpipe;
 using namespace wattpipe::testing;
-using pipeline::AddResult;
-using pipeline::CompensatedRegister;
-using pipeline::kMaxUwh;
-using pipeline::Registers;
+using legal::AddResult;
+using legal::CompensatedRegister;
+using legal::kMaxUwh;
+using legal::Registers;
 
 namespace {
 bool ge(const CompensatedRegister& a, const CompensatedRegister& b) {

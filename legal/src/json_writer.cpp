@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/json_writer.hpp"
+#include "wattpipe/legal/json_writer.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "wattpipe/acquire/clock.hpp"
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 namespace {
 
 constexpr std::int64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
@@ -167,4 +167,4 @@ void JsonWriter::timestamp_ms(std::int64_t utc_ns) noexcept {
   raw('"');
 }
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

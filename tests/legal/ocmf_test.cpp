@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "wattpipe/pipeline/ocmf.hpp"
+#include "ocmf.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <openssl/x509.h>
 #include <simdjson.h>
 
-using namespace wattpipe::pipeline;
+using namespace wattpipe::legal;
 using V = ocmf::Verification::Verdict;
 
 namespace {
@@ -24,7 +24,6 @@ ocmf::MeterInfo meter() {
   m.vendor = "wattpipe";
   m.model = "wattpipe-sw";
   m.serial = "WP-1";
-  m.firmware = "wattpipe-0.1.0";
   return m;
 }
 
@@ -71,6 +70,26 @@ TEST(Ocmf, EveryPublicVectorGivesItsVerdict) {
     ++n;
   }
   EXPECT_EQ(n, 4);
+}
+
+TEST(Ocmf, EverySignedRecordNamesTheSoftwareThatSignedIt) {
+  const ocmf::Signer s = signer();
+  const ocmf::ReadingPoint rd[] = {reading(1'000'000, 1'700'000'000'000'000'000, 'B')};
+  const std::string rec = ocmf::sign_record(s, ocmf::build_payload(meter(), 1, ident(), rd));
+  const SoftwareId& id = software_id();
+  ASSERT_EQ(id.sha256.size(), 64u);
+  EXPECT_EQ(id.sha256.find_first_not_of("0123456789abcdef"), std::string_view::npos);
+  EXPECT_EQ(software_id_firmware(), "wattpipe-legal-" + std::string(id.version) + "-" + std::string(id.sha256));
+  // MF sits inside the signed payload: a verifier reads it from verified bytes.
+  EXPECT_NE(rec.find("\"MF\":\"" + software_id_firmware() + "\""), std::string::npos) << rec;
+  const auto v = ocmf::verify(rec, s.public_key_hex());
+  EXPECT_EQ(v.verdict, V::valid) << v.reason;
+  EXPECT_EQ(v.meter_firmware, software_id_firmware());
+  EXPECT_NE(ocmf::summarize(v).find("software:   " + software_id_firmware()), std::string::npos);
+  // Changing MF after signing breaks the signature: the id cannot be swapped.
+  std::string forged = rec;
+  forged.replace(forged.find(std::string(id.sha256)), 1, id.sha256[0] == '0' ? "1" : "0");
+  EXPECT_EQ(ocmf::verify(forged, s.public_key_hex()).verdict, V::invalid);
 }
 
 TEST(Ocmf, SignedTransactionRoundTrips) {

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Transactions for EVerest with OCMF-signed readings (German Eichrecht):
-// start records the begin reading (taken by the processing thread at an
-// exact sample position) and replies with the signed begin record; stop
-// signs one record holding the begin and the end reading. Open transactions
-// (one per EVSE) and the pagination counter persist in the journal.
+// EVerest's start/stop_transaction on the legal part's transaction rules:
+// requests go in as the legal part takes them, its signed records come back
+// as EVerest's replies. Also keeps the live page's view of the open and the
+// last closed transactions, with whether each record verifies.
 //
 // Threading: the MQTT thread only (through TransactionHandler), except
 // view_json(), which any thread may call.
@@ -15,27 +14,18 @@
 #include <mutex>
 #include <string>
 
-#include "wattpipe/acquire/log_limit.hpp"
-#include "wattpipe/pipeline/ocmf.hpp"
-#include "wattpipe/pipeline/transaction_journal.hpp"
+#include "wattpipe/legal/legal.hpp"
 #include "wattpipe/publish/publisher.hpp"
 
 namespace wattpipe::publish {
 
-struct OcmfOptions {
-  pipeline::ocmf::MeterInfo meter;
-  double min_stop_s = 0, max_stop_s = 0;  // > 0: reported in start replies
-};
-
-class OcmfTransactions final : public TransactionHandler {
+class MeterTransactions final : public TransactionHandler {
  public:
-  OcmfTransactions(pipeline::ocmf::Signer signer, pipeline::TransactionJournal& journal, OcmfOptions opts);
+  explicit MeterTransactions(legal::Meter& meter) : meter_(meter) {}
 
-  StartTransactionReply start(const StartTransactionRequest& req, const pipeline::Reading& reading) override;
-  StopTransactionReply stop(const StopTransactionRequest& req, const pipeline::Reading& reading) override;
-  [[nodiscard]] std::string public_key_hex() const override { return signer_.public_key_hex(); }
-
-  [[nodiscard]] std::size_t open_count() const noexcept { return journal_.open_transactions().size(); }
+  StartTransactionReply start(const StartTransactionRequest& req, const legal::Reading& reading) override;
+  StopTransactionReply stop(const StopTransactionRequest& req, const legal::Reading& reading) override;
+  [[nodiscard]] std::string public_key_hex() const override { return meter_.public_key_hex(); }
 
   // Any thread: the open and the last kViewClosed closed transactions with
   // their OCMF records and whether each verifies against the meter's key, as
@@ -61,18 +51,11 @@ class OcmfTransactions final : public TransactionHandler {
     Checked begin, end;
   };
   Checked check(const std::string& record) const;
-  const Checked& begin_checked(const pipeline::JournalTransaction& t);
+  void note_closed(const std::vector<legal::ClosedTransaction>& closed);
   void refresh_view();
+  SignedMeterValue smv(const legal::SignedRecord& r) const;
 
-  // Signs the end record of `t` at `reading` and forgets `t`. Empty on failure (with error).
-  std::optional<StopTransactionReply> close(const pipeline::JournalTransaction& t, const pipeline::Reading& reading,
-                                            char tx, std::string& error);
-  SignedMeterValue smv(const std::string& record, std::int64_t utc_ns) const;
-
-  pipeline::ocmf::Signer signer_;
-  pipeline::TransactionJournal& journal_;
-  OcmfOptions opts_;
-  acquire::LogLimit log_limit_{100'000'000};  // request-level lines: at most 10 a second
+  legal::Meter& meter_;
   bool view_on_ = false;
   std::deque<Closed> closed_;                   // newest first
   std::map<std::string, Checked> open_checked_; // begin records of open transactions, by id

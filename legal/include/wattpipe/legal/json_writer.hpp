@@ -2,6 +2,11 @@
 // A small JSON writer into a caller's buffer: no allocation, fixed-point
 // numbers formatted from integers (exact, and fast), never NaN or Infinity.
 //
+// Part of the legal part (docs/legal.md): it writes the OCMF payloads that
+// are signed and the transaction journal, so its bytes are legally relevant;
+// the rest of wattpipe shares it for MQTT, the page and the logs, and a
+// change to it changes the software id.
+//
 // Threading: one writer per thread.
 #pragma once
 
@@ -11,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-namespace wattpipe::pipeline {
+namespace wattpipe::legal {
 
 class JsonWriter {
  public:
@@ -87,4 +92,4 @@ std::string write_json(std::size_t hint, Fill&& fill) {
   }
 }
 
-}  // namespace wattpipe::pipeline
+}  // namespace wattpipe::legal

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "wattpipe/publish/meter_transactions.hpp"
+
+#include "wattpipe/legal/json_writer.hpp"
+
+namespace wattpipe::publish {
+
+void MeterTransactions::enable_view() {
+  view_on_ = true;
+  refresh_view();
+}
+
+SignedMeterValue MeterTransactions::smv(const legal::SignedRecord& r) const {
+  return SignedMeterValue{r.record, std::string(legal::kSigningMethod), std::string(legal::kEncodingMethod),
+                          meter_.public_key_hex(), r.utc_ns};
+}
+
+StartTransactionReply MeterTransactions::start(const StartTransactionRequest& req, const legal::Reading& reading) {
+  legal::StartResult res = meter_.start_transaction(req, reading);
+  note_closed(res.closed);
+  StartTransactionReply r;
+  if (!res.error.empty()) {
+    r.status = TransactionStatus::unexpected_error;
+    r.error = std::move(res.error);
+    return r;
+  }
+  r.min_stop_utc_ns = res.min_stop_utc_ns;
+  r.max_stop_utc_ns = res.max_stop_utc_ns;
+  if (res.begin) r.signed_meter_value = smv(*res.begin);
+  refresh_view();
+  return r;
+}
+
+StopTransactionReply MeterTransactions::stop(const StopTransactionRequest& req, const legal::Reading& reading) {
+  legal::StopResult res = meter_.stop_transaction(req.transaction_id, reading);
+  note_closed(res.closed);
+  StopTransactionReply r;
+  if (!res.error.empty()) {
+    r.status = TransactionStatus::unexpected_error;
+    r.error = std::move(res.error);
+    return r;
+  }
+  if (res.end) r.signed_meter_value = smv(*res.end);
+  if (res.begin) r.start_signed_meter_value = smv(*res.begin);
+  return r;
+}
+
+MeterTransactions::Checked MeterTransactions::check(const std::string& record) const {
+  const legal::ocmf::Verification v = legal::ocmf::verify(record, meter_.public_key_hex());
+  const bool ok = v.verdict == legal::ocmf::Verification::Verdict::valid;
+  return Checked{record, ok ? std::string() : v.reason, v.pagination, ok};
+}
+
+void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed) {
+  if (!view_on_ || closed.empty()) return;
+  for (const auto& c : closed) {
+    auto it = open_checked_.find(c.id);
+    Checked begin = it != open_checked_.end() && it->second.record == c.begin.record ? it->second : check(c.begin.record);
+    closed_.push_front({c.id, c.evse_id, std::move(begin), check(c.end.record)});
+    if (closed_.size() > kViewClosed) closed_.pop_back();
+  }
+  refresh_view();
+}
+
+void MeterTransactions::refresh_view() {
+  if (!view_on_) return;
+  auto record = [&](legal::JsonWriter& w, std::string_view name, const Checked& c) {
+    w.key(name);
+    w.begin_object();
+    w.field("record", c.record);
+    w.field_bool("verifies", c.verifies);
+    if (!c.verifies) w.field("reason", c.reason);
+    w.field("pagination", c.pagination);
+    w.end_object();
+  };
+  const std::vector<legal::OpenTransaction> open = meter_.open_transactions();
+  // Forget the checks of transactions no longer open; check the new ones once.
+  std::map<std::string, Checked> still;
+  for (const auto& t : open) {
+    auto it = open_checked_.find(t.id);
+    still.emplace(t.id, it != open_checked_.end() && it->second.record == t.begin.record ? std::move(it->second)
+                                                                                           : check(t.begin.record));
+  }
+  open_checked_ = std::move(still);
+  auto json = std::make_shared<const std::string>(legal::write_json(4096, [&](legal::JsonWriter& w) {
+    w.begin_array();
+    for (const auto& t : open) {
+      w.separator();
+      w.begin_object();
+      w.field("id", t.id);
+      w.field("evse_id", t.evse_id);
+      w.field_bool("open", true);
+      w.key("begin_utc");
+      w.timestamp_ms(t.begin.utc_ns);
+      record(w, "begin", open_checked_.at(t.id));
+      w.end_object();
+    }
+    for (const Closed& c : closed_) {
+      w.separator();
+      w.begin_object();
+      w.field("id", c.id);
+      w.field("evse_id", c.evse_id);
+      w.field_bool("open", false);
+      record(w, "begin", c.begin);
+      record(w, "end", c.end);
+      w.end_object();
+    }
+    w.end_array();
+  }));
+  const std::lock_guard lock(view_mutex_);
+  view_ = std::move(json);
+}
+
+}  // namespace wattpipe::publish
