@@ -312,7 +312,7 @@ int export_windows(const Options& o, std::uint64_t size) {
   std::vector<Column> cols, step_cols;
   std::map<std::string, std::size_t> seen, step_seen;
   std::int64_t first_ns = -1;
-  std::string meter_id, line;
+  std::string meter_id, line, measured_by;  // measured_by: the log header's software id (docs/legal.md)
   std::uint64_t overflows = 0, bad = 0;
   auto for_each = [&](const std::function<void(simdjson::dom::element, bool)>& f) {
     std::ifstream in(o.input, std::ios::binary);
@@ -328,9 +328,12 @@ int export_windows(const Options& o, std::uint64_t size) {
         continue;
       }
       std::string_view type;
-      if (doc["type"].get_string().get(type) == simdjson::SUCCESS && type == "overflow") {
-        ++overflows;
-        continue;
+      if (doc["type"].get_string().get(type) == simdjson::SUCCESS) {
+        std::string_view sid;
+        if (type == "overflow") ++overflows;
+        if (type == "header" && measured_by.empty() && doc["software_id"].get_string().get(sid) == simdjson::SUCCESS)
+          measured_by = std::string(sid);
+        continue;  // overflow and header records are not windows
       }
       f(doc, doc["event"].error() == simdjson::SUCCESS);
     }
@@ -401,6 +404,7 @@ int export_windows(const Options& o, std::uint64_t size) {
     h5_attr(h5.id(), "source_file", std::filesystem::path(o.input).filename().string());
     h5_attr(h5.id(), "meter_id", meter_id);
     h5_attr(h5.id(), "wattpipe_version", WATTPIPE_VERSION);
+    if (!measured_by.empty()) h5_attr(h5.id(), "software_id", measured_by);  // of the daemon that measured
     // 1-D quantities in /windows (a DataFrame each column), arrays (harmonics) in /spectra.
     const hid_t gw = h5.group("/windows");
     // A column's values, buffered: doubles, or int64 for times in ns.

@@ -17,6 +17,7 @@
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/log_limit.hpp"
 #include "wattpipe/acquire/wprb.hpp"
+#include "wattpipe/publish/config.hpp"
 #include "wattpipe/publish/everest_api.hpp"
 
 #include <poll.h>
@@ -31,11 +32,30 @@ namespace {
 // truncated: a line-oriented file is appended to; a block file (`append`
 // false) that already holds data is first moved aside to the next free name,
 // so a torn block of an earlier run cannot hide this run's blocks.
+// The first line of every JSONL file: which software measured what follows
+// (docs/export.md; readers skip records with a "type").
+std::string jsonl_header(const std::string& meter_id) {
+  const legal::SoftwareId& id = legal::software_id();
+  return legal::write_json(512, [&](legal::JsonWriter& w) {
+           w.begin_object();
+           w.field("type", "header");
+           w.field("format", "wattpipe windows");
+           w.field("wattpipe_version", version());
+           w.field("software_id", legal::software_id_text());
+           w.field("legal_sha256", id.sha256);
+           w.field("meter_id", meter_id);
+           w.end_object();
+         }) +
+         "\n";
+}
+
 class RotatingFile {
  public:
-  RotatingFile(std::string path, double max_mb, const char* what, bool append)
+  // `header` (optional): written first into every file this opens, so each
+  // file of a rotated log says what wrote it.
+  RotatingFile(std::string path, double max_mb, const char* what, bool append, std::string header = {})
       : path_(std::move(path)), max_bytes_(max_mb > 0 ? std::uint64_t(max_mb * 1024 * 1024) : 0), what_(what),
-        append_(append) {
+        append_(append), header_(std::move(header)) {
     open_path();
   }
   ~RotatingFile() {
@@ -74,6 +94,7 @@ class RotatingFile {
         }
         if (last != '\n') std::fputc('\n', f_);
         spdlog::info("{}: appending to '{}' ({} bytes already there)", what_, path_, st.st_size);
+        write_header();
         return;
       }
       const std::string aside = next_free_name();
@@ -83,6 +104,11 @@ class RotatingFile {
       spdlog::info("{}: '{}' held data: moved to '{}'", what_, path_, aside);
     }
     open_or_throw("wb");
+    write_header();
+  }
+  void write_header() {
+    if (f_ == nullptr || header_.empty()) return;
+    if (std::fwrite(header_.data(), 1, header_.size(), f_) == header_.size()) written_ += header_.size();
   }
   std::string next_free_name() {
     for (;;) {
@@ -106,6 +132,7 @@ class RotatingFile {
     f_ = std::fopen(path_.c_str(), "wb");
     if (f_ != nullptr) std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
     written_ = 0;
+    write_header();
     rotations.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -113,6 +140,7 @@ class RotatingFile {
   std::uint64_t max_bytes_;
   const char* what_;
   bool append_;
+  std::string header_;
   std::FILE* f_ = nullptr;
   std::uint64_t written_ = 0;
   unsigned index_ = 0;
@@ -135,7 +163,8 @@ struct WindowLogger::Impl {
 WindowLogger::WindowLogger(LoggerConfig cfg, acquire::SpscRing<pipeline::WindowRecord>* windows,
                            acquire::SpscRing<acquire::SampleBlock>* raw)
     : cfg_(std::move(cfg)), windows_(windows), raw_(raw), impl_(std::make_unique<Impl>()) {
-  if (!cfg_.jsonl_path.empty()) impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log", true);
+  if (!cfg_.jsonl_path.empty())
+    impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log", true, jsonl_header(cfg_.meter_id));
   if (!cfg_.raw_path.empty()) impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw", false);
   if (!cfg_.zmq_endpoint.empty()) {
     impl_->pub = std::make_unique<zmq::socket_t>(impl_->ctx, zmq::socket_type::pub);

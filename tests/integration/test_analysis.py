@@ -31,7 +31,7 @@ def errors(v, obj):
 
 def records(path):
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return wplib.windows_of(f)
 
 
 class Analysis(unittest.TestCase):

@@ -34,7 +34,7 @@ def three_phase(n):
 
 def windows(path):
     with open(path) as f:
-        return [r for r in (json.loads(x) for x in f if x.strip()) if "event" not in r]
+        return [r for r in wplib.windows_of(f) if "event" not in r]
 
 
 def export(*args):

@@ -3,6 +3,7 @@
 the daemon by a real MQTT client (paho) and checked against the contract
 (publish/spec/powermeter_API.yaml) with jsonschema."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -160,6 +161,12 @@ class Transactions(unittest.TestCase):
         self.assertEqual(payload["CT"], "EVSEID")
         self.assertEqual(payload["CI"], "EVSE-1")
         self.assertEqual(payload["ID"], "04AABBCCDD")
+        # The signed payload names the software that signed it (docs/legal.md),
+        # and wattpipe-ocmf verify shows it as this build's legal part.
+        name, version, sha = re.fullmatch(r"(\S+) (\S+) sha256:([0-9a-f]{64})", wplib.software_id()).groups()
+        self.assertEqual(payload["MF"], f"{name}-{version}-{sha}")
+        self.assertIn("software:   " + payload["MF"], out)
+        self.assertIn("(the legal part of this build)", out)
         # 1.5 s of 10.5 kW between the readings (0.1 Wh resolution, scheduling slack).
         delivered_kwh = rd[1]["RV"] - rd[0]["RV"]
         self.assertGreater(delivered_kwh, P_AC3 * 1.0 / 3.6e6)

@@ -24,7 +24,7 @@ def daq(*args):
 
 def records(path):
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return wplib.windows_of(f)
 
 
 class WindowLog(unittest.TestCase):
@@ -54,6 +54,12 @@ class WindowLog(unittest.TestCase):
             for a, b in zip(recs, recs[1:]):
                 self.assertEqual(a["end_ns"], b["start_ns"])
             self.assertAlmostEqual(recs[-1]["energy_Wh_import"]["total"], s["energy_Wh_import_total"], delta=1e-5)
+            # The file's first line names the software that measured it (docs/legal.md).
+            with open(log) as f:
+                head = json.loads(f.readline())
+            self.assertEqual(head["type"], "header")
+            self.assertEqual(head["software_id"], wplib.software_id())
+            self.assertEqual(head["software_id"], s["software_id"])
 
     def test_slow_disk_overflow_is_counted_exactly_and_written_into_the_log(self):
         with wplib.TempDir() as tmp:
@@ -99,6 +105,8 @@ class WindowLog(unittest.TestCase):
             allrecs = []
             for p in sorted(parts, key=lambda n: int(n.rsplit(".", 1)[1])) + ["w.jsonl"]:
                 allrecs += records(os.path.join(tmp, p))
+                with open(os.path.join(tmp, p)) as f:  # every rotated file says what wrote it
+                    self.assertEqual(json.loads(f.readline()).get("software_id"), s["software_id"], p)
                 self.assertLessEqual(os.path.getsize(os.path.join(tmp, p)), 0.05 * 1024 * 1024 + 4096)
             self.assertEqual([r["seq"] for r in allrecs], list(range(s["windows_closed"])))
 

@@ -519,7 +519,7 @@ class SourceHealth(unittest.TestCase):
                 self.assertRegex(d.log(), r"stopped after .*losses: .*" + name)
                 self.assertGreater(d.stats()[name], 0)
             with open(os.path.join(tmp, "w.jsonl")) as f:
-                recs = [json.loads(line) for line in f if line.strip()]
+                recs = wplib.windows_of(f)
             self.assertGreater(recs[-1]["losses"]["frames_lost_gap"], 0)
             for name in recs[-1]["losses"]:
                 self.assertIn(name, d.stats(), "one set of names for the log, the stats and the exit line")

@@ -37,7 +37,7 @@ def three_phase(n, start=0):
 
 def windows(path):
     with open(path) as f:
-        return [r for r in (json.loads(line) for line in f if line.strip()) if "event" not in r]
+        return [r for r in wplib.windows_of(f) if "event" not in r]
 
 
 class Module(unittest.TestCase):

@@ -18,7 +18,7 @@ import wplib  # noqa: E402
 
 def records(path):
     with open(path) as f:
-        return [json.loads(x) for x in f if x.strip()]
+        return wplib.windows_of(f)
 
 
 class Manager:

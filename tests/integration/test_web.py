@@ -170,6 +170,7 @@ class LivePage(unittest.TestCase):
         self.assertIn("harmonics_I_A", last["window"])
         self.assertIn(last["health"]["source_health"], ("live",))
         self.assertTrue(last["health"]["broker_connected"])
+        self.assertEqual("{name} {version} sha256:{sha256}".format(**last["health"]["legal"]), wplib.software_id())
 
     def test_dc_session_values_ripple_and_steps(self):
         def check(d, broker):

@@ -44,6 +44,20 @@ def binary(name):
     return os.path.join(BIN_DIR, name)
 
 
+def software_id():
+    """The first line of `wattpipe --software-id`: "wattpipe-legal V sha256:HEX"."""
+    r = subprocess.run([binary("wattpipe"), "--software-id"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()[0]
+
+
+def windows_of(lines):
+    """The records of a JSONL window log, without its header lines (the first
+    line of every file names the software that wrote it: docs/export.md)."""
+    recs = [json.loads(x) for x in lines if x.strip()]
+    return [r for r in recs if r.get("type") != "header"]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
