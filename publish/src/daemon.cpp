@@ -172,7 +172,7 @@ int Daemon::build(Run& r) {
     outs.scope_cfg.interval_ns = web_interval_ns(c);
     outs.view_events = &r.view_steps;
   }
-  // The log thread's waker is the logger's own: built below, filled in here.
+  // The log thread comes before the processing thread: its waker is the logger's own.
   if (log_windows || log_raw) {
     LoggerConfig lc;
     lc.jsonl_path = c.log;
@@ -253,14 +253,15 @@ int Daemon::run(bool handle_signals) {
   r.meter->start_writer();
   if (r.logger) r.logger->start();
   r.publisher->start();
-  std::string why;
-  if (r.web && !built([&] { r.web->start(); })) why = "the web server did not start";
-  r.proc->start();
-  r.acq->start();
-  if (why.empty()) why = main_loop(r, sig.fd);
-  shutdown(r);
-  if (why == "the web server did not start") return 2;
-  return write_stats(r, why);
+  // A page that cannot listen is a configuration to fix: stop before measuring.
+  const bool web_ok = !r.web || built([&] { r.web->start(); });
+  if (web_ok) {
+    r.proc->start();
+    r.acq->start();
+  }
+  const std::string why = web_ok ? main_loop(r, sig.fd) : "the web server did not start";
+  shutdown(r);  // the one shutdown, also for threads never started
+  return web_ok ? write_stats(r, why) : 2;
 }
 
 std::string Daemon::main_loop(Run& r, int sig_fd) {

@@ -588,7 +588,8 @@ class OtherWaysIn(unittest.TestCase):
                 lines = f.read().split("\n")
             self.assertEqual(lines[0], '{"earlier":"run"}')
             self.assertEqual(lines[1], '{"torn":', "the torn line ends where it ended; this run starts anew")
-            self.assertIn('"seq":0', lines[2])
+            self.assertIn('"type":"header"', lines[2], "this run's part starts with its header record")
+            self.assertIn('"seq":0', lines[3])
             with open(raw + ".1", "rb") as f:
                 self.assertEqual(f.read(), earlier_raw, "the earlier raw log moved aside intact")
             with open(raw, "rb") as f:
