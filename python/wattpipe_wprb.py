@@ -10,6 +10,7 @@ python3-zmq). Nothing else.
     wprb.write_file("rec.wprb", frames, "AC3N", 20000)
     header, frames = wprb.read_file("rec.wprb")
 """
+import json
 import struct
 import time
 
@@ -159,13 +160,54 @@ def decode_block(buf, offset=0, exact=True):
     return h, (raw * _scales(h.layout, h.volts_per_count, h.amperes_per_count)).astype(np.float32)
 
 
+NOTE_MAGIC = b"WPRN"
+MAX_NOTE_BYTES = 1 << 16
+
+
+def _note_at(data, at):
+    """(text, bytes taken) of a note at `at` (docs/wprb.md, "Notes"), or None."""
+    if data[at:at + 4] != NOTE_MAGIC:
+        return None
+    if len(data) - at < HEADER_BYTES:
+        raise WprbError("short note header")
+    version, hbytes, n = struct.unpack_from("<HHI", data, at + 4)
+    if version != VERSION or hbytes != HEADER_BYTES or not 1 <= n <= MAX_NOTE_BYTES or len(data) - at - HEADER_BYTES < n:
+        raise WprbError("bad note")
+    return bytes(data[at + HEADER_BYTES:at + HEADER_BYTES + n]).decode("utf-8", errors="replace"), HEADER_BYTES + n
+
+
+def notes(path):
+    """The notes of a WPRB file, parsed as JSON: a raw log's first says which
+    software recorded it (its "software_id")."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out, at = [], 0
+    while at < len(data):
+        note = _note_at(data, at)
+        if note is not None:
+            out.append(json.loads(note[0]))
+            at += note[1]
+            continue
+        h = _parse_header(data, at)
+        at += HEADER_BYTES + _payload_bytes(h)
+    return out
+
+
 def iter_blocks(path):
     """Yields (Header, frames) for each block of a WPRB file (a raw log or a
-    replay file). Raises WprbError naming the byte offset of a bad block."""
+    replay file), passing over notes. Raises WprbError naming the byte offset
+    of a bad block."""
     with open(path, "rb") as f:
         data = f.read()
     at = 0
     while at < len(data):
+        try:
+            note = _note_at(data, at)
+        except WprbError as e:
+            raise WprbError(f"{path}: note at byte {at}: {e}") from None
+        if note is not None:
+            at += note[1]
+            continue
         try:
             h, frames = decode_block(data, at, exact=False)
         except WprbError as e:

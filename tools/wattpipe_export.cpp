@@ -546,10 +546,17 @@ int export_raw(const Options& o) {
   };
   // The layout and rate come from the first block; read it before any writer opens.
   auto first_block = std::make_unique<wattpipe::acquire::SampleBlock>();
+  std::string measured_by;  // the software id in the log's note (docs/legal.md)
   {
     wattpipe::acquire::ReplaySource src(o.input, true, false);
     if (src.read(*first_block, std::chrono::seconds(1)) != wattpipe::acquire::ReadStatus::ok)
       throw UsageError(fmt::format("'{}': the first block is unreadable: {}", o.input, src.end_reason()));
+    simdjson::dom::parser p;
+    simdjson::dom::element note;
+    std::string_view sid;
+    if (!src.note().empty() && p.parse(src.note()).get(note) == simdjson::SUCCESS &&
+        note["software_id"].get_string().get(sid) == simdjson::SUCCESS)
+      measured_by = std::string(sid);
   }
   const wattpipe::acquire::SampleBlock& first = *first_block;
   const std::uint32_t nch = wattpipe::acquire::layout_info(first.layout).channels;
@@ -596,6 +603,7 @@ int export_raw(const Options& o) {
     h5_attr(h5.id(), "kind", "wattpipe raw samples");
     h5_attr(h5.id(), "source_file", std::filesystem::path(o.input).filename().string());
     h5_attr(h5.id(), "wattpipe_version", WATTPIPE_VERSION);
+    if (!measured_by.empty()) h5_attr(h5.id(), "software_id", measured_by);  // of the daemon that recorded
     h5_attr(h5.id(), "layout", std::string(wattpipe::acquire::layout_name(first.layout)));
     const hid_t g = h5.group("/raw");
     h5_attr_num<double>(g, "sample_rate_Hz", first.sample_rate_hz / o.decimate, H5T_NATIVE_DOUBLE);
@@ -669,7 +677,8 @@ int main(int argc, char** argv) {
     in.seekg(0);
     char magic[4] = {};
     in.read(magic, 4);
-    return std::string_view(magic, 4) == "WPRB" ? export_raw(o) : export_windows(o, size);
+    const std::string_view m(magic, 4);
+    return m == "WPRB" || m == "WPRN" ? export_raw(o) : export_windows(o, size);  // (WPRN: a raw log's note)
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
     return kExitUsage;

@@ -25,6 +25,39 @@ void store(std::byte* p, T v) noexcept {
 
 }  // namespace
 
+bool is_note(std::span<const std::byte> b) noexcept { return b.size() >= 4 && std::memcmp(b.data(), "WPRN", 4) == 0; }
+
+bool parse_note_header(std::span<const std::byte> b, std::uint32_t& length, std::string& error) {
+  if (b.size() < kHeaderBytes || !is_note(b)) {
+    error = "not a note";
+    return false;
+  }
+  const std::byte* p = b.data();
+  if (load<std::uint16_t>(p + 4) != kVersion || load<std::uint16_t>(p + 6) != kHeaderBytes) {
+    error = "unsupported note version or header size";
+    return false;
+  }
+  length = load<std::uint32_t>(p + 8);
+  if (length == 0 || length > kMaxNoteBytes) {
+    error = "note length " + std::to_string(length) + " outside 1 to " + std::to_string(kMaxNoteBytes);
+    return false;
+  }
+  return true;
+}
+
+void encode_note(std::string_view text, std::vector<std::byte>& out) {
+  const std::size_t n = std::min<std::size_t>(text.size(), kMaxNoteBytes);
+  const std::size_t at = out.size();
+  out.resize(at + kHeaderBytes + n);
+  std::byte* p = out.data() + at;
+  std::memset(p, 0, kHeaderBytes);
+  std::memcpy(p, "WPRN", 4);
+  store<std::uint16_t>(p + 4, kVersion);
+  store<std::uint16_t>(p + 6, std::uint16_t(kHeaderBytes));
+  store<std::uint32_t>(p + 8, std::uint32_t(n));
+  std::memcpy(p + kHeaderBytes, text.data(), n);
+}
+
 bool parse_header(std::span<const std::byte> b, Header& h, std::string& error) {
   if (b.size() < kHeaderBytes) {
     error = "short header";

@@ -103,6 +103,7 @@ ReadStatus ZmqSource::read(SampleBlock& out, std::chrono::nanoseconds timeout) {
     while (msg_.more())
       if (!sock_.recv(msg_, zmq::recv_flags::dontwait)) break;
     const std::span<const std::byte> bytes(static_cast<const std::byte*>(msg_.data()), msg_.size());
+    if (wprb::is_note(bytes)) continue;  // a note carries no samples (docs/wprb.md)
     wprb::Header h;
     bool valid = wprb::parse_header(bytes, h, error);
     if (valid && bytes.size() != wprb::kHeaderBytes + wprb::payload_bytes(h)) {
@@ -142,7 +143,7 @@ bool ReplaySource::load_next(std::string& error) {
     std::byte hdr[wprb::kHeaderBytes];
     const std::size_t got = std::fread(hdr, 1, sizeof hdr, file_);
     if (got == 0 && std::feof(file_)) {
-      if (!loop_ || at == 0) return false;  // clean end of file
+      if (!loop_ || !any_block_) return false;  // clean end of file (or nothing to loop over)
       // Loop: continue numbering frames and time where the file ended.
       loop_frames_ += last_end_frame_ - first_frame_;
       loop_ns_ += last_end_ns_ - first_t0_ns_;
@@ -159,6 +160,21 @@ bool ReplaySource::load_next(std::string& error) {
     }
     wprb::Header h;
     std::string why;
+    if (wprb::is_note(std::span<const std::byte>(hdr, sizeof hdr))) {
+      std::uint32_t len = 0;
+      if (!wprb::parse_note_header(std::span<const std::byte>(hdr, sizeof hdr), len, why)) {
+        error = "corrupt note at byte " + std::to_string(at) + ": " + why;
+        return false;
+      }
+      std::string text(len, '\0');
+      if (std::fread(text.data(), 1, len, file_) < len) {
+        error = "truncated note at byte " + std::to_string(at);
+        return false;
+      }
+      if (note_.empty()) note_ = std::move(text);
+      offset_.store(at + sizeof hdr + len, std::memory_order_relaxed);
+      continue;  // carries no samples
+    }
     if (!wprb::parse_header(std::span<const std::byte>(hdr, sizeof hdr), h, why)) {
       error = "corrupt block at byte " + std::to_string(at) + ": " + why;
       return false;
@@ -172,9 +188,10 @@ bool ReplaySource::load_next(std::string& error) {
       return false;
     }
     offset_.store(at + sizeof hdr + need, std::memory_order_relaxed);
-    if (at == 0) {
+    if (!any_block_) {
       first_frame_ = h.first_frame;
       first_t0_ns_ = h.t0_ns;
+      any_block_ = true;
     }
     last_end_frame_ = h.first_frame + h.frame_count;
     last_end_ns_ = h.t0_ns + std::llround(double(h.frame_count) * 1e9 / h.sample_rate_hz);

@@ -32,21 +32,27 @@ namespace {
 // truncated: a line-oriented file is appended to; a block file (`append`
 // false) that already holds data is first moved aside to the next free name,
 // so a torn block of an earlier run cannot hide this run's blocks.
-// The first line of every JSONL file: which software measured what follows
-// (docs/export.md; readers skip records with a "type").
-std::string jsonl_header(const std::string& meter_id) {
+// What opens every log file: which software measured what follows. JSONL:
+// a line of its own (docs/export.md; readers skip records with a "type");
+// WPRB: the same text in a note (docs/wprb.md).
+std::string log_header(std::string_view format, const std::string& meter_id) {
   const legal::SoftwareId& id = legal::software_id();
   return legal::write_json(512, [&](legal::JsonWriter& w) {
            w.begin_object();
            w.field("type", "header");
-           w.field("format", "wattpipe windows");
+           w.field("format", format);
            w.field("wattpipe_version", version());
            w.field("software_id", legal::software_id_text());
            w.field("legal_sha256", id.sha256);
            w.field("meter_id", meter_id);
            w.end_object();
-         }) +
-         "\n";
+         });
+}
+std::string jsonl_header(const std::string& meter_id) { return log_header("wattpipe windows", meter_id) + "\n"; }
+std::string wprb_header(const std::string& meter_id) {
+  std::vector<std::byte> note;
+  acquire::wprb::encode_note(log_header("wattpipe raw samples", meter_id), note);
+  return std::string(reinterpret_cast<const char*>(note.data()), note.size());
 }
 
 class RotatingFile {
@@ -165,7 +171,8 @@ WindowLogger::WindowLogger(LoggerConfig cfg, acquire::SpscRing<pipeline::WindowR
     : cfg_(std::move(cfg)), windows_(windows), raw_(raw), impl_(std::make_unique<Impl>()) {
   if (!cfg_.jsonl_path.empty())
     impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log", true, jsonl_header(cfg_.meter_id));
-  if (!cfg_.raw_path.empty()) impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw", false);
+  if (!cfg_.raw_path.empty())
+    impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw", false, wprb_header(cfg_.meter_id));
   if (!cfg_.zmq_endpoint.empty()) {
     impl_->pub = std::make_unique<zmq::socket_t>(impl_->ctx, zmq::socket_type::pub);
     impl_->pub->set(zmq::sockopt::sndhwm, 100000);

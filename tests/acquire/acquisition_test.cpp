@@ -7,7 +7,9 @@
 #include <functional>
 #include <limits>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -236,6 +238,47 @@ TEST(Acquisition, MaxRateSleepsBesideAConsumerThatFreesABlockAtATime) {
   // while the ring stays full, the producer slept only when this thread was
   // descheduled for more than its spins.
   EXPECT_GE(r.acq.counters().full_ring_sleeps.load(), 50u);
+}
+
+TEST(ReplaySource, NotesArePassedOverAndTheFirstIsKept) {
+  // A raw log as the daemon writes it: a note first, blocks after it (and a
+  // second note, as after a rotation would not have, to show it is skipped).
+  const std::string blocks = temp_path("blocks.wprb"), path = temp_path("noted.wprb");
+  write_blocks(blocks, 4, 500);
+  std::vector<std::byte> a, b;
+  wprb::encode_note(R"({"type":"header","software_id":"x"})", a);
+  wprb::encode_note(R"({"later":1})", b);
+  {
+    std::ofstream f(path, std::ios::binary);
+    std::ifstream in(blocks, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(a.data()), std::streamsize(a.size()));
+    std::vector<char> all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t half = 2 * (64 + 500 * 8 * 4);
+    f.write(all.data(), std::streamsize(half));
+    f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+    f.write(all.data() + half, std::streamsize(all.size() - half));
+  }
+  ReplaySource src(path, true, false);
+  auto blk = std::make_unique<SampleBlock>();
+  std::uint64_t frames = 0, next = 0;
+  while (src.read(*blk, std::chrono::seconds(1)) == ReadStatus::ok) {
+    EXPECT_EQ(blk->first_frame, next);
+    next += blk->frames;
+    frames += blk->frames;
+  }
+  EXPECT_EQ(frames, 4u * 500);
+  EXPECT_TRUE(src.end_reason().empty()) << src.end_reason();
+  EXPECT_EQ(src.note(), R"({"type":"header","software_id":"x"})");
+  // A note that claims more than the limit is damage, not a skip.
+  std::vector<std::byte> bad;
+  wprb::encode_note("{}", bad);
+  const std::uint32_t huge = wprb::kMaxNoteBytes + 1;
+  std::memcpy(bad.data() + 8, &huge, 4);
+  std::uint32_t len = 0;
+  std::string err;
+  EXPECT_FALSE(wprb::parse_note_header(std::span<const std::byte>(bad.data(), 64), len, err));
+  fs::remove(blocks);
+  fs::remove(path);
 }
 
 TEST(ReplaySource, TruncatedFileEndsAfterEveryGoodBlock) {

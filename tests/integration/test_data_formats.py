@@ -182,6 +182,7 @@ class Exports(unittest.TestCase):
             self.assertEqual(f.attrs["layout"], "AC3N")
             self.assertEqual(f.attrs["start_ns"], 1_795_464_778_000_000_000)
             self.assertEqual(f["raw"].attrs["sample_rate_Hz"], RATE)
+            self.assertEqual(f.attrs["software_id"], wplib.software_id(), "what recorded the samples")
             for k, name in enumerate(["U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"]):
                 np.testing.assert_array_equal(f["raw"][name][:], self.sent[:, k])
                 self.assertEqual(f["raw"][name].attrs["units"], "V" if name[0] == "U" else "A")
@@ -195,6 +196,7 @@ class Exports(unittest.TestCase):
             self.assertEqual(len(df), len(recs))
             np.testing.assert_allclose(df["power_W_L2"], [r["power_W"]["L2"] for r in recs])
             self.assertEqual(list(df["start_ns"]), [r["start_ns"] for r in recs])
+            self.assertEqual(f.attrs["software_id"], wplib.software_id(), "what measured the windows")
             self.assertEqual(f["windows/voltage_V_L1"].attrs["units"], "V")
             self.assertEqual(f["windows/thd_I_percent_L3"].attrs["units"], "%")
             self.assertEqual(f["spectra/harmonics_U_V_L1"].shape, (len(recs), 50))

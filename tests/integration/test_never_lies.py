@@ -20,6 +20,8 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wplib  # noqa: E402
+sys.path.insert(0, os.path.join(wplib.ROOT, "python"))
+import wattpipe_wprb  # noqa: E402
 
 DC_V, DC_A = 800.0, 200.0
 P_DC = DC_V * DC_A
@@ -593,7 +595,11 @@ class OtherWaysIn(unittest.TestCase):
             with open(raw + ".1", "rb") as f:
                 self.assertEqual(f.read(), earlier_raw, "the earlier raw log moved aside intact")
             with open(raw, "rb") as f:
-                self.assertEqual(f.read(4), b"WPRB")
+                self.assertEqual(f.read(4), b"WPRN", "the new raw log opens with its note")
+            notes = wattpipe_wprb.notes(raw)
+            self.assertEqual(len(notes), 1)
+            self.assertEqual(notes[0]["software_id"], wplib.software_id())
+            self.assertGreater(len(wattpipe_wprb.read_file(raw)[1]), 0, "and its blocks read past the note")
 
 
 class OcmfVerify(unittest.TestCase):

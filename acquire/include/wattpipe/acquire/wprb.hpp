@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wattpipe/acquire/sample_block.hpp"
@@ -52,6 +53,18 @@ void write_header(const Header& h, std::span<std::byte, kHeaderBytes> out) noexc
 // amperes. False (with `error`) when a sample is NaN or infinite.
 bool decode_frames(const Header& h, std::span<const std::byte> payload, std::uint32_t first,
                    std::uint32_t count, float* out, std::string& error) noexcept;
+
+// A note (docs/wprb.md, "Notes"): magic WPRN, version, header bytes, the
+// note's length (u32 at 8), zeros to 64 bytes, then that many bytes of UTF-8
+// JSON. Raw logs start every file with one naming what wrote it; readers
+// keep the text and skip it, it carries no samples.
+inline constexpr std::uint32_t kMaxNoteBytes = 1u << 16;
+// True when `bytes` starts with a note's magic.
+bool is_note(std::span<const std::byte> bytes) noexcept;
+// Validates a note's 64-byte header; its text's length in `length`.
+bool parse_note_header(std::span<const std::byte> bytes, std::uint32_t& length, std::string& error);
+// Appends a whole note (header and text) to `out`.
+void encode_note(std::string_view text, std::vector<std::byte>& out);
 
 // Appends header + float32 payload of a block to `out` (used by logs and the DAQ tool).
 void encode_block(const SampleBlock& b, std::uint64_t sequence, std::vector<std::byte>& out);

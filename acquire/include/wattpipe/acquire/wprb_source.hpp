@@ -88,6 +88,9 @@ class ReplaySource final : public Source {
   // Bytes consumed and total file size, for progress display (any thread, approximate).
   [[nodiscard]] std::uint64_t bytes_read() const noexcept { return offset_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t file_size() const noexcept { return file_size_; }
+  // The first note of the file (docs/wprb.md: what wrote it), "" when none.
+  // Read thread only, or after the source ended.
+  [[nodiscard]] const std::string& note() const noexcept { return note_; }
 
  private:
   bool load_next(std::string& error);
@@ -100,7 +103,9 @@ class ReplaySource final : public Source {
   std::vector<std::byte> buf_;
   WprbSplitter split_;
   std::string end_reason_;
+  std::string note_;
   bool ended_ = false;
+  bool any_block_ = false;  // a block (not a note) was read: first_frame_ and first_t0_ns_ are set
   Pacer pacer_;
   std::int64_t first_t0_ns_ = 0;
   std::uint64_t loop_frames_ = 0, last_end_frame_ = 0, first_frame_ = 0;
