@@ -192,10 +192,13 @@ function transactions(list) {
 }
 
 function health(hl, web) {
+  // Which software measures and signs, in one line above the counters (docs/legal.md).
+  const { legal, ...counters } = hl;
+  if (legal) $('legal').textContent = `Signed by ${legal.name} ${legal.version}, sha256 ${legal.sha256}`;
   // Nested counters (frames lost by cause) flattened into rows of their own.
   const rows = [];
   const add = (prefix, o) => Object.entries(o).forEach(([k, v]) => (v && typeof v === 'object' ? add(prefix + k + '.', v) : rows.push([prefix + k, v])));
-  add('', hl);
+  add('', counters);
   add('web.', web);
   $('health').innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td class="${v === false ? 'bad' : ''}">${v}</td></tr>`).join('');
 }

@@ -150,6 +150,9 @@ class LivePage(unittest.TestCase):
             self.assertGreater(inked(d, "phasors"), 500)
             self.assertGreater(inked(d, "bars"), 0)
             self.assertIn("THD I", d.find_element("id", "analysis-text").text)
+            # The page names the legal part that signs (docs/legal.md).
+            name, version, sha = wplib.software_id().replace("sha256:", "").split()
+            self.assertEqual(d.find_element("id", "legal").text, f"Signed by {name} {version}, sha256 {sha}")
             # A transaction from an EVerest peer: open, then closed, its records verifying.
             ev = wplib.Everest(broker.port, module_id="web")
             try:
