@@ -12,4 +12,6 @@ build="${WATTPIPE_BUILD_DIR:-build}"
 # shellcheck disable=SC2086
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${WATTPIPE_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j2
-ctest --test-dir "$build" --output-on-failure "$@"
+# Tests in parallel, one per core (the suite's tests wait on progress, not on
+# time, so they hold under load); WATTPIPE_TEST_JOBS=1 runs them one by one.
+ctest --test-dir "$build" --output-on-failure -j "${WATTPIPE_TEST_JOBS:-$(nproc)}" "$@"

@@ -281,6 +281,8 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--transaction-max-s", c.transaction_max_s, "start reply: transaction_max_stop_time = start + this")->check(CLI::Range(0.0, 1e7));
   app.add_option("--log", c.log, "every window as JSON Lines");
   app.add_option("--log-max-mb", c.log_max_mb, "rotate --log/--log-raw files at this size; 0: never")->check(CLI::Range(0.0, 1e6));
+  app.add_option("--log-keep", c.log_keep, "keep at most this many rotated files per log, removing the oldest; 0: all")->check(CLI::Range(0, 1000000));
+  app.add_option("--log-max-total-mb", c.log_max_total_mb, "rotated files of a log take at most this much, the oldest removed first; 0: no limit")->check(CLI::Range(0.0, 1e9));
   app.add_option("--log-raw", c.log_raw, "every raw block as WPRB v1 (replayable)");
   app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by (3.8 KiB of memory each)")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");

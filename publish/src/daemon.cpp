@@ -180,6 +180,8 @@ int Daemon::build(Run& r) {
     lc.zmq_endpoint = c.zmq_pub;
     lc.zmq_raw = c.zmq_raw;
     lc.max_mb = c.log_max_mb;
+    lc.keep = c.log_keep;
+    lc.max_total_mb = c.log_max_total_mb;
     lc.meter_id = c.meter_serial;
     lc.losses = [acq = r.acq.get()] { return acq->losses(); };
     if (!built([&] { r.logger = std::make_unique<WindowLogger>(lc, r.window_queue.get(), r.raw_queue.get()); }))

@@ -36,6 +36,13 @@ std::string health_json(const Daemon::Run& r) {
     w.field_uint("everest_heartbeats", mc.heartbeats.load(std::memory_order_relaxed));
     w.field_uint("everest_last_heartbeat_id", mc.last_heartbeat_id.load(std::memory_order_relaxed));
     w.field_uint("steps", pc.steps.load(std::memory_order_relaxed));
+    if (r.logger) {  // a full disk shows here while it lasts
+      const auto& lg = r.logger->counters();
+      w.field_bool("logs_writing", lg.writing.load(std::memory_order_relaxed));
+      w.field_uint("log_windows_not_written", lg.windows_not_written.load(std::memory_order_relaxed));
+      w.field_uint("log_raw_blocks_not_written", lg.raw_blocks_not_written.load(std::memory_order_relaxed));
+      w.field_uint("log_write_errors", lg.write_errors.load(std::memory_order_relaxed));
+    }
     w.key("legal");  // which legally relevant software runs (docs/legal.md)
     w.begin_object();
     w.field("name", id.name);
@@ -130,6 +137,12 @@ std::string stats_json(const Daemon::Run& r, const std::string& why) {
     const auto& lg = r.logger->counters();
     s.add("log_windows_written", lg.windows_written.load());
     s.add("log_windows_lost", lg.windows_lost.load());
+    s.add("log_windows_not_written", lg.windows_not_written.load());
+    s.add("log_raw_blocks_not_written", lg.raw_blocks_not_written.load());
+    s.add("log_raw_frames_not_written", lg.raw_frames_not_written.load());
+    s.add("log_resumes", lg.resumes.load());
+    s.add("log_files_removed", lg.files_removed.load());
+    s.add("log_writing", lg.writing.load());
     s.add("log_raw_blocks_written", lg.raw_blocks_written.load());
     s.add("log_raw_frames_written", lg.raw_frames_written.load());
     s.add("log_zmq_messages", lg.zmq_messages.load());

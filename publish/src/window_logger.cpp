@@ -18,6 +18,7 @@
 #include "wattpipe/acquire/log_limit.hpp"
 #include "wattpipe/acquire/wprb.hpp"
 #include "wattpipe/publish/config.hpp"
+#include "rotating_file.hpp"
 #include "wattpipe/publish/everest_api.hpp"
 
 #include <poll.h>
@@ -55,107 +56,19 @@ std::string wprb_header(const std::string& meter_id) {
   return std::string(reinterpret_cast<const char*>(note.data()), note.size());
 }
 
-class RotatingFile {
- public:
-  // `header` (optional): written first into every file this opens, so each
-  // file of a rotated log says what wrote it.
-  RotatingFile(std::string path, double max_mb, const char* what, bool append, std::string header = {})
-      : path_(std::move(path)), max_bytes_(max_mb > 0 ? std::uint64_t(max_mb * 1024 * 1024) : 0), what_(what),
-        append_(append), header_(std::move(header)) {
-    open_path();
-  }
-  ~RotatingFile() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-  // SIGHUP (logrotate moved the file away): close it and open the path
-  // afresh, by the same rules as at start. Throws like the constructor.
-  void reopen() {
-    if (f_ != nullptr) std::fclose(f_);
-    f_ = nullptr;
-    index_ = 0;
-    open_path();
-  }
-  // False on a write error (counted by the caller; the file stays open for the next try).
-  bool write(const void* p, std::size_t n, std::atomic<std::uint64_t>& rotations) {
-    if (max_bytes_ > 0 && written_ + n > max_bytes_ && written_ > 0) rotate(rotations);
-    if (f_ == nullptr || std::fwrite(p, 1, n, f_) != n) return false;
-    written_ += n;
-    return true;
-  }
-  bool flush() { return f_ != nullptr && std::fflush(f_) == 0; }
-
- private:
-  void open_path() {
-    const bool append = append_;
-    struct stat st{};
-    if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-      if (append) {
-        open_or_throw("ab");
-        written_ = std::uint64_t(st.st_size);
-        // A torn last line of an earlier run must not swallow this run's first one.
-        char last = '\n';
-        if (std::FILE* r = std::fopen(path_.c_str(), "rb"); r != nullptr) {
-          if (std::fseek(r, -1, SEEK_END) == 0 && std::fread(&last, 1, 1, r) != 1) last = '\n';
-          std::fclose(r);
-        }
-        if (last != '\n') std::fputc('\n', f_);
-        spdlog::info("{}: appending to '{}' ({} bytes already there)", what_, path_, st.st_size);
-        write_header();
-        return;
-      }
-      const std::string aside = next_free_name();
-      if (std::rename(path_.c_str(), aside.c_str()) != 0)
-        throw std::runtime_error(std::string(what_) + ": '" + path_ + "' holds data and cannot be moved aside: " +
-                                 std::strerror(errno));
-      spdlog::info("{}: '{}' held data: moved to '{}'", what_, path_, aside);
-    }
-    open_or_throw("wb");
-    write_header();
-  }
-  void write_header() {
-    if (f_ == nullptr || header_.empty()) return;
-    if (std::fwrite(header_.data(), 1, header_.size(), f_) == header_.size()) written_ += header_.size();
-  }
-  std::string next_free_name() {
-    for (;;) {
-      std::string name = path_ + "." + std::to_string(++index_);
-      struct stat st{};
-      if (::stat(name.c_str(), &st) != 0) return name;
-    }
-  }
-  void open_or_throw(const char* mode) {
-    f_ = std::fopen(path_.c_str(), mode);
-    if (f_ == nullptr) throw std::runtime_error(std::string(what_) + ": cannot open '" + path_ + "': " + std::strerror(errno));
-    std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
-    written_ = 0;
-  }
-  void rotate(std::atomic<std::uint64_t>& rotations) {
-    std::fclose(f_);
-    f_ = nullptr;
-    const std::string target = next_free_name();
-    if (std::rename(path_.c_str(), target.c_str()) != 0)
-      spdlog::error("{}: cannot rotate '{}': {}", what_, path_, std::strerror(errno));
-    f_ = std::fopen(path_.c_str(), "wb");
-    if (f_ != nullptr) std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
-    written_ = 0;
-    write_header();
-    rotations.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  std::string path_;
-  std::uint64_t max_bytes_;
-  const char* what_;
-  bool append_;
-  std::string header_;
-  std::FILE* f_ = nullptr;
-  std::uint64_t written_ = 0;
-  unsigned index_ = 0;
-};
-
 }  // namespace
+
+// Windows (or raw blocks) in a file's stdio buffer, not yet flushed: a
+// failed flush loses them, and the gap since the failure is marked.
+struct Pending {
+  std::uint64_t items = 0, frames = 0;
+  std::uint64_t gap_items = 0, gap_first = 0;  // not written since the file failed (first seq)
+  bool in_gap = false;
+};
 
 struct WindowLogger::Impl {
   std::unique_ptr<RotatingFile> jsonl, raw;
+  Pending jsonl_pending, raw_pending;
   zmq::context_t ctx{1};
   std::unique_ptr<zmq::socket_t> pub;
   std::array<char, 32768> buf{};  // a window with 600 harmonic values takes about 8 KB
@@ -169,10 +82,11 @@ struct WindowLogger::Impl {
 WindowLogger::WindowLogger(LoggerConfig cfg, acquire::SpscRing<pipeline::WindowRecord>* windows,
                            acquire::SpscRing<acquire::SampleBlock>* raw)
     : cfg_(std::move(cfg)), windows_(windows), raw_(raw), impl_(std::make_unique<Impl>()) {
+  const RotationPolicy policy{cfg_.max_mb, cfg_.keep, std::uint64_t(cfg_.max_total_mb * 1024 * 1024)};
   if (!cfg_.jsonl_path.empty())
-    impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, cfg_.max_mb, "--log", true, jsonl_header(cfg_.meter_id));
+    impl_->jsonl = std::make_unique<RotatingFile>(cfg_.jsonl_path, policy, "--log", true, jsonl_header(cfg_.meter_id));
   if (!cfg_.raw_path.empty())
-    impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, cfg_.max_mb, "--log-raw", false, wprb_header(cfg_.meter_id));
+    impl_->raw = std::make_unique<RotatingFile>(cfg_.raw_path, policy, "--log-raw", false, wprb_header(cfg_.meter_id));
   if (!cfg_.zmq_endpoint.empty()) {
     impl_->pub = std::make_unique<zmq::socket_t>(impl_->ctx, zmq::socket_type::pub);
     impl_->pub->set(zmq::sockopt::sndhwm, 100000);
@@ -209,40 +123,112 @@ void WindowLogger::report_overflow(std::uint64_t seq) {
   const std::uint64_t lost = seq - d.next_seq;
   counters_.windows_lost.fetch_add(lost, std::memory_order_relaxed);
   const std::string marker = "{\"type\":\"overflow\",\"windows_lost\":" + std::to_string(lost) +
-                             ",\"first_seq\":" + std::to_string(d.next_seq) + "}";
-  if (d.jsonl && !d.jsonl->write((marker + "\n").data(), marker.size() + 1, counters_.rotations))
-    counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+                             ",\"first_seq\":" + std::to_string(d.next_seq) + "}\n";
+  if (d.jsonl) write_line(marker, false, 0);
   if (d.pub) {
     d.pub->send(zmq::str_buffer("wattpipe.overflow"), zmq::send_flags::sndmore);
-    d.pub->send(zmq::const_buffer(marker.data(), marker.size()), zmq::send_flags::dontwait);
+    d.pub->send(zmq::const_buffer(marker.data(), marker.size() - 1), zmq::send_flags::dontwait);
   }
   d.next_seq = seq;
+}
+
+// A failed file's items are not written (counted once, at a bounded rate in
+// the log); the first item written again is preceded by a gap record (JSONL)
+// and a log line.
+void WindowLogger::file_failed(RotatingFile& f, Pending& p, const char* what, std::uint64_t lost_items,
+                               std::uint64_t lost_frames, std::uint64_t first_seq) {
+  Impl& d = *impl_;
+  const bool jsonl = &f == d.jsonl.get();
+  (jsonl ? counters_.windows_not_written : counters_.raw_blocks_not_written).fetch_add(lost_items, std::memory_order_relaxed);
+  if (!jsonl) counters_.raw_frames_not_written.fetch_add(lost_frames, std::memory_order_relaxed);
+  if (!p.in_gap) {
+    p.in_gap = true;
+    p.gap_first = first_seq;
+    counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  p.gap_items += lost_items;
+  counters_.writing.store(false, std::memory_order_relaxed);
+  if (std::uint64_t sup = 0; d.error_log.allow(sup))
+    spdlog::error("LOG NOT WRITTEN: {}: {}; {} {} not written so far ({} more lines suppressed); measuring and "
+                  "publishing go on, and writing resumes by itself when the file can be written again",
+                  what, f.error(), p.gap_items, jsonl ? "windows" : "raw blocks", sup);
+}
+
+// Before the first item a failed file takes again: the gap, said.
+void WindowLogger::file_resumed(RotatingFile& f, Pending& p, const char* what, const std::string& path) {
+  Impl& d = *impl_;
+  const bool jsonl = &f == d.jsonl.get();
+  counters_.resumes.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("LOG RESUMED: {} writes to '{}' again after {} {} not written", what, path, p.gap_items,
+               jsonl ? "windows" : "raw blocks");
+  if (jsonl) {
+    const std::string gap = "{\"type\":\"gap\",\"windows_not_written\":" + std::to_string(p.gap_items) +
+                            ",\"first_seq\":" + std::to_string(p.gap_first) + ",\"reason\":" +
+                            legal::write_json(f.error().size() * 6 + 8, [&](JsonWriter& w) { w.string(f.error()); }) +
+                            "}\n";
+    d.jsonl->write(gap.data(), gap.size(), acquire::steady_now_ns());
+  }
+  p.in_gap = false;
+  p.gap_items = 0;
+  if ((!d.jsonl || !d.jsonl->failed()) && (!d.raw || !d.raw->failed())) counters_.writing.store(true, std::memory_order_relaxed);
+}
+
+// One item (a JSON line, or a raw block) into its file; false when not written.
+bool WindowLogger::write_item(RotatingFile& f, Pending& p, const char* what, const std::string& path, const void* data,
+                              std::size_t n, bool counted, std::uint64_t seq, std::uint64_t frames) {
+  const std::int64_t now = acquire::steady_now_ns();
+  // Open again (when due): the gap is marked before the first item written again.
+  if (f.ready(now) && f.on_resume()) file_resumed(f, p, what, path);
+  const bool was_failed = f.failed();
+  if (f.write(data, n, now)) {
+    if (counted) {
+      ++p.items;
+      p.frames += frames;
+    }
+    return true;
+  }
+  // Now failed: what the buffer held is lost with this item; still failed: this item.
+  const std::uint64_t items = (was_failed ? 0 : p.items) + (counted ? 1 : 0);
+  const std::uint64_t lost_frames = (was_failed ? 0 : p.frames) + frames;
+  if (!was_failed) p.items = p.frames = 0;
+  file_failed(f, p, what, items, lost_frames, seq);
+  return false;
+}
+
+bool WindowLogger::write_line(std::string_view line, bool counted, std::uint64_t seq) {
+  Impl& d = *impl_;
+  return write_item(*d.jsonl, d.jsonl_pending, "--log", cfg_.jsonl_path, line.data(), line.size(), counted, seq, 0);
+}
+
+// Flushes a file's buffer: its items count as written, or as not written.
+void WindowLogger::flush_file(RotatingFile* f, Pending& p, const char* what, bool jsonl) {
+  if (f == nullptr || f->failed()) return;
+  if (f->flush()) {
+    (jsonl ? counters_.windows_written : counters_.raw_blocks_written).fetch_add(p.items, std::memory_order_relaxed);
+    if (!jsonl) counters_.raw_frames_written.fetch_add(p.frames, std::memory_order_relaxed);
+  } else {
+    file_failed(*f, p, what, p.items, p.frames, jsonl ? impl_->next_seq - p.items : 0);
+  }
+  p.items = p.frames = 0;
 }
 
 bool WindowLogger::drain() {
   Impl& d = *impl_;
   bool any = false;
-  auto failed = [&](const char* what) {
-    counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
-    if (std::uint64_t sup = 0; d.error_log.allow(sup))
-      spdlog::error("LOG NOT WRITTEN: {}: {} ({} more failures); measuring goes on", what, std::strerror(errno), sup);
-  };
   auto zmq_send = [&](std::string_view topic, const void* p, std::size_t n) {
     if (!d.pub) return;
     d.pub->send(zmq::const_buffer(topic.data(), topic.size()), zmq::send_flags::sndmore);
     d.pub->send(zmq::const_buffer(p, n), zmq::send_flags::dontwait);
     counters_.zmq_messages.fetch_add(1, std::memory_order_relaxed);
   };
-  // A JSON line written into d.buf: to ZeroMQ and the JSONL file; false when not written.
-  auto emit_line = [&](std::string_view topic, const JsonWriter& w) {
-    if (w.overflow()) return false;
+  // A JSON line written into d.buf: to ZeroMQ and the JSONL file.
+  auto emit_line = [&](std::string_view topic, const JsonWriter& w, bool window, std::uint64_t seq) {
+    if (w.overflow()) return;
     const std::string_view line = w.view();
     zmq_send(topic, line.data(), line.size());
-    if (!d.jsonl) return true;
+    if (!d.jsonl) return;
     d.buf[line.size()] = '\n';
-    if (d.jsonl->write(d.buf.data(), line.size() + 1, counters_.rotations)) return true;
-    failed("--log");
-    return false;
+    write_line(std::string_view(d.buf.data(), line.size() + 1), window, seq);
   };
   if (windows_ != nullptr) {
     while (const std::size_t n = windows_->try_pop_n(d.batch)) {
@@ -255,12 +241,12 @@ bool WindowLogger::drain() {
         acquire::LossCounts losses;
         if (cfg_.losses) losses = cfg_.losses();
         write_window_record(r, cfg_.meter_id, w, losses.any() ? &losses : nullptr);
-        if (emit_line("wattpipe.window", w)) counters_.windows_written.fetch_add(1, std::memory_order_relaxed);
+        emit_line("wattpipe.window", w, true, r.seq);
         // Step events that completed with this window: lines of their own.
         for (unsigned s = 0; s < r.an.steps; ++s) {
           JsonWriter e(d.buf);
           write_step_event(r.an.step[s], cfg_.meter_id, e);
-          emit_line("wattpipe.event", e);
+          emit_line("wattpipe.event", e, false, r.seq);
         }
       }
     }
@@ -269,16 +255,13 @@ bool WindowLogger::drain() {
     while (const acquire::SampleBlock* b = raw_->front()) {
       any = true;
       d.wprb.clear();
-      acquire::wprb::encode_block(*b, d.raw_sequence++, d.wprb);
+      const std::uint64_t sequence = d.raw_sequence++;
+      acquire::wprb::encode_block(*b, sequence, d.wprb);
       const std::uint32_t frames = b->frames;
       raw_->release();
       zmq_send("wattpipe.raw", d.wprb.data(), d.wprb.size());
-      if (d.raw && !d.raw->write(d.wprb.data(), d.wprb.size(), counters_.rotations)) {
-        failed("--log-raw");
-        continue;
-      }
-      counters_.raw_blocks_written.fetch_add(1, std::memory_order_relaxed);
-      counters_.raw_frames_written.fetch_add(frames, std::memory_order_relaxed);
+      if (d.raw)
+        write_item(*d.raw, d.raw_pending, "--log-raw", cfg_.raw_path, d.wprb.data(), d.wprb.size(), true, sequence, frames);
     }
   }
   return any;
@@ -287,20 +270,26 @@ bool WindowLogger::drain() {
 void WindowLogger::run() {
   pthread_setname_np(pthread_self(), "wp-log");
   std::int64_t next_flush = acquire::steady_now_ns() + 1'000'000'000;
+  Impl& d = *impl_;
   auto flush = [&] {
-    if (impl_->jsonl && !impl_->jsonl->flush()) counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
-    if (impl_->raw && !impl_->raw->flush()) counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+    flush_file(d.jsonl.get(), d.jsonl_pending, "--log", true);
+    flush_file(d.raw.get(), d.raw_pending, "--log-raw", false);
+    std::uint64_t rotations = 0, removed = 0;
+    for (const RotatingFile* f : {d.jsonl.get(), d.raw.get()})
+      if (f != nullptr) rotations += f->rotations(), removed += f->removed();
+    counters_.rotations.store(rotations, std::memory_order_relaxed);
+    counters_.files_removed.store(removed, std::memory_order_relaxed);
   };
   while (!stop_.load(std::memory_order_relaxed)) {
     if (reopen_.exchange(false, std::memory_order_relaxed)) {
       flush();
-      for (RotatingFile* f : {impl_->jsonl.get(), impl_->raw.get()}) {
+      for (RotatingFile* f : {d.jsonl.get(), d.raw.get()}) {
         if (f == nullptr) continue;
         try {
           f->reopen();
         } catch (const std::exception& e) {
           counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
-          spdlog::error("{} (writes fail until the next SIGHUP)", e.what());
+          spdlog::error("{} (tried again with the next write, once a second)", e.what());
         }
       }
       counters_.reopens.fetch_add(1, std::memory_order_relaxed);

@@ -88,10 +88,12 @@ class BuildProperties(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="wattpipe-legal-")
         cls.src = os.path.join(cls.tmp, "src")
-        files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
         if not any(files):  # not a git checkout (a source tarball): copy what is there but builds
             shutil.copytree(ROOT, cls.src, ignore=shutil.ignore_patterns("build*", ".git"))
         for f in filter(None, files):
+            if not os.path.exists(os.path.join(ROOT, f.decode())):  # deleted, not yet committed
+                continue
             dst = os.path.join(cls.src, f.decode())
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy2(os.path.join(ROOT, f.decode()), dst)

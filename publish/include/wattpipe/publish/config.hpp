@@ -72,6 +72,8 @@ struct Config {
   std::string log, log_raw, zmq_pub;
   bool zmq_raw = false;
   double log_max_mb = 0;  // 0: no rotation
+  unsigned log_keep = 0;          // rotated files kept per log (0: all)
+  double log_max_total_mb = 0;    // rotated files per log at most (0: no limit)
   int log_queue = 2048;   // windows the log thread may fall behind by (3.8 KiB each with their analysis)
 
   // The live page (docs/web.md)

@@ -29,27 +29,39 @@
 
 namespace wattpipe::publish {
 
+class RotatingFile;
+struct Pending;
+
 struct LoggerConfig {
   std::string jsonl_path;    // --log
   std::string raw_path;      // --log-raw
   std::string zmq_endpoint;  // --zmq-pub
   bool zmq_raw = false;      // raw blocks on the PUB socket too
   double max_mb = 0;         // rotate files at this size (0: never)
+  unsigned keep = 0;         // --log-keep: rotated files kept per log (0: all)
+  double max_total_mb = 0;   // --log-max-total-mb: rotated files per log at most this much (0: no limit)
   std::string meter_id;
   // Losses so far (any thread may call it): written into each record while
   // any is non-zero, under the names the exit line and --stats-json use.
   std::function<acquire::LossCounts()> losses;
 };
 
+// Relaxed statistics, written by the log thread, read by any.
 struct LoggerCounters {
-  std::atomic<std::uint64_t> windows_written{0};
-  std::atomic<std::uint64_t> windows_lost{0};     // seen as sequence gaps (queue overflow)
+  std::atomic<std::uint64_t> windows_written{0};      // in the file (flushed)
+  std::atomic<std::uint64_t> windows_lost{0};         // seen as sequence gaps (queue overflow)
+  std::atomic<std::uint64_t> windows_not_written{0};  // the file failed (full disk, EIO): counted, gap marked
   std::atomic<std::uint64_t> raw_blocks_written{0};
   std::atomic<std::uint64_t> raw_frames_written{0};
+  std::atomic<std::uint64_t> raw_blocks_not_written{0};
+  std::atomic<std::uint64_t> raw_frames_not_written{0};
   std::atomic<std::uint64_t> zmq_messages{0};
-  std::atomic<std::uint64_t> write_errors{0};
+  std::atomic<std::uint64_t> write_errors{0};         // failed writes and flushes
+  std::atomic<std::uint64_t> resumes{0};              // a failed file written again
   std::atomic<std::uint64_t> rotations{0};
-  std::atomic<std::uint64_t> reopens{0};          // SIGHUP reopens done
+  std::atomic<std::uint64_t> files_removed{0};        // by --log-keep / --log-max-total-mb
+  std::atomic<std::uint64_t> reopens{0};              // SIGHUP reopens done
+  std::atomic<bool> writing{true};                    // false while a log file is failed
 };
 
 class WindowLogger {
@@ -84,6 +96,13 @@ class WindowLogger {
   void run();
   bool drain();
   void report_overflow(std::uint64_t seq);
+  bool write_item(class RotatingFile& f, struct Pending& p, const char* what, const std::string& path, const void* data,
+                  std::size_t n, bool counted, std::uint64_t seq, std::uint64_t frames);
+  bool write_line(std::string_view line, bool counted, std::uint64_t seq);
+  void flush_file(RotatingFile* f, Pending& p, const char* what, bool jsonl);
+  void file_failed(RotatingFile& f, Pending& p, const char* what, std::uint64_t lost_items, std::uint64_t lost_frames,
+                   std::uint64_t first_seq);
+  void file_resumed(RotatingFile& f, Pending& p, const char* what, const std::string& path);
 
   LoggerConfig cfg_;
   acquire::SpscRing<pipeline::WindowRecord>* windows_;

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Logs on a filesystem that fills up, on a small tmpfs the test mounts:
+metering and publishing go on, the full disk is counted and shown while it
+lasts, and writing resumes by itself once space is back, the gap marked.
+Retention keeps a rotating log within its limits. Skipped, with the reason,
+only where mounting a tmpfs is impossible (not root, no CAP_SYS_ADMIN)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wplib  # noqa: E402
+sys.path.insert(0, os.path.join(wplib.ROOT, "python"))
+import wattpipe_wprb  # noqa: E402
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True, text=True)
+    return r.returncode == 0, r.stderr.strip()
+
+
+def umount(path):
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def page_url(daemon):
+    m = re.search(r"live page at (http://[0-9.]+:\d+/)", daemon.log())
+    return m.group(1) if m else None
+
+
+def health(url):
+    with urllib.request.urlopen(url + "api/state", timeout=5) as r:
+        return json.load(r)["health"]
+
+
+def wait(what, predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class FullDisk(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = wplib.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        self.mnt = os.path.join(self.tmp, "small")
+        ok, why = mount_tmpfs(self.mnt, "4m")
+        if not ok:
+            self.tmpdir.__exit__(None, None, None)
+            self.skipTest(f"cannot mount a tmpfs here ({why or 'mount failed'}): the full-disk cases need one")
+
+    def tearDown(self):
+        umount(self.mnt)
+        self.tmpdir.__exit__(None, None, None)
+
+    def test_logs_resume_after_the_disk_was_full(self):
+        filler = os.path.join(self.mnt, "filler")
+        with open(filler, "wb") as f:  # leave about 600 KB: the raw log fills it within a second or two
+            f.write(b"\0" * (4 * 1024 * 1024 - 600 * 1024))
+        jsonl, raw = os.path.join(self.mnt, "w.jsonl"), os.path.join(self.mnt, "r.wprb")
+        with wplib.Broker(self.tmp) as broker:
+            sub = wplib.Subscriber(broker.port, [wplib.topic_base("disk") + "/m2e/powermeter_values"])
+            d = wplib.Daemon(self.tmp, ["--module-id", "disk", "--window-cycles", "1", "--publish-interval-ms", "100",
+                                        "--log", jsonl, "--log-raw", raw, "--http", "127.0.0.1:0"], broker.port).start()
+            try:
+                url = wait("the page's URL", lambda: page_url(d))
+                full = wait("the full disk in the health panel",
+                            lambda: (lambda h: h if not h["logs_writing"] and h["log_raw_blocks_not_written"] > 0 else None)(health(url)))
+                self.assertGreater(full["log_write_errors"], 0)
+                # Metering and publishing go on while the disk is full.
+                values_at_full = len(sub.take())
+                wait("values published while the disk is full", lambda: len(sub.take()) >= values_at_full + 5)
+                self.assertIn("LOG NOT WRITTEN", d.log())
+                self.assertLess(d.log().count("LOG NOT WRITTEN"), 10, "said at a bounded rate, not per window")
+                # Space back: writing resumes by itself, with no signal and no restart.
+                os.remove(filler)
+                wait("the logs writing again", lambda: health(url)["logs_writing"])
+                wait("windows written after the resume",
+                     lambda: os.path.exists(jsonl) and '"type":"gap"' in open(jsonl).read()
+                     and open(jsonl).read().rstrip().rsplit("\n", 1)[-1].startswith('{"seq"'))
+            finally:
+                self.assertEqual(d.stop(), 0, d.log())
+                sub.close()
+        s = d.stats()
+        self.assertIn("LOG RESUMED", d.log())
+        self.assertGreaterEqual(s["log_resumes"], 1)
+        self.assertGreater(s["log_raw_blocks_not_written"], 0)
+        self.assertTrue(s["log_writing"])
+        # Every window is accounted for: written, not written (counted), or lost to the queue.
+        self.assertEqual(s["log_windows_written"] + s["log_windows_not_written"] + s["log_windows_lost"],
+                         s["windows_closed"])
+        with open(jsonl) as f:
+            recs = [json.loads(x) for x in f if x.strip().startswith("{") and x.strip().endswith("}")]
+        gaps = [r for r in recs if r.get("type") == "gap"]
+        self.assertTrue(gaps, "the gap is marked in the log")
+        self.assertEqual(sum(g["windows_not_written"] for g in gaps), s["log_windows_not_written"])
+        self.assertIn("space", gaps[0]["reason"].lower())
+        seqs = [r["seq"] for r in recs if "seq" in r]
+        self.assertEqual(seqs, sorted(set(seqs)), "windows in order, none twice")
+        self.assertGreater(seqs[-1], gaps[-1]["first_seq"], "windows after the gap")
+        # The raw log started a new file (its note first); the one that filled is kept aside.
+        with open(raw, "rb") as f:
+            self.assertEqual(f.read(4), b"WPRN")
+        self.assertTrue(any(n.startswith("r.wprb.") for n in os.listdir(self.mnt)))
+        self.assertGreater(len(wattpipe_wprb.read_file(raw)[1]), 0)
+        # The registers never depended on the disk.
+        self.assertGreater(s["energy_Wh_import_total"], s["energy_Wh_import_total_at_start"])
+        self.assertEqual(s["state_write_errors"], 0)
+
+    def test_retention_keeps_the_newest_rotated_files(self):
+        log = os.path.join(self.mnt, "w.jsonl")
+        d = wplib.Daemon(self.tmp, ["--window-cycles", "1", "--log", log, "--log-max-mb", "0.02", "--log-keep", "3",
+                                    "--sim-profile", "ac3", "--duration", "3",
+                                    "--broker", "127.0.0.1:1", "--state-dir", "none"]).start()
+        self.assertEqual(d.wait(60), 0, d.log())
+        s = d.stats()
+        parts = sorted((n for n in os.listdir(self.mnt) if n.startswith("w.jsonl.")), key=lambda n: int(n.rsplit(".", 1)[1]))
+        self.assertGreater(s["log_rotations"], 5)
+        self.assertEqual(len(parts), 3, "--log-keep 3")
+        self.assertEqual(s["log_files_removed"], s["log_rotations"] - 3)
+        # The newest are kept: the numbers run up to the last rotation.
+        self.assertEqual([int(p.rsplit(".", 1)[1]) for p in parts],
+                         list(range(s["log_rotations"] - 2, s["log_rotations"] + 1)))
+        # And by size: the rotated files stay under the total.
+        for n in parts:
+            os.remove(os.path.join(self.mnt, n))
+        os.remove(log)
+        d = wplib.Daemon(self.tmp, ["--window-cycles", "1", "--log", log, "--log-max-mb", "0.02", "--log-max-total-mb", "0.05",
+                                    "--sim-profile", "ac3", "--duration", "3",
+                                    "--broker", "127.0.0.1:1", "--state-dir", "none"], name="total").start()
+        self.assertEqual(d.wait(60), 0, d.log())
+        s = d.stats()
+        total = sum(os.path.getsize(os.path.join(self.mnt, n)) for n in os.listdir(self.mnt) if n.startswith("w.jsonl."))
+        self.assertGreater(s["log_files_removed"], 0)
+        self.assertLessEqual(total, 0.05 * 1024 * 1024)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
