@@ -4,6 +4,7 @@
 // OCMF key and the transaction rules, opened in that order and checked
 // against each other before anything measures.
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -155,10 +156,32 @@ void Meter::stop_writer() {
 }
 const MeterCounters& Meter::counters() const noexcept { return s_->writer ? s_->writer->counters() : s_->no_writer; }
 
+const std::atomic<bool>* Meter::state_healthy() const noexcept { return s_->writer ? &s_->writer->healthy() : nullptr; }
+
+namespace {
+// Why no transaction may begin or end now, or "" when it may: one whose
+// registers a restart could take back cannot be kept.
+std::string state_refusal(const StateWriter* w) {
+  if (w == nullptr || w->healthy().load(std::memory_order_relaxed)) return {};
+  return fmt::format("the meter cannot save its registers ({}); no transaction starts or stops until it can",
+                     std::strerror(w->last_errno()));
+}
+}  // namespace
+
 StartResult Meter::start_transaction(const TransactionStart& request, const Reading& reading) {
+  if (std::string why = state_refusal(s_->writer.get()); !why.empty()) {
+    StartResult r;
+    r.error = std::move(why);
+    return r;
+  }
   return s_->transactions->start(request, reading);
 }
 StopResult Meter::stop_transaction(const std::string& transaction_id, const Reading& reading) {
+  if (std::string why = state_refusal(s_->writer.get()); !why.empty()) {
+    StopResult r;
+    r.error = std::move(why);
+    return r;
+  }
   return s_->transactions->stop(transaction_id, reading);
 }
 std::vector<OpenTransaction> Meter::open_transactions() const {

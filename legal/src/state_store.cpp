@@ -409,6 +409,7 @@ bool StateWriter::write_latest() {
   const std::uint64_t pg = pagination_ != nullptr ? pagination_->load(std::memory_order_relaxed) : 0;
   const std::uint64_t entries = journal_entries_ != nullptr ? journal_entries_->load(std::memory_order_relaxed) : 0;
   if (!store_.write(snap_.registers, snap_.utc_ns, error, pg, entries)) {
+    set_health(false, sync_ok_);
     counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
     thread_local acquire::LogLimit limit(5'000'000'000);
     if (std::uint64_t sup = 0; limit.allow(sup))
@@ -419,10 +420,23 @@ bool StateWriter::write_latest() {
   }
   counters_.records.fetch_add(1, std::memory_order_relaxed);
   dirty_ = true;
+  set_health(true, sync_ok_);
   // Release: pairs with the MQTT thread's acquire load before publishing.
   persisted_windows_.store(snap_.windows_closed, std::memory_order_release);
   if (published_ != nullptr) published_->notify();
   return true;
+}
+
+// Healthy while the last record write and the last sync both worked (a
+// record in the page cache after a failed sync may never reach the disk).
+void StateWriter::set_health(bool write_ok, bool sync_ok) {
+  if (!write_ok || !sync_ok) last_errno_.store(errno, std::memory_order_relaxed);
+  const bool was = write_ok_ && sync_ok_;
+  write_ok_ = write_ok;
+  sync_ok_ = sync_ok;
+  const bool now = write_ok && sync_ok;
+  if (now && !was) spdlog::warn("state: registers saved and synced again");
+  healthy_.store(now, std::memory_order_relaxed);
 }
 
 void StateWriter::snapshot() {
@@ -456,6 +470,13 @@ void StateWriter::run() {
       if (store_.sync(error)) {
         counters_.syncs.fetch_add(1, std::memory_order_relaxed);
         dirty_ = false;
+        set_health(write_ok_, true);
+      } else {
+        set_health(write_ok_, false);
+        counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+        thread_local acquire::LogLimit limit(5'000'000'000);
+        if (std::uint64_t sup = 0; limit.allow(sup))
+          spdlog::error("STATE NOT SYNCED: {} ({} more failures)", error, sup);
       }
       next_sync = now + kSyncIntervalNs;
     }

@@ -142,11 +142,16 @@ class StateWriter {
   // Any thread: windows whose registers are in the page cache or on disk.
   [[nodiscard]] const std::atomic<std::uint64_t>& persisted_windows() const noexcept { return persisted_windows_; }
   [[nodiscard]] const StateWriterCounters& counters() const noexcept { return counters_; }
+  // Any thread: false from a failed record write or sync until the next one
+  // that works; the errno of the last failure.
+  [[nodiscard]] const std::atomic<bool>& healthy() const noexcept { return healthy_; }
+  [[nodiscard]] int last_errno() const noexcept { return last_errno_.load(std::memory_order_relaxed); }
 
  private:
   void run();
   bool write_latest();
   void snapshot();
+  void set_health(bool write_ok, bool sync_ok);
 
   RegisterStore& store_;
   acquire::TripleBuffer<StateSnapshot>& in_;
@@ -156,6 +161,9 @@ class StateWriter {
   const std::atomic<std::uint64_t>* journal_entries_;
   std::atomic<std::uint64_t> persisted_windows_{0};
   StateWriterCounters counters_;
+  std::atomic<bool> healthy_{true};
+  std::atomic<int> last_errno_{0};
+  bool write_ok_ = true, sync_ok_ = true;  // (writer thread)
   std::atomic<bool> stop_{false};
   std::thread thread_;
   StateSnapshot snap_;

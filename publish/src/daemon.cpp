@@ -209,6 +209,7 @@ int Daemon::build(Run& r) {
   r.publisher = std::make_unique<Publisher>(pc, *r.mqtt, r.latest, r.mqtt_waker, r.proc.get(), r.transactions.get(),
                                             r.meter->persisted_windows(), r.meter->persisted_waker());
   r.publisher->set_source(r.acq.get());
+  r.publisher->set_state_health(r.meter->state_healthy());
   if (c.processor.analysis.enabled) r.publisher->set_analysis(&r.step_events, &r.demand);
   r.proc->set_window_wake_from(&r.publisher->window_wake_from());
   if (!c.http.empty()) {

@@ -36,6 +36,7 @@ std::string health_json(const Daemon::Run& r) {
     w.field_uint("everest_heartbeats", mc.heartbeats.load(std::memory_order_relaxed));
     w.field_uint("everest_last_heartbeat_id", mc.last_heartbeat_id.load(std::memory_order_relaxed));
     w.field_uint("steps", pc.steps.load(std::memory_order_relaxed));
+    if (const auto* ok = r.meter->state_healthy()) w.field_bool("registers_saved", ok->load(std::memory_order_relaxed));
     if (r.logger) {  // a full disk shows here while it lasts
       const auto& lg = r.logger->counters();
       w.field_bool("logs_writing", lg.writing.load(std::memory_order_relaxed));

@@ -327,15 +327,23 @@ void Publisher::publish_values(std::int64_t now, bool force) {
 }
 
 void Publisher::timers(std::int64_t now) {
-  // The source just came (back): tell EVerest at once, not a period later.
-  const bool live = source_live();
+  // Live: the source delivers and the registers can be saved. Back: tell
+  // EVerest at once, not a period later.
+  const bool state_ok = state_ok_ == nullptr || state_ok_->load(std::memory_order_relaxed);
+  const bool live = source_live() && state_ok;
   if (live && !was_live_) next_check_ns_ = now;
+  if (state_ok != was_state_ok_)
+    spdlog::log(state_ok ? spdlog::level::warn : spdlog::level::err,
+                state_ok ? "EVerest: registers saved again: communication_check resumes"
+                         : "EVerest: the registers cannot be saved: communication_check withheld (EVerest raises "
+                           "CommunicationFault) until they can");
+  was_state_ok_ = state_ok;
   was_live_ = live;
   if (mqtt_.connected()) {
-    // Only while the source is live: EVerest raises CommunicationFault when
-    // they stop. Never `false` here: that would end EVerest's check for good.
+    // Only while live: EVerest raises CommunicationFault when they stop.
+    // Never `false` here: that would end EVerest's check for good.
     if (cfg_.communication_check_interval_ms > 0 && now >= next_check_ns_) {
-      if (source_live() && send(cfg_.topics.communication_check, "true", 0))
+      if (live && send(cfg_.topics.communication_check, "true", 0))
         counters_.communication_checks.fetch_add(1, std::memory_order_relaxed);
       next_check_ns_ = now + std::int64_t{cfg_.communication_check_interval_ms} * kMs;
     }

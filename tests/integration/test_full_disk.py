@@ -85,9 +85,11 @@ class FullDisk(unittest.TestCase):
                 # Space back: writing resumes by itself, with no signal and no restart.
                 os.remove(filler)
                 wait("the logs writing again", lambda: health(url)["logs_writing"])
+                def text():
+                    with open(jsonl) as f:
+                        return f.read()
                 wait("windows written after the resume",
-                     lambda: os.path.exists(jsonl) and '"type":"gap"' in open(jsonl).read()
-                     and open(jsonl).read().rstrip().rsplit("\n", 1)[-1].startswith('{"seq"'))
+                     lambda: '"type":"gap"' in text() and text().rstrip().rsplit("\n", 1)[-1].startswith('{"seq"'))
             finally:
                 self.assertEqual(d.stop(), 0, d.log())
                 sub.close()
@@ -143,6 +145,86 @@ class FullDisk(unittest.TestCase):
         total = sum(os.path.getsize(os.path.join(self.mnt, n)) for n in os.listdir(self.mnt) if n.startswith("w.jsonl."))
         self.assertGreater(s["log_files_removed"], 0)
         self.assertLessEqual(total, 0.05 * 1024 * 1024)
+
+
+EXT4_IOC_SHUTDOWN, EXT4_GOING_FLAGS_DEFAULT = 0x8004587D, 0
+
+
+class StateDirFails(unittest.TestCase):
+    """The state directory on an ext4 image the test mounts and then shuts
+    down (EXT4_IOC_SHUTDOWN, after syncing what it had accepted): from then on
+    every write and sync there fails with EIO, as on a failing disk or after
+    an errors=remount-ro."""
+
+    def setUp(self):
+        self.tmpdir = wplib.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        self.img, self.mnt = os.path.join(self.tmp, "state.img"), os.path.join(self.tmp, "state-fs")
+        os.makedirs(self.mnt)
+        with open(self.img, "wb") as f:
+            f.truncate(32 * 1024 * 1024)
+        mk = subprocess.run(["mkfs.ext4", "-q", "-F", self.img], capture_output=True, text=True)
+        mnt = subprocess.run(["mount", "-o", "loop", self.img, self.mnt], capture_output=True, text=True)
+        if mk.returncode != 0 or mnt.returncode != 0:
+            self.tmpdir.__exit__(None, None, None)
+            self.skipTest(f"cannot mount an ext4 image here ({(mk.stderr + mnt.stderr).strip() or 'failed'})")
+
+    def tearDown(self):
+        umount(self.mnt)
+        self.tmpdir.__exit__(None, None, None)
+
+    def test_registers_go_on_in_memory_and_nothing_is_signed_that_could_not_be_kept(self):
+        import fcntl
+        import struct
+        state = os.path.join(self.mnt, "state")
+        with wplib.Broker(self.tmp) as broker:
+            ev = wplib.Everest(broker.port, module_id="sd")
+            d = wplib.Daemon(self.tmp, ["--module-id", "sd", "--publish-interval-ms", "100", "--http", "127.0.0.1:0",
+                                        "--state-dir", state], broker.port).start()
+            try:
+                url = wait("the page's URL", lambda: page_url(d))
+                wait("values", lambda: len(ev.values()) >= 3)
+                self.assertEqual(ev.start("tx-1")["status"], "OK")
+                fd = os.open(self.mnt, os.O_RDONLY)
+                try:
+                    fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_DEFAULT))
+                finally:
+                    os.close(fd)
+                wait("the state's failure in the health panel", lambda: health(url)["registers_saved"] is False)
+                failed_at = time.time()
+                published = max(v["energy_Wh_import"]["total"] for v in ev.values())
+                # No transaction begins or ends that a restart could lose; the reply says why.
+                for reply in (ev.start("tx-2", evse="EVSE-2"), ev.stop("tx-1")):
+                    self.assertEqual(reply["status"], "UNEXPECTED_ERROR", reply)
+                    self.assertIn("cannot save its registers", reply["error"])
+                    self.assertIn("Input/output error", reply["error"])
+                # EVerest is told: communication_check stops (CommunicationFault), and no
+                # register a crash could take back is published. Three periods of it:
+                checks = lambda: [ts for (t, _, ts) in ev.sub.take("/m2e/communication_check") if ts > failed_at + 1.2]
+                values = lambda: [ts for (t, _, ts) in ev.sub.take("/m2e/powermeter_values") if ts > failed_at + 1.2]
+                time.sleep(4.5)
+                self.assertEqual(checks(), [], "communication_check went on while the registers could not be saved")
+                self.assertEqual(values(), [], "values went on while their registers could not be saved")
+                self.assertTrue(health(url)["source_health"] == "live", "measuring goes on")
+                frames_then = health(url)["frames_processed"]
+                wait("processing going on in memory", lambda: health(url)["frames_processed"] > frames_then)
+            finally:
+                self.assertEqual(d.stop(), 0, d.log())
+                ev.close()
+            s = d.stats()
+            self.assertGreater(s["state_write_errors"], 0)
+            self.assertIn("STATE NOT SAVED", d.log())
+            self.assertGreater(s["energy_Wh_import_total"], published, "the register went on in memory")
+            # What was published survives: remount the image, and the restored registers
+            # are no less than any value EVerest saw; the refused transaction left nothing open.
+            umount(self.mnt)
+            self.assertEqual(subprocess.run(["mount", "-o", "loop", self.img, self.mnt]).returncode, 0)
+            again = wplib.Daemon(self.tmp, ["--module-id", "sd", "--duration", "0.5", "--state-dir", state],
+                                 broker.port, name="again").start()
+            self.assertEqual(again.wait(30), 0, again.log())
+            a = again.stats()
+            self.assertGreaterEqual(a["energy_Wh_import_total_at_start"], published)
+            self.assertEqual(a["transactions_open"], 1, "tx-1 is still open: its stop was refused, not half done")
 
 
 if __name__ == "__main__":

@@ -322,9 +322,15 @@ class Meter {
   void start_writer();
   void stop_writer();
   [[nodiscard]] const MeterCounters& counters() const noexcept;
+  // Any thread: false while the registers cannot be saved (a failed write or
+  // sync of the state directory: EIO, a read-only remount). The meter goes
+  // on in memory, but no transaction starts or stops then, and the
+  // publishers tell EVerest (docs/legal.md). Null when not persistent.
+  [[nodiscard]] const std::atomic<bool>* state_healthy() const noexcept;
 
   // MQTT thread: the transaction rules (docs/legal.md). A reading is taken
-  // by the processing thread at an exact sample position.
+  // by the processing thread at an exact sample position. Refused, with the
+  // reason, while the state cannot be saved.
   StartResult start_transaction(const TransactionStart& request, const Reading& reading);
   // An empty id closes every open transaction.
   StopResult stop_transaction(const std::string& transaction_id, const Reading& reading);

@@ -112,6 +112,10 @@ class Publisher : private MqttTransport::Handler {
   // Owner thread, before start(): whose health gates values and
   // communication_check (none: always live).
   void set_source(const acquire::Acquisition* acq) noexcept { acq_ = acq; }
+  // Owner thread, before start(): whether the registers can be saved (the
+  // legal part's state); while false no communication_check goes out, so
+  // EVerest raises CommunicationFault (none: always).
+  void set_state_health(const std::atomic<bool>* ok) noexcept { state_ok_ = ok; }
   // Owner thread, before start(): step events to send (the processing
   // thread fills the ring), and where a demand message is stored.
   void set_analysis(acquire::SpscRing<pipeline::StepEvent>* events, pipeline::DemandInput* demand) noexcept {
@@ -154,6 +158,7 @@ class Publisher : private MqttTransport::Handler {
   pipeline::Waker& waker_;
   pipeline::Processing* processing_;
   const acquire::Acquisition* acq_ = nullptr;
+  const std::atomic<bool>* state_ok_ = nullptr;
   TransactionHandler* tx_;
   const std::atomic<std::uint64_t>* persisted_;
   pipeline::Waker* persisted_waker_;
@@ -182,6 +187,7 @@ class Publisher : private MqttTransport::Handler {
   std::int64_t next_check_ns_ = 0, next_key_ns_ = 0, next_misc_ns_ = 0;
   std::int64_t last_heartbeat_ns_ = 0, started_ns_ = 0;
   bool warned_no_heartbeat_ = false;
+  bool was_state_ok_ = true;
   bool was_live_ = false;             // source health at the last timers() pass
   struct Pending {
     std::uint64_t id;
