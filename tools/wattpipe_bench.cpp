@@ -52,6 +52,7 @@
 #include "progress.hpp"
 #include "wattpipe/acquire/alloc_counter.hpp"
 #include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/acquire/simulator.hpp"
 #include "wattpipe/publish/config.hpp"
 #include "wattpipe/publish/daemon.hpp"
 
@@ -190,6 +191,22 @@ struct Receiver {
   }
 };
 
+// The simulator alone, as the daemon's --max-rate source runs it (one thread,
+// whole blocks, nothing consuming): the daemon's own ceiling.
+double simulator_alone_frames_per_s(const char* profile, double seconds) {
+  wattpipe::acquire::SimSource src(*wattpipe::acquire::sim_profile(profile, 20000), true);
+  auto b = std::make_unique<wattpipe::acquire::SampleBlock>();
+  std::uint64_t frames = 0;
+  const std::int64_t t0 = wattpipe::acquire::steady_now_ns(), end = t0 + std::int64_t(seconds * 1e9);
+  std::int64_t now = t0;
+  while (now < end) {
+    for (int k = 0; k < 64; ++k)
+      if (src.read(*b, std::chrono::nanoseconds(0)) == wattpipe::acquire::ReadStatus::ok) frames += b->frames;
+    now = wattpipe::acquire::steady_now_ns();
+  }
+  return double(frames) / (double(now - t0) / 1e9);
+}
+
 // CPU time and context switches of a running process, all threads.
 struct ProcCpu {
   double user_s = 0, sys_s = 0;  // clock ticks (10 ms): the split only
@@ -305,6 +322,12 @@ int main(int argc, char** argv) {
       if (std::string(analysis) == "off") off_rate = rate;
       else add(key + "_ratio", fmt::format("{:.3f}", off_rate > 0 ? rate / off_rate : 0.0));
     }
+    // Right after the daemon's run: the simulator alone, and the daemon's share of it.
+    const double alone = simulator_alone_frames_per_s(profile, std::min(o.seconds, 5.0));
+    const std::string key = std::string("simulator_alone_") + (std::string(profile) == "ac3" ? "ac3n" : "dc");
+    add(key + "_frames_per_s", fmt::format("{:.0f}", alone));
+    add(std::string("max_rate_") + (std::string(profile) == "ac3" ? "ac3n" : "dc") + "_of_simulator_alone",
+        fmt::format("{:.3f}", alone > 0 ? off_rate / alone : 0.0));
   }
 
   // 1b. The live page's cost: AC3N at max rate with --http and 10 WebSocket
