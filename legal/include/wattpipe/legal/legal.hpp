@@ -15,7 +15,8 @@
 // - EnergyIntegrator: the processing thread only;
 // - Meter::open(), start_writer(), stop_writer(): the owning (main) thread;
 //   the snapshot hand-off: written by the processing thread, read by the
-//   meter's state-writer thread; persisted_windows() from any thread;
+//   meter's state-writer thread; persisted_windows() and state_healthy()
+//   from any thread;
 // - Meter transactions and public_key_hex(): one thread (the MQTT thread);
 // - software_id(), verify(), summarize(), records_in(): any thread (pure).
 //
