@@ -86,14 +86,19 @@ TEST(Acquisition, FullRingDropsBlocksAndAccountsForEveryFrame) {
   BlockRing ring(8);
   Acquisition acq(src, ring);
   acq.start();
-  // A consumer that sleeps: the ring fills, acquisition must drop, not wait.
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  // A consumer that takes nothing: the ring fills, and acquisition must drop,
+  // not wait. Waited for as it happens, not for a time.
+  const std::int64_t deadline = steady_now_ns() + 20'000'000'000;
+  while (acq.counters().blocks_dropped.load() == 0 && steady_now_ns() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GT(acq.counters().blocks_dropped.load(), 0u) << "the ring never overflowed";
+  // Then one that takes: three rings' worth, while the source goes on.
   Drain d;
-  const std::int64_t until = steady_now_ns() + 300'000'000;
-  while (steady_now_ns() < until) {
+  while (d.blocks < 3 * ring.capacity() && steady_now_ns() < deadline) {
     d.take(ring);
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+  ASSERT_GE(d.blocks, 3 * ring.capacity());
   acq.stop();
   acq.join();
   d.take(ring);

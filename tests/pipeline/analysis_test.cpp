@@ -556,7 +556,14 @@ TEST(Steps, NoEventWithoutAStepAndNoneForNoiseBelowTheThreshold) {
     return ch == 0 ? 800.0 : 200 + 1.5 * std::sin(2 * kPi * 300 * t) + 1.0 * std::sin(2 * kPi * 3 * t);
   });
   feeder.flush();
-  for (const auto& w : sink.windows) EXPECT_EQ(w.an.steps, 0);
+  // 2 s of 100 ms windows, each analysed: the absence of steps is then a finding.
+  ASSERT_GE(sink.windows.size(), 19u);
+  std::size_t analysed = 0;
+  for (const auto& w : sink.windows) {
+    EXPECT_EQ(w.an.steps, 0);
+    analysed += w.an.valid ? 1 : 0;
+  }
+  EXPECT_GE(analysed, sink.windows.size() - 1);
 }
 
 TEST(Steps, AcRmsStepOnEachPhase) {
