@@ -104,15 +104,22 @@ class Liveness(unittest.TestCase):
     def test_heartbeat_gone_and_back_is_logged_once_each_and_measuring_goes_on(self):
         m = Meter(["--heartbeat-timeout-ms", "1000", "--publish-interval-ms", "200"])
         try:
+            def logged(text, n):  # waits on what the daemon says, not on time
+                deadline = time.time() + 20
+                while m.daemon.log().count(text) < n and time.time() < deadline:
+                    time.sleep(0.02)
+                return m.daemon.log().count(text)
             for i in range(6):
                 m.ev.heartbeat(i)
                 time.sleep(0.1)
-            time.sleep(2.2)  # silence: gone
+            self.assertEqual(logged("EVerest is alive", 1), 1)
+            self.assertEqual(logged("EVerest is gone", 1), 1)  # silence past the timeout
             e_mid = m.ev.values()[-1]["energy_Wh_import"]["total"]
             for i in range(6, 12):
                 m.ev.heartbeat(i)
                 time.sleep(0.1)
-            time.sleep(0.4)
+            self.assertEqual(logged("EVerest is alive", 2), 2)
+            time.sleep(0.4)  # the last heartbeats' delivery through the broker
             self.assertEqual(m.finish(), 0)
             log = m.daemon.log()
             self.assertEqual(log.count("EVerest is gone"), 1, log)
