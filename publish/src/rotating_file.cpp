@@ -59,7 +59,14 @@ bool RotatingFile::ready(std::int64_t now_ns) {
 
 bool RotatingFile::write(const void* p, std::size_t n, std::int64_t now_ns) {
   if (!ready(now_ns)) return false;
-  if (max_bytes_ > 0 && written_ + n > max_bytes_ && written_ > 0) rotate();
+  if (max_bytes_ > 0 && written_ + n > max_bytes_ && written_ > 0) {
+    // The old file's buffer first: if that fails, what it held is the caller's loss to count.
+    if (std::fflush(f_) != 0) {
+      fail();
+      return false;
+    }
+    rotate();
+  }
   if (f_ == nullptr) return false;
   if (std::fwrite(p, 1, n, f_) != n) {
     fail();
@@ -134,7 +141,7 @@ void RotatingFile::open_or_throw(const char* mode) {
 }
 
 void RotatingFile::rotate() {
-  if (std::fclose(f_) != 0) error_ = std::strerror(errno);  // (the last buffer's loss shows in the caller's flush count)
+  std::fclose(f_);  // (flushed by write() just before)
   f_ = nullptr;
   const std::string target = next_free_name();
   if (std::rename(path_.c_str(), target.c_str()) != 0)

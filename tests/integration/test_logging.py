@@ -191,9 +191,12 @@ class MqttAt1kHz(unittest.TestCase):
             sub.close()
             s = d.stats()
             got = sub.take()
-            # The channel is conflated by design (the newest window wins), so on a
-            # loaded machine a few windows may be skipped; most must go out.
-            self.assertGreater(s["values_published"], 0.8 * s["windows_closed"])
+            # The channel is conflated by design (the newest window wins): how many
+            # go out depends on the machine's load, and the rate is a benchmark's
+            # (wattpipe-bench: mqtt_messages_per_s_at_1ms). What the test holds is
+            # that 1 ms publishing is not throttled to anything coarser: a 10 ms
+            # throttle would publish a tenth of the windows at most.
+            self.assertGreater(s["values_published"], 0.25 * s["windows_closed"])
             self.assertEqual(len(got), s["values_published"], "QoS 0 on loopback: every message arrives")
 
 
