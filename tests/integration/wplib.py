@@ -22,6 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN_DIR = os.environ.get("WATTPIPE_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 SPEC = os.environ.get("WATTPIPE_SPEC", os.path.join(ROOT, "publish", "spec", "powermeter_API.yaml"))
+# EVerest's main branch as of 2026-08 (still everest_api/1): messages must be valid under both.
+SPEC_2026_08 = os.path.join(os.path.dirname(SPEC), "powermeter_API-2026-08.yaml")
 TEST_DATA = os.environ.get("WATTPIPE_TEST_DATA", os.path.join(ROOT, "tests", "data"))
 MOSQUITTO = os.environ.get("MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -130,22 +132,27 @@ class Broker:
 
 
 class Schema:
-    """Validates JSON against a schema of components.schemas in the AsyncAPI file."""
+    """Validates JSON against a schema of components.schemas in the AsyncAPI
+    file, and in EVerest's newer one beside it (both must accept a message)."""
 
     def __init__(self, path=SPEC):
-        with open(path) as f:
-            self.doc = yaml.safe_load(f)
-        self.resolver = jsonschema.RefResolver(base_uri="", referrer=self.doc)
+        self.docs = []
+        for p in [path] + ([SPEC_2026_08] if path == SPEC and os.path.exists(SPEC_2026_08) else []):
+            with open(p) as f:
+                doc = yaml.safe_load(f)
+            self.docs.append((os.path.basename(p), doc, jsonschema.RefResolver(base_uri="", referrer=doc)))
+        self.doc = self.docs[0][1]
         self.cache = {}
 
-    def validator(self, name):
+    def validators(self, name):
         if name not in self.cache:
             schema = {"$ref": "#/components/schemas/" + name}
-            self.cache[name] = jsonschema.Draft7Validator(schema, resolver=self.resolver)
+            self.cache[name] = [(f, jsonschema.Draft7Validator(schema, resolver=r)) for (f, _, r) in self.docs]
         return self.cache[name]
 
     def errors(self, name, obj):
-        return [e.message for e in self.validator(name).iter_errors(obj)]
+        return [(f"{f}: " if k else "") + e.message
+                for k, (f, v) in enumerate(self.validators(name)) for e in v.iter_errors(obj)]
 
     def check_powermeter(self, obj):
         """Schema plus what EVerest itself requires (interop notes)."""
