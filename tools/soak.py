@@ -76,11 +76,15 @@ def main():
         try:
             while d.proc.poll() is None:
                 now = time.time()
-                if now >= next_tx:
+                # (none in the last seconds: the daemon ends at --duration, maybe between a start and its stop)
+                if now >= next_tx and now < t0 + duration - 5:
                     tx += 1
                     r1 = ev.start(f"soak-{tx}")
                     r2 = ev.stop(f"soak-{tx}")
-                    answered += int(bool(r1 and r1.get("status") == "OK" and r2 and r2.get("status") == "OK"))
+                    ok = bool(r1 and r1.get("status") == "OK" and r2 and r2.get("status") == "OK")
+                    answered += int(ok)
+                    if not ok:
+                        print(f"soak: transaction soak-{tx} at {now - t0:.0f} s: start {r1}, stop {r2}", flush=True)
                     next_tx = now + a.tx_every_s
                 if now >= next_sample:
                     try:
