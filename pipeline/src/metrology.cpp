@@ -28,6 +28,8 @@ WP_INLINE v4d load4f(const float* p) noexcept {
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v4d);
 }
+// All four lanes x: a broadcast (v4d{} + x would add to +0.0 first).
+WP_INLINE v4d splat4(double x) noexcept { return v4d{x, x, x, x}; }
 WP_INLINE v4d load4d(const double* p) noexcept {
   v4d d;
   std::memcpy(&d, p, sizeof d);
@@ -68,22 +70,30 @@ struct Acc {
 // Three-phase layouts: lanes are channels. Two accumulator sets halve the
 // add-latency chains.
 template <std::size_t kStride, std::size_t kIOff, bool kMask>
-WP_INLINE void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_AVX2 void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
   const v4d mask = kMask ? v4d{1, 1, 1, 0} : v4d{1, 1, 1, 1};
-  Acc a, b;
+  // One set of nine accumulators: with two, 18 of them and the frames' four
+  // vectors do not fit in 16 registers, and the loop spilled to the stack.
+  Acc a;
   std::size_t k = 0;
   // AC3 reads one float past each frame's currents: stop a frame early so the
   // last read stays inside the caller's buffer.
   const std::size_t margin = kMask ? 1 : 0;
-  for (; k + 2 + margin <= n; k += 2) {
+  for (; k + 1 + margin <= n; ++k) {
     const float* f0 = x + k * kStride;
-    const float* f1 = f0 + kStride;
-    v4d u0 = load4f(f0), i0 = load4f(f0 + kIOff), u1 = load4f(f1), i1 = load4f(f1 + kIOff);
-    if constexpr (kMask) u0 *= mask, i0 *= mask, u1 *= mask, i1 *= mask;
-    a.step<true>(u0, i0, v4d{} + rc[k], v4d{} + rs[k]);
-    b.step<true>(u1, i1, v4d{} + rc[k + 1], v4d{} + rs[k + 1]);
+#if defined(__x86_64__)
+    // Intrinsics, in this AVX2 function itself: GCC 12 lowers the generic
+    // four-float conversion into two halves and an insert, and a broadcast
+    // into a load, a duplicate and an insert.
+    v4d u0 = v4d(_mm256_cvtps_pd(_mm_loadu_ps(f0))), i0 = v4d(_mm256_cvtps_pd(_mm_loadu_ps(f0 + kIOff)));
+    const v4d c = v4d(_mm256_broadcast_sd(rc + k)), s = v4d(_mm256_broadcast_sd(rs + k));
+#else
+    v4d u0 = load4f(f0), i0 = load4f(f0 + kIOff);
+    const v4d c = splat4(rc[k]), s = splat4(rs[k]);
+#endif
+    if constexpr (kMask) u0 *= mask, i0 *= mask;
+    a.step<true>(u0, i0, c, s);
   }
-  a.merge(b);
   a.store(out, double(k));
   for (; k < n; ++k) accumulate_one(kStride == 8 ? Layout::ac3n : Layout::ac3, x + k * kStride, rc[k], rs[k], 1.0, out);
 }

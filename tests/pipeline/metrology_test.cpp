@@ -396,3 +396,65 @@ TEST(Metrology, GapClosesTheWindowAndCountsDroppedFrames) {
   const double p_w = 3 * 230 * 16 * 0.95;
   EXPECT_LT(rel(p.registers().import_total.wh(), p_w * 41000 / 20000 / 3600), 2e-4);
 }
+
+namespace wattpipe::testing {
+namespace {
+
+// The three-phase kernels sum each lane frame by frame, in order, one
+// rounding per operation (AVX2: a fused multiply-add; SSE2: a multiply, then
+// an add): the sums are those of the plain loop below to the last bit.
+// AVX-512 interleaves two chains, so there the bound is a few ulps.
+TEST(Metrology, ThreePhaseSumsAreThoseOfTheSequentialLoopToTheLastBit) {
+  const std::string isa = pipeline::kernel_isa();
+  const bool fused = isa != "portable";
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> uv(-400, 400), iv(-60, 60);
+  std::uniform_real_distribution<double> ph(-1, 1);
+  for (const acquire::Layout l : {acquire::Layout::ac3n, acquire::Layout::ac3}) {
+    const auto li = acquire::layout_info(l);
+    for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{1000}, std::size_t{4096}}) {
+      std::vector<float> x((n + 1) * li.channels);  // one frame more: AC3 reads past a frame
+      for (std::size_t k = 0; k < n * li.channels; ++k) x[k] = (k % li.channels) < li.channels / 2 ? uv(rng) : iv(rng);
+      std::vector<double> c(n), s(n);
+      for (std::size_t k = 0; k < n; ++k) c[k] = ph(rng), s[k] = ph(rng);
+      pipeline::Sums got;
+      pipeline::accumulate(l, x.data(), n, c.data(), s.data(), got);
+      pipeline::Sums want;
+      // The kernels take all but the last frame (AC3) in vectors, the rest one
+      // at a time (accumulate_one: w * u * u, unfused): the same split here.
+      const std::size_t vec = l == acquire::Layout::ac3 && n > 0 ? n - 1 : n;
+      auto madd = [&](double a, double b, double acc) { return fused ? std::fma(a, b, acc) : acc + a * b; };
+      for (std::size_t k = 0; k < n; ++k) {
+        const float* f = x.data() + k * li.channels;
+        for (unsigned p = 0; p < 4; ++p) {
+          if (p == 3 && !li.neutral) continue;
+          const double u = f[p < 3 ? li.u[p] : li.un], i = f[p < 3 ? li.i[p] : li.in];
+          if (k < vec) {
+            want.su[p] += u, want.si[p] += i;
+            want.suu[p] = madd(u, u, want.suu[p]), want.sii[p] = madd(i, i, want.sii[p]);
+            want.sui[p] = madd(u, i, want.sui[p]);
+            want.suc[p] = madd(u, c[k], want.suc[p]), want.sus[p] = madd(u, s[k], want.sus[p]);
+            want.sic[p] = madd(i, c[k], want.sic[p]), want.sis[p] = madd(i, s[k], want.sis[p]);
+          } else {
+            want.su[p] += u, want.si[p] += i, want.suu[p] += u * u, want.sii[p] += i * i, want.sui[p] += u * i;
+            want.suc[p] += u * c[k], want.sus[p] += u * s[k], want.sic[p] += i * c[k], want.sis[p] += i * s[k];
+          }
+        }
+      }
+      for (unsigned p = 0; p < 4; ++p) {
+        const double g[] = {got.su[p], got.si[p], got.suu[p], got.sii[p], got.sui[p], got.suc[p], got.sus[p], got.sic[p], got.sis[p]};
+        const double w[] = {want.su[p], want.si[p], want.suu[p], want.sii[p], want.sui[p], want.suc[p], want.sus[p], want.sic[p], want.sis[p]};
+        for (int q = 0; q < 9; ++q) {
+          if (isa == "avx512")
+            EXPECT_NEAR(g[q], w[q], 1e-12 * (std::fabs(w[q]) + 1e3)) << isa << " n " << n << " lane " << p << " sum " << q;
+          else
+            EXPECT_EQ(g[q], w[q]) << isa << " n " << n << " lane " << p << " sum " << q;
+        }
+      }
+      EXPECT_EQ(got.w, double(n));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wattpipe::testing
