@@ -245,6 +245,17 @@ TEST(Acquisition, MaxRateSleepsBesideAConsumerThatFreesABlockAtATime) {
   EXPECT_GE(r.acq.counters().full_ring_sleeps.load(), 50u);
 }
 
+// Reads a replay to its end; the frames it gave, each block where the last ended.
+std::uint64_t replay_in_order(ReplaySource& src) {
+  auto b = std::make_unique<SampleBlock>();
+  std::uint64_t next = 0;
+  while (src.read(*b, std::chrono::seconds(1)) == ReadStatus::ok) {
+    EXPECT_EQ(b->first_frame, next);
+    next += b->frames;
+  }
+  return next;
+}
+
 TEST(ReplaySource, NotesArePassedOverAndTheFirstIsKept) {
   // A raw log as the daemon writes it: a note first, blocks after it (and a
   // second note, as after a rotation would not have, to show it is skipped).
@@ -264,14 +275,7 @@ TEST(ReplaySource, NotesArePassedOverAndTheFirstIsKept) {
     f.write(all.data() + half, std::streamsize(all.size() - half));
   }
   ReplaySource src(path, true, false);
-  auto blk = std::make_unique<SampleBlock>();
-  std::uint64_t frames = 0, next = 0;
-  while (src.read(*blk, std::chrono::seconds(1)) == ReadStatus::ok) {
-    EXPECT_EQ(blk->first_frame, next);
-    next += blk->frames;
-    frames += blk->frames;
-  }
-  EXPECT_EQ(frames, 4u * 500);
+  EXPECT_EQ(replay_in_order(src), 4u * 500);
   EXPECT_TRUE(src.end_reason().empty()) << src.end_reason();
   EXPECT_EQ(src.note(), R"({"type":"header","software_id":"x"})");
   // A note that claims more than the limit is damage, not a skip.
@@ -311,14 +315,7 @@ TEST(ReplaySource, CorruptBlockEndsTheReplayWithAReason) {
     f.write("JUNK", 4);
   }
   ReplaySource src(path, true, false);
-  auto b = std::make_unique<SampleBlock>();
-  std::uint64_t frames = 0, next = 0;
-  while (src.read(*b, std::chrono::seconds(1)) == ReadStatus::ok) {
-    EXPECT_EQ(b->first_frame, next);
-    next += b->frames;
-    frames += b->frames;
-  }
-  EXPECT_EQ(frames, 3u * 1500);
+  EXPECT_EQ(replay_in_order(src), 3u * 1500);
   EXPECT_NE(src.end_reason().find("corrupt"), std::string::npos) << src.end_reason();
   EXPECT_NE(src.end_reason().find("magic"), std::string::npos) << src.end_reason();
   fs::remove(path);
