@@ -191,16 +191,49 @@ function transactions(list) {
   $('transactions').innerHTML = h;
 }
 
+// The health panel for a bench engineer: named, grouped rows. A counter the
+// page does not know yet still shows, under "Other", by its own name.
+const HEALTH_GROUPS = [
+  ['Input', [['source_health', 'Source'], ['frames_acquired', 'Frames acquired'], ['frames_processed', 'Frames processed'],
+    ['windows_closed', 'Windows closed'], ['windows_with_lost_frames', 'Windows with lost frames'],
+    ['ring_fill_blocks', 'Ring fill, blocks'], ['ring_high_water_blocks', 'Ring high water, blocks'],
+    ['ring_capacity_blocks', 'Ring capacity, blocks']]],
+  ['EVerest and MQTT', [['broker_connected', 'Broker connected'], ['everest_alive', 'EVerest alive'],
+    ['everest_heartbeats', 'Heartbeats received'], ['everest_last_heartbeat_id', 'Last heartbeat id'],
+    ['values_published', 'Values published'], ['publish_latency_ms', 'Window to publish, ms'],
+    ['mqtt_connection_losses', 'Broker connections lost']]],
+  ['State and logs', [['registers_saved', 'Registers saved'], ['logs_writing', 'Logs writing'],
+    ['log_windows_not_written', 'Windows not written to the log'], ['log_raw_blocks_not_written', 'Raw blocks not written'],
+    ['log_write_errors', 'Log write errors']]],
+  ['Analysis', [['steps', 'Current steps found']]],
+];
+const LOSS_LABELS = {
+  frames_lost_gap: 'Frames lost in gaps', frames_invalid: 'Frames in invalid blocks', blocks_invalid: 'Invalid blocks',
+  frames_dropped: 'Frames dropped, ring full', blocks_rejected_rate: 'Blocks refused: sample rate',
+  blocks_rejected_full_scale: 'Blocks refused: beyond full scale', blocks_time_replaced: 'Block times replaced',
+  outages: 'Source outages',
+};
+
 function health(hl, web) {
   // Which software measures and signs, in one line above the counters (docs/legal.md).
-  const { legal, ...counters } = hl;
+  const { legal, frames_lost: lost, ...counters } = hl;
   if (legal) $('legal').textContent = `Signed by ${legal.name} ${legal.version}, sha256 ${legal.sha256}`;
-  // Nested counters (frames lost by cause) flattened into rows of their own.
-  const rows = [];
-  const add = (prefix, o) => Object.entries(o).forEach(([k, v]) => (v && typeof v === 'object' ? add(prefix + k + '.', v) : rows.push([prefix + k, v])));
-  add('', counters);
-  add('web.', web);
-  $('health').innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td class="${v === false ? 'bad' : ''}">${v}</td></tr>`).join('');
+  const shown = v => (v === true ? 'yes' : v === false ? 'no' : v);
+  const row = (label, v) => `<tr><td>${label}</td><td class="${v === false ? 'bad' : ''}">${shown(v)}</td></tr>`;
+  const group = name => `<tr class="group"><th colspan="2">${name}</th></tr>`;
+  let h = '';
+  const seen = new Set();
+  for (const [name, rows] of HEALTH_GROUPS) {
+    const present = rows.filter(([k]) => k in counters);
+    if (!present.length) continue;
+    h += group(name) + present.map(([k, label]) => (seen.add(k), row(label, counters[k]))).join('');
+  }
+  if (lost) h += group('Losses and refusals') + Object.entries(lost).map(([k, v]) => row(LOSS_LABELS[k] || k, v)).join('');
+  h += group('This page') + row('Browsers connected', web.clients) + row('Updates dropped', web.updates_dropped) +
+       row('Browsers refused', web.clients_refused);
+  const other = Object.entries(counters).filter(([k]) => !seen.has(k));
+  if (other.length) h += group('Other') + other.map(([k, v]) => row(k, v)).join('');
+  $('health').innerHTML = h;
 }
 
 // ---- scope ---------------------------------------------------------------

@@ -153,6 +153,12 @@ class LivePage(unittest.TestCase):
             # The page names the legal part that signs (docs/legal.md).
             name, version, sha = wplib.software_id().replace("sha256:", "").split()
             self.assertEqual(d.find_element("id", "legal").text, f"Signed by {name} {version}, sha256 {sha}")
+            # The health panel in words and groups, not counter names.
+            panel = d.find_element("id", "health").text
+            for words in ("Input", "Frames processed", "EVerest and MQTT", "Broker connected yes", "State and logs",
+                          "Registers saved yes", "This page"):
+                self.assertIn(words, panel)
+            self.assertNotIn("frames_processed", panel)
             # A transaction from an EVerest peer: open, then closed, its records verifying.
             ev = wplib.Everest(broker.port, module_id="web")
             try:
