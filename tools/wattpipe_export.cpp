@@ -39,6 +39,9 @@ using wattpipe::tools::kExitUsage;
 namespace {
 
 std::string g_tool = "wattpipe-export";
+// The output file this run created: removed when the export fails (a full
+// disk, a layout change), so no partial file looks like a finished one.
+std::string g_created;
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -155,6 +158,13 @@ class H5Series {
   ~H5Series() {
     if (ds_ >= 0) H5Dclose(ds_);
   }
+  // Flushes and closes the dataset: a full disk shows here (the destructor
+  // cannot say it, and the file's own close waits for its last dataset).
+  void close() {
+    const herr_t rc = ds_ >= 0 ? H5Dclose(ds_) : 0;
+    ds_ = -1;
+    h5_check(rc, "writing a dataset");
+  }
   H5Series(const H5Series&) = delete;
   H5Series& operator=(const H5Series&) = delete;
   void append(const void* data, hsize_t rows) {
@@ -183,6 +193,7 @@ class H5File {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors reported here, not as HDF5's stack dump
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (id_ < 0) throw UsageError(fmt::format("cannot create HDF5 file '{}'", path));
+    g_created = path;
   }
   ~H5File() {
     for (auto& [_, g] : groups_) H5Gclose(g);
@@ -363,6 +374,7 @@ int export_windows(const Options& o, std::uint64_t size) {
   if (o.format == "csv") {
     std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
     if (out == nullptr) throw UsageError(fmt::format("cannot write '{}'", o.output));
+    if (out != stdout) g_created = o.output;
     std::setvbuf(out, nullptr, _IOFBF, 1 << 20);
     std::fprintf(out, "t_s,time_utc");
     for (const Column& c : cols)
@@ -473,8 +485,9 @@ int export_windows(const Options& o, std::uint64_t size) {
     if (!step_cols.empty()) h5_strings(h5.group("/steps"), "phase", phases);
     h5_attr(h5.id(), "start_utc", iso_utc(t_ref < 0 ? first_ns : t_ref));
     h5_attr_num<std::int64_t>(h5.id(), "start_ns", t_ref < 0 ? first_ns : t_ref, H5T_NATIVE_INT64);
-    buf.clear();
-    sbuf.clear();
+    for (auto* bs : {&buf, &sbuf})
+      for (auto& b : *bs) b.series->close();
+    t_s.close();
     h5.close();
   }
   std::fprintf(stderr, "%s: %llu windows%s%s\n", g_tool.c_str(), static_cast<unsigned long long>(rows),
@@ -565,6 +578,7 @@ int export_raw(const Options& o) {
   if (o.format == "csv") {
     std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
     if (out == nullptr) throw UsageError(fmt::format("cannot write '{}'", o.output));
+    if (out != stdout) g_created = o.output;
     std::setvbuf(out, nullptr, _IOFBF, 1 << 20);
     std::fprintf(out, "frame,t_s,time_utc");
     for (std::uint32_t c = 0; c < nch; ++c) std::fprintf(out, ",%s_%s", name(c).c_str(), name(c)[0] == 'U' ? "V" : "A");
@@ -632,7 +646,9 @@ int export_raw(const Options& o) {
     flush();
     h5_attr(h5.id(), "start_utc", iso_utc(t_ref < 0 ? first.t0_ns : t_ref));
     h5_attr_num<std::int64_t>(h5.id(), "start_ns", t_ref < 0 ? first.t0_ns : t_ref, H5T_NATIVE_INT64);
-    chans.clear();
+    for (auto& c : chans) c->close();
+    t_s.close();
+    frame.close();
     h5.close();
   }
   std::fprintf(stderr, "%s: %llu frames\n", g_tool.c_str(), static_cast<unsigned long long>(rows));
@@ -641,7 +657,20 @@ int export_raw(const Options& o) {
 
 }  // namespace
 
+// A failed export: its message, and no partial output file left behind.
+int failed(const char* what, int code) {
+  std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), what);
+  if (!g_created.empty()) {
+    std::error_code ec;
+    if (std::filesystem::remove(g_created, ec)) std::fprintf(stderr, "%s: removed the partial '%s'\n", g_tool.c_str(), g_created.c_str());
+  }
+  return code;
+}
+
 int main(int argc, char** argv) {
+  // HDF5 1.10's exit handler crashes closing a file whose flush failed (a
+  // full disk); every file is closed here, so it has nothing to do.
+  H5dont_atexit();
   Options o;
   o.log2csv = std::filesystem::path(argv[0]).filename().string() == "wattpipe-log2csv";
   if (o.log2csv) g_tool = "wattpipe-log2csv";
@@ -680,13 +709,10 @@ int main(int argc, char** argv) {
     const std::string_view m(magic, 4);
     return m == "WPRB" || m == "WPRN" ? export_raw(o) : export_windows(o, size);  // (WPRN: a raw log's note)
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
-    return kExitUsage;
+    return failed(e.what(), kExitUsage);
   } catch (const comtrade::Error& e) {
-    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
-    return kExitFailure;
+    return failed(e.what(), kExitFailure);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
-    return kExitFailure;
+    return failed(e.what(), kExitFailure);
   }
 }

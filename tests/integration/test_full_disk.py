@@ -119,6 +119,21 @@ class FullDisk(unittest.TestCase):
         self.assertGreater(s["energy_Wh_import_total"], s["energy_Wh_import_total_at_start"])
         self.assertEqual(s["state_write_errors"], 0)
 
+    def test_an_export_onto_a_full_disk_fails_clearly_and_leaves_no_partial_file(self):
+        raw = os.path.join(self.tmp, "r.wprb")  # made on the roomy disk
+        d = wplib.Daemon(self.tmp, ["--duration", "1.5", "--log-raw", raw, "--broker", "127.0.0.1:1",
+                                    "--state-dir", "none"], name="rec").start()
+        self.assertEqual(d.wait(30), 0, d.log())
+        self.assertGreater(os.path.getsize(raw), 600_000, "more than the full disk has room for")
+        with open(os.path.join(self.mnt, "filler"), "wb") as f:  # leave about 200 kB
+            f.write(b"\0" * (4 * 1024 * 1024 - 200 * 1024))
+        for fmt in ("hdf5", "csv", "comtrade"):
+            out = os.path.join(self.mnt, "r." + fmt)
+            r = wplib.run([wplib.binary("wattpipe-export"), raw, "-f", fmt, "-o", out], timeout=120)
+            self.assertEqual(r.returncode, 1, f"{fmt}: {r.stderr}")
+            self.assertIn("fail", r.stderr, fmt)
+            self.assertEqual(sorted(os.listdir(self.mnt)), ["filler"], f"{fmt} left a partial file")
+
     def test_retention_keeps_the_newest_rotated_files(self):
         log = os.path.join(self.mnt, "w.jsonl")
         d = wplib.Daemon(self.tmp, ["--window-cycles", "1", "--log", log, "--log-max-mb", "0.02", "--log-keep", "3",
