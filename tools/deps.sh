@@ -16,6 +16,8 @@ WATTPIPE_PACKAGES=(
   dpkg-dev systemd systemd-container
   # the browser test of the live page
   chromium chromium-driver python3-selenium
+  # the full-disk tests: an ext4 image for a state directory that fails (mkfs.ext4)
+  e2fsprogs
 )
 
 ensure_packages() {
