@@ -15,15 +15,22 @@ SignedMeterValue MeterTransactions::smv(const legal::SignedRecord& r) const {
                           meter_.public_key_hex(), r.utc_ns};
 }
 
+namespace {
+// A refusal of the legal part, as EVerest's reply carries it; false when there was none.
+template <typename Reply>
+bool refused(std::string& error, Reply& r) {
+  if (error.empty()) return false;
+  r.status = TransactionStatus::unexpected_error;
+  r.error = std::move(error);
+  return true;
+}
+}  // namespace
+
 StartTransactionReply MeterTransactions::start(const StartTransactionRequest& req, const legal::Reading& reading) {
   legal::StartResult res = meter_.start_transaction(req, reading);
   note_closed(res.closed);
   StartTransactionReply r;
-  if (!res.error.empty()) {
-    r.status = TransactionStatus::unexpected_error;
-    r.error = std::move(res.error);
-    return r;
-  }
+  if (refused(res.error, r)) return r;
   r.min_stop_utc_ns = res.min_stop_utc_ns;
   r.max_stop_utc_ns = res.max_stop_utc_ns;
   if (res.begin) r.signed_meter_value = smv(*res.begin);
@@ -35,11 +42,7 @@ StopTransactionReply MeterTransactions::stop(const StopTransactionRequest& req, 
   legal::StopResult res = meter_.stop_transaction(req.transaction_id, reading);
   note_closed(res.closed);
   StopTransactionReply r;
-  if (!res.error.empty()) {
-    r.status = TransactionStatus::unexpected_error;
-    r.error = std::move(res.error);
-    return r;
-  }
+  if (refused(res.error, r)) return r;
   if (res.end) r.signed_meter_value = smv(*res.end);
   if (res.begin) r.start_signed_meter_value = smv(*res.begin);
   return r;
@@ -51,12 +54,16 @@ MeterTransactions::Checked MeterTransactions::check(const std::string& record) c
   return Checked{record, ok ? std::string() : v.reason, v.pagination, ok};
 }
 
+// The check already made of this transaction's begin record, or a new one.
+MeterTransactions::Checked MeterTransactions::checked_begin(const std::string& id, const std::string& record) const {
+  const auto it = open_checked_.find(id);
+  return it != open_checked_.end() && it->second.record == record ? it->second : check(record);
+}
+
 void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed) {
   if (!view_on_ || closed.empty()) return;
   for (const auto& c : closed) {
-    auto it = open_checked_.find(c.id);
-    Checked begin = it != open_checked_.end() && it->second.record == c.begin.record ? it->second : check(c.begin.record);
-    closed_.push_front({c.id, c.evse_id, std::move(begin), check(c.end.record)});
+    closed_.push_front({c.id, c.evse_id, checked_begin(c.id, c.begin.record), check(c.end.record)});
     if (closed_.size() > kViewClosed) closed_.pop_back();
   }
   refresh_view();
@@ -76,11 +83,7 @@ void MeterTransactions::refresh_view() {
   const std::vector<legal::OpenTransaction> open = meter_.open_transactions();
   // Forget the checks of transactions no longer open; check the new ones once.
   std::map<std::string, Checked> still;
-  for (const auto& t : open) {
-    auto it = open_checked_.find(t.id);
-    still.emplace(t.id, it != open_checked_.end() && it->second.record == t.begin.record ? std::move(it->second)
-                                                                                           : check(t.begin.record));
-  }
+  for (const auto& t : open) still.emplace(t.id, checked_begin(t.id, t.begin.record));
   open_checked_ = std::move(still);
   auto json = std::make_shared<const std::string>(legal::write_json(4096, [&](legal::JsonWriter& w) {
     w.begin_array();

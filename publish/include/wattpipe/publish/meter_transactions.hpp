@@ -51,6 +51,7 @@ class MeterTransactions final : public TransactionHandler {
     Checked begin, end;
   };
   Checked check(const std::string& record) const;
+  Checked checked_begin(const std::string& id, const std::string& record) const;
   void note_closed(const std::vector<legal::ClosedTransaction>& closed);
   void refresh_view();
   SignedMeterValue smv(const legal::SignedRecord& r) const;
