@@ -6,11 +6,13 @@ WATTPIPE_PACKAGES=(
   cmake ninja-build g++ pkg-config
   # libraries (see README: what each is for)
   libzmq3-dev cppzmq-dev libconcurrentqueue-dev libsimdjson-dev libmosquitto-dev libssl-dev zlib1g-dev
-  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libcivetweb-dev libsystemd-dev libhdf5-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libcivetweb-dev libsystemd-dev libhdf5-dev libpq-dev
   # tests and benchmarks, and the peers benchmarks compare against
   libgtest-dev libgmock-dev libbenchmark-dev libreaderwriterqueue-dev libboost-dev nlohmann-json3-dev
   # the broker, TLS tooling, and the Python peers of the integration tests and the plot tool
   mosquitto mosquitto-clients openssl
+  # the database store's tests and benchmark: a PostgreSQL server started per test (initdb), psql
+  postgresql postgresql-client
   python3 python3-paho-mqtt python3-jsonschema python3-yaml python3-zmq python3-numpy python3-matplotlib python3-h5py python3-pandas
   # the package test (cpack's dpkg-shlibdeps, systemd-analyze; the service booted in systemd-nspawn)
   dpkg-dev systemd systemd-container

@@ -44,13 +44,14 @@ void Processing::on_window(WindowRecord& w) {
     // The page's queue (64, drained every update): when full, this step is not shown there (it is logged and on MQTT).
     if (out_.view_events != nullptr) (void)out_.view_events->try_push(w.an.step[k]);
   }
-  if (out_.window_log != nullptr) {
-    if (out_.window_log->try_push(w)) {
-      if (out_.log_waker != nullptr) out_.log_waker->notify();
-    } else {
-      counters_.windows_log_overflow.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  // Every window to the log and the store threads; a full queue is counted (they see the gap in seq).
+  auto hand_over = [&w](acquire::SpscRing<WindowRecord>* q, Waker* waker, std::atomic<std::uint64_t>& overflow) {
+    if (q == nullptr) return;
+    if (!q->try_push(w)) overflow.fetch_add(1, std::memory_order_relaxed);
+    else if (waker != nullptr) waker->notify();
+  };
+  hand_over(out_.window_log, out_.log_waker, counters_.windows_log_overflow);
+  hand_over(out_.store, out_.store_waker, counters_.windows_store_overflow);
   // State first: the MQTT thread publishes only what the state writer has saved.
   snapshot(w.closed_steady_ns);
   if (out_.latest != nullptr) out_.latest->write(w);

@@ -287,6 +287,11 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--log-queue", c.log_queue, "windows the log thread may fall behind by (3.8 KiB of memory each)")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--zmq-pub", c.zmq_pub, "ZeroMQ PUB endpoint for window records");
   app.add_flag("--zmq-raw", c.zmq_raw, "also publish raw blocks on --zmq-pub");
+  app.add_option("--store", c.store, "every window, step and transaction into PostgreSQL: a libpq connection string, postgresql://USER@HOST:PORT/DB (docs/store.md)");
+  app.add_option("--store-spool-dir", c.store_spool_dir, "what the database has not taken yet waits here (default: {state-dir}/store-spool)");
+  app.add_option("--store-spool-max-mb", c.store_spool_max_mb, "the spool takes at most this much, dropping spectra, then windows outside transactions, oldest first; 0: no limit")->check(CLI::Range(0.0, 1e9))->capture_default_str();
+  app.add_option("--store-batch-ms", c.store_batch_ms, "rows go to the database in one COPY this often")->check(CLI::Range(1, 60000))->capture_default_str();
+  app.add_option("--store-queue", c.store_queue, "windows the store's thread may fall behind by (3.8 KiB of memory each)")->check(CLI::Range(2, 1 << 22))->capture_default_str();
   app.add_option("--http", c.http, "serve the live page at HOST:PORT (docs/web.md); port 0: a free one; off by default");
   app.add_option("--http-auth-file", c.http_auth_file, "the live page asks for a user in this htdigest file (realm wattpipe)");
   app.add_option("--http-cert", c.http_cert, "the live page over TLS: certificate chain (PEM), with --http-key");
@@ -382,6 +387,10 @@ void validate(Config& c) {
     throw ConfigError{"--module-id: must be non-empty without '+', '#' or '/'"};
   if (c.mqtt_prefix.find_first_of("+#") != std::string::npos) throw ConfigError{"--mqtt-prefix: must not hold '+' or '#'"};
   if (c.state_dir.empty()) throw ConfigError{"--state-dir: empty (use 'none' to disable persistence)"};
+  if (!c.store.empty() && c.store_spool_dir.empty()) {
+    if (c.state_dir == "none") throw ConfigError{"--store: with --state-dir none, name a --store-spool-dir"};
+    c.store_spool_dir = c.state_dir + "/store-spool";
+  }
   if ((!c.mqtt_certfile.empty() || !c.mqtt_keyfile.empty()) && c.mqtt_cafile.empty())
     throw ConfigError{"--mqtt-certfile/--mqtt-keyfile: need --mqtt-cafile (TLS)"};
   if (c.mqtt_certfile.empty() != c.mqtt_keyfile.empty())

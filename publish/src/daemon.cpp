@@ -99,6 +99,17 @@ legal::MeterOptions meter_options(const Config& c) {
   return o;
 }
 
+StoreConfig store_config(const Config& c) {
+  StoreConfig sc;
+  sc.url = c.store;
+  sc.module_id = c.module_id;
+  sc.meter_id = c.meter_serial;
+  sc.spool_dir = c.store_spool_dir;
+  sc.spool_max_mb = c.store_spool_max_mb;
+  sc.batch_ms = c.store_batch_ms;
+  return sc;
+}
+
 std::int64_t web_interval_ns(const Config& c) {
   return std::clamp<std::int64_t>(c.publish_interval_ms, 50, 1000) * 1'000'000;
 }
@@ -188,6 +199,13 @@ int Daemon::build(Run& r) {
       return 2;
     outs.log_waker = &r.logger->waker();
   }
+  // The database store, before the processing thread too (docs/store.md).
+  if (!c.store.empty()) {
+    r.store_queue = std::make_unique<acquire::SpscRing<pipeline::WindowRecord>>(std::size_t(c.store_queue));
+    if (!built([&] { r.store = std::make_unique<Store>(store_config(c), r.store_queue.get()); })) return 2;
+    outs.store = r.store_queue.get();
+    outs.store_waker = &r.store->waker();
+  }
   acquire::RealTimeConfig proc_rt = c.proc_rt;
   proc_rt.fifo_priority = c.acq_rt.fifo_priority;
   r.proc = std::make_unique<pipeline::Processing>(c.processor, *r.ring, *r.acq, outs, proc_rt);
@@ -196,6 +214,7 @@ int Daemon::build(Run& r) {
   // 4. The publishers: MQTT (values, transactions), the live page.
   if (!built([&] { r.mqtt = make_mosquitto_transport(mqtt_options(c)); })) return 2;
   r.transactions = std::make_unique<MeterTransactions>(*r.meter);
+  if (r.store) r.transactions->set_store(r.store.get());
   PublisherConfig pc;
   pc.topics = Topics::make(c.module_id, c.mqtt_prefix);
   pc.broker_label = c.broker;
@@ -255,6 +274,7 @@ int Daemon::run(bool handle_signals) {
   r.t0_ns = acquire::steady_now_ns();
   r.meter->start_writer();
   if (r.logger) r.logger->start();
+  if (r.store) r.store->start();
   r.publisher->start();
   // A page that cannot listen is a configuration to fix: stop before measuring.
   const bool web_ok = !r.web || built([&] { r.web->start(); });
@@ -366,6 +386,10 @@ void Daemon::shutdown(Run& r) {
   if (r.logger) {
     r.logger->stop(r.proc->counters().windows_closed.load());  // drains both queues, reports a final overflow
     r.logger->join();
+  }
+  if (r.store) {  // after the MQTT thread: its last transactions are in
+    r.store->stop();
+    r.store->join();
   }
 }
 

@@ -15,6 +15,7 @@
 #include "wattpipe/publish/meter_transactions.hpp"
 #include "wattpipe/publish/mqtt_transport.hpp"
 #include "wattpipe/publish/publisher.hpp"
+#include "wattpipe/publish/store.hpp"
 #include "wattpipe/publish/web_server.hpp"
 #include "wattpipe/publish/window_logger.hpp"
 
@@ -35,12 +36,14 @@ struct Daemon::Run {
   pipeline::DemandInput demand;
   std::unique_ptr<acquire::SpscRing<pipeline::WindowRecord>> window_queue;  // log thread
   std::unique_ptr<acquire::SpscRing<acquire::SampleBlock>> raw_queue;
+  std::unique_ptr<acquire::SpscRing<pipeline::WindowRecord>> store_queue;  // database store
   pipeline::TripleBuffer<pipeline::WindowRecord> view_latest;  // web thread
   std::unique_ptr<pipeline::TripleBuffer<pipeline::ScopeSnapshot>> scope;
   acquire::SpscRing<pipeline::StepEvent> view_steps{64};
   std::unique_ptr<pipeline::Processing> proc;
   // 4. the publishers
   std::unique_ptr<WindowLogger> logger;
+  std::unique_ptr<Store> store;
   std::unique_ptr<MqttTransport> mqtt;
   std::unique_ptr<MeterTransactions> transactions;
   std::unique_ptr<Publisher> publisher;

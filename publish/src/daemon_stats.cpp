@@ -44,6 +44,20 @@ std::string health_json(const Daemon::Run& r) {
       w.field_uint("log_raw_blocks_not_written", lg.raw_blocks_not_written.load(std::memory_order_relaxed));
       w.field_uint("log_write_errors", lg.write_errors.load(std::memory_order_relaxed));
     }
+    if (r.store) {  // the database store (docs/store.md)
+      const auto& st = r.store->counters();
+      w.field("store_database", r.store->target());
+      w.field_bool("store_connected", st.connected.load(std::memory_order_relaxed));
+      w.field_fixed("store_lag_s", double(st.lag_ns.load(std::memory_order_relaxed)) / 1e9, 3);
+      w.field_uint("store_windows_written", st.windows_written.load(std::memory_order_relaxed));
+      w.field_fixed("store_spool_mb", double(st.spool_bytes.load(std::memory_order_relaxed)) / 1e6, 3);
+      w.field_uint("store_rows_dropped", st.spectra_dropped.load(std::memory_order_relaxed) +
+                                              st.windows_dropped.load(std::memory_order_relaxed) +
+                                              st.steps_dropped.load(std::memory_order_relaxed));
+      w.field_uint("store_rows_lost", st.rows_lost.load(std::memory_order_relaxed) +
+                                           st.windows_missed.load(std::memory_order_relaxed));
+      w.field("store_last_error", r.store->last_error());
+    }
     w.key("legal");  // which legally relevant software runs (docs/legal.md)
     w.begin_object();
     w.field("name", id.name);
@@ -150,6 +164,29 @@ std::string stats_json(const Daemon::Run& r, const std::string& why) {
     s.add("log_write_errors", lg.write_errors.load());
     s.add("log_rotations", lg.rotations.load());
     s.add("log_reopens", lg.reopens.load());
+  }
+  if (r.store) {
+    const auto& st = r.store->counters();
+    s.add("store_windows_written", st.windows_written.load());
+    s.add("store_steps_written", st.steps_written.load());
+    s.add("store_spectra_written", st.spectra_written.load());
+    s.add("store_transactions_written", st.transactions_written.load());
+    s.add("store_batches_written", st.batches_written.load());
+    s.add("store_batches_deduplicated", st.batches_deduplicated.load());
+    s.add("store_batches_spooled", st.batches_spooled.load());
+    s.add("store_batches_rejected", st.batches_rejected.load());
+    s.add("store_spool_bytes", st.spool_bytes.load());
+    s.add("store_spool_batches", st.spool_batches.load());
+    s.add("store_spectra_dropped", st.spectra_dropped.load());
+    s.add("store_windows_dropped", st.windows_dropped.load());
+    s.add("store_steps_dropped", st.steps_dropped.load());
+    s.add("store_rows_lost", st.rows_lost.load());
+    s.add("store_windows_missed", st.windows_missed.load());
+    s.add("store_windows_queue_overflow", pcn.windows_store_overflow.load());
+    s.add("store_connects", st.connects.load());
+    s.add("store_connect_failures", st.connect_failures.load());
+    s.add("store_errors", st.errors.load());
+    s.add("store_lag_max_s", double(st.lag_max_ns.load()) / 1e9);
   }
   if (r.web) {
     const auto& wc = r.web->counters();

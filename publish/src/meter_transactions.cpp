@@ -26,6 +26,14 @@ bool refused(std::string& error, Reply& r) {
 }
 }  // namespace
 
+void MeterTransactions::to_store(const std::string& id, const std::string& evse_id, const legal::SignedRecord& begin,
+                                 const legal::SignedRecord* end) {
+  if (store_ == nullptr) return;
+  StoreTransaction t{id, evse_id, begin.utc_ns, begin.record, std::nullopt, {}};
+  if (end != nullptr) t.end_utc_ns = end->utc_ns, t.end_record = end->record;
+  store_->add_transaction(std::move(t));
+}
+
 StartTransactionReply MeterTransactions::start(const StartTransactionRequest& req, const legal::Reading& reading) {
   legal::StartResult res = meter_.start_transaction(req, reading);
   note_closed(res.closed);
@@ -33,7 +41,10 @@ StartTransactionReply MeterTransactions::start(const StartTransactionRequest& re
   if (refused(res.error, r)) return r;
   r.min_stop_utc_ns = res.min_stop_utc_ns;
   r.max_stop_utc_ns = res.max_stop_utc_ns;
-  if (res.begin) r.signed_meter_value = smv(*res.begin);
+  if (res.begin) {
+    r.signed_meter_value = smv(*res.begin);
+    to_store(req.transaction_id, req.evse_id, *res.begin, nullptr);
+  }
   refresh_view();
   return r;
 }
@@ -61,6 +72,7 @@ MeterTransactions::Checked MeterTransactions::checked_begin(const std::string& i
 }
 
 void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed) {
+  for (const auto& c : closed) to_store(c.id, c.evse_id, c.begin, &c.end);
   if (!view_on_ || closed.empty()) return;
   for (const auto& c : closed) {
     closed_.push_front({c.id, c.evse_id, checked_begin(c.id, c.begin.record), check(c.end.record)});

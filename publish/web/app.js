@@ -205,6 +205,10 @@ const HEALTH_GROUPS = [
   ['State and logs', [['registers_saved', 'Registers saved'], ['logs_writing', 'Logs writing'],
     ['log_windows_not_written', 'Windows not written to the log'], ['log_raw_blocks_not_written', 'Raw blocks not written'],
     ['log_write_errors', 'Log write errors']]],
+  ['Database', [['store_database', 'Database'], ['store_connected', 'Connected'], ['store_lag_s', 'Behind by, s'],
+    ['store_windows_written', 'Windows stored'], ['store_spool_mb', 'Waiting on disk, MB'],
+    ['store_rows_dropped', 'Rows dropped at the spool limit'], ['store_rows_lost', 'Rows lost'],
+    ['store_last_error', 'Last problem']]],
   ['Analysis', [['steps', 'Current steps found']]],
 ];
 const LOSS_LABELS = {

@@ -42,6 +42,17 @@ def _kill_leftovers():
             p.wait()
 
 
+def _end(proc, sig, timeout):
+    """Ends a server the test started: `sig`, then SIGKILL after `timeout` s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def binary(name):
     return os.path.join(BIN_DIR, name)
 
@@ -115,13 +126,7 @@ class Broker:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc, signal.SIGTERM, 5)
         self.proc = None
 
     def __enter__(self):
@@ -340,3 +345,95 @@ def verify_ocmf(record, key):
     """Runs wattpipe-ocmf verify; returns (exit code, output)."""
     r = run([binary("wattpipe-ocmf"), "verify", "--public-key", key, "-"], input=record)
     return r.returncode, r.stdout + r.stderr
+
+
+def _pg_bin(name):
+    """A PostgreSQL server program (Debian keeps them per version under /usr/lib/postgresql)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    base = "/usr/lib/postgresql"
+    versions = sorted((v for v in os.listdir(base) if v.isdigit()), key=int) if os.path.isdir(base) else []
+    for v in reversed(versions):
+        p = os.path.join(base, v, "bin", name)
+        if os.path.exists(p):
+            return p
+    raise RuntimeError(f"{name} not found: install postgresql (tools/test.sh does)")
+
+
+class Postgres:
+    """A private PostgreSQL on a free loopback port: initdb in a directory of
+    its own, a password-protected user, one database. As root the server
+    runs as the `postgres` user (it refuses root), with its files owned by it."""
+
+    def __init__(self, workdir, user="wattpipe", password="bench-secret", db="lab"):
+        self.workdir = workdir
+        self.base = os.path.join(workdir, "pg")
+        self.data = os.path.join(self.base, "data")
+        self.port = free_port()
+        self.user, self.password, self.db = user, password, db
+        self.proc = None
+        self.log = os.path.join(self.base, "postgres.log")
+        # As root: the server's own processes run as postgres (so signals reach the postmaster itself).
+        self._as = dict(user="postgres", group="postgres", extra_groups=[]) if os.geteuid() == 0 else {}
+
+    def url(self, password=None, db=None):
+        pw = self.password if password is None else password
+        return f"postgresql://{self.user}:{pw}@127.0.0.1:{self.port}/{db or self.db}"
+
+    def init(self):
+        os.makedirs(self.base, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        pwfile = os.path.join(self.base, "pw")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        if self._as:
+            shutil.chown(self.base, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        r = subprocess.run([_pg_bin("initdb"), "-D", self.data, "-U", self.user, "--pwfile", pwfile,
+                            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                            "--locale=C.UTF-8", "--no-sync"],
+                           capture_output=True, text=True, timeout=120, cwd=self.base, **self._as)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return self
+
+    def start(self):
+        if not os.path.exists(self.data):
+            self.init()
+        # fsync off: a test's server holds nothing worth a power cut, and the disk is shared.
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen([_pg_bin("postgres"), "-D", self.data, "-p", str(self.port),
+                                          "-k", self.base, "-c", "listen_addresses=127.0.0.1",
+                                          "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                          "-c", "full_page_writes=off"],
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **self._as)
+        _STARTED.append(self.proc)
+        wait_port(self.port, timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline:  # the port opens before the server takes logins
+            r = subprocess.run(["psql", "-h", self.base, "-p", str(self.port), "-U", self.user, "-d", "postgres",
+                                "-Atc", "SELECT 1"], capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.1)
+        if self.sql("SELECT 1 FROM pg_database WHERE datname = '%s'" % self.db, db="postgres") != "1":
+            self.sql(f"CREATE DATABASE {self.db}", db="postgres")
+        return self
+
+    def stop(self):
+        """A fast shutdown (SIGINT): sessions end, the server goes away."""
+        _end(self.proc, signal.SIGINT, 30)
+        self.proc = None
+
+    def sql(self, query, db=None):
+        """One query through psql over the server's socket; its output, rows by lines, fields by '|'."""
+        r = subprocess.run(["psql", "-h", self.base, "-p", str(self.port), "-U", self.user, "-d", db or self.db,
+                            "-v", "ON_ERROR_STOP=1", "-Atc", query], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -46,6 +46,8 @@ struct ProcessingOutputs {
   TripleBuffer<StateSnapshot>* state = nullptr;            // state writer, optional
   Waker* state_waker = nullptr;
   Waker* log_waker = nullptr;                               // log thread: new window or raw block
+  acquire::SpscRing<WindowRecord>* store = nullptr;        // every window (database store), optional
+  Waker* store_waker = nullptr;
   // The processing thread sleeps on it when the ring is empty; give the same
   // one to the Acquisition (new block, end); request() wakes it too. Without
   // one, the thread naps 1 ms at a time instead.
@@ -65,6 +67,7 @@ struct ProcessingCounters {
   std::atomic<std::uint64_t> frames_processed{0};
   std::atomic<std::uint64_t> windows_closed{0};
   std::atomic<std::uint64_t> windows_log_overflow{0};  // log queue full: window not logged
+  std::atomic<std::uint64_t> windows_store_overflow{0};  // store queue full: window not stored
   std::atomic<std::uint64_t> raw_log_overflow{0};      // raw queue full: block not logged
   std::atomic<std::uint64_t> raw_log_overflow_frames{0};
   std::atomic<std::uint64_t> readings{0};

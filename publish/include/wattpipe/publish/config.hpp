@@ -76,6 +76,13 @@ struct Config {
   double log_max_total_mb = 0;    // rotated files per log at most (0: no limit)
   int log_queue = 2048;   // windows the log thread may fall behind by (3.8 KiB each with their analysis)
 
+  // The database store (docs/store.md)
+  std::string store;             // libpq connection string; empty: off
+  std::string store_spool_dir;   // default: {state-dir}/store-spool
+  double store_spool_max_mb = 1024;
+  int store_batch_ms = 200;
+  int store_queue = 4096;        // windows the store may fall behind by
+
   // The live page (docs/web.md)
   std::string http, http_auth_file, http_cert, http_key;  // http: HOST:PORT, empty: off
   double scope_ms = 40;

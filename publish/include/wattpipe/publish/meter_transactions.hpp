@@ -16,6 +16,7 @@
 
 #include "wattpipe/legal/legal.hpp"
 #include "wattpipe/publish/publisher.hpp"
+#include "wattpipe/publish/store.hpp"
 
 namespace wattpipe::publish {
 
@@ -39,6 +40,9 @@ class MeterTransactions final : public TransactionHandler {
   // Owner thread, before the MQTT thread starts: keep the view (the live
   // page is on). Off, starts and stops pay nothing for it.
   void enable_view();
+  // Owner thread, before the MQTT thread starts: every start and stop also
+  // goes to the database store.
+  void set_store(Store* store) noexcept { store_ = store; }
 
  private:
   // A record and its verification, done once (records never change).
@@ -56,7 +60,11 @@ class MeterTransactions final : public TransactionHandler {
   void refresh_view();
   SignedMeterValue smv(const legal::SignedRecord& r) const;
 
+  void to_store(const std::string& id, const std::string& evse_id, const legal::SignedRecord& begin,
+                const legal::SignedRecord* end);
+
   legal::Meter& meter_;
+  Store* store_ = nullptr;
   bool view_on_ = false;
   std::deque<Closed> closed_;                   // newest first
   std::map<std::string, Checked> open_checked_; // begin records of open transactions, by id
