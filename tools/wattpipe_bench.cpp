@@ -48,6 +48,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "bench_store.hpp"
 #include "block_sender.hpp"
 #include "progress.hpp"
 #include "wattpipe/acquire/alloc_counter.hpp"
@@ -257,9 +258,11 @@ int main(int argc, char** argv) {
   app.add_option("--probe-s", o.probe_s, "length of each real-time sample-rate probe")->capture_default_str();
   app.add_flag("--skip-rate-probe", o.skip_rate_probe, "do not search the highest real-time sample rate");
   std::vector<std::string> only;
-  app.add_option("--only", only, "run only these parts: max-rate, web, zmq, latency, cpu, rate-probe")
-      ->check(CLI::IsMember({"max-rate", "web", "zmq", "latency", "cpu", "rate-probe"}))
+  app.add_option("--only", only, "run only these parts: max-rate, web, zmq, latency, cpu, rate-probe, store")
+      ->check(CLI::IsMember({"max-rate", "web", "zmq", "latency", "cpu", "rate-probe", "store"}))
       ->delimiter(',');
+  std::uint64_t store_rows = 200000;
+  app.add_option("--store-rows", store_rows, "rows of the store part")->capture_default_str();
   app.add_option("-o,--output", output, "also write the JSON object to this file");
   wattpipe::tools::add_version(app, "wattpipe-bench");
   if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;
@@ -546,6 +549,15 @@ int main(int argc, char** argv) {
     add("realtime_max_sample_rate_analysis_hz", fmt::format("{:.0f}", held[1]));
     add("realtime_max_sample_rate_analysis_ratio", fmt::format("{:.3f}", held[0] > 0 ? held[1] / held[0] : 0.0));
     add("realtime_probe_s", fmt::format("{}", o.probe_s));
+  }
+  // 5. The database store against psql's COPY of the same rows (a private PostgreSQL).
+  if (want("store")) {
+    try {
+      add("store", wattpipe::tools::bench_store(tmp, free_port(), store_rows));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wattpipe-bench: store: %s\n", e.what());
+      add("store", "null");
+    }
   }
   json += "}";
   if (broker_pid > 0) {

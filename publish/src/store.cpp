@@ -167,7 +167,14 @@ struct Store::Impl {
   // nothing waits on disk, else to the spool (after the older ones).
   void hand_over(Batch&& b, acquire::LogLimit& drop_log, acquire::LogLimit& lost_log) {
     std::unique_lock lock(mutex);
-    if (writer_up && spool.empty() && memory_bytes + b.bytes() <= std::size_t(cfg.memory_mb * 1e6)) {
+    // Memory full but the writer sending: wait for it while the queue from
+    // the processing thread has room (a quarter of it left), rather than
+    // write to disk what the writer would read back at once.
+    const std::size_t limit = std::size_t(cfg.memory_mb * 1e6);
+    while (writer_up && spool.empty() && !memory.empty() && memory_bytes + b.bytes() > limit &&
+           windows->size_approx() < windows->capacity() / 4 * 3)
+      cv.wait_for(lock, std::chrono::milliseconds(10));
+    if (writer_up && spool.empty() && (memory.empty() || memory_bytes + b.bytes() <= limit)) {
       memory_bytes += b.bytes();
       memory.push_back(std::make_shared<Batch>(std::move(b)));
       lock.unlock();
@@ -436,6 +443,7 @@ struct Store::Impl {
         if (from_spool) spool.remove(b->seq);
         else memory_bytes -= b->bytes(), memory.pop_front();
       }
+      cv.notify_all();  // room for the gather thread
       update_spool_counters();
       const std::int64_t t = acquire::steady_now_ns();
       if (b->handed_steady_ns > 0 && t - b->handed_steady_ns > counters.lag_max_ns.load(std::memory_order_relaxed))
