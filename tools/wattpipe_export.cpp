@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "export_store.hpp"
 #include "progress.hpp"
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/comtrade.hpp"
@@ -222,10 +223,13 @@ class H5File {
 
 // Units from a window record key: the unit is its last unit-like part.
 std::string units_of(const std::string& key) {
-  if (key.find("_A_per_s") != std::string::npos) return "A/s";
+  if (key.find("_A_per_s") != std::string::npos || key.find("_a_per_s") != std::string::npos) return "A/s";
+  // The log's keys (power_W, thd_U_percent) and the database's columns (p_l1_w, thd_u_l1_pct).
   static const std::map<std::string, std::string> kUnits = {
       {"V", "V"}, {"A", "A"}, {"W", "W"}, {"VA", "VA"}, {"VAR", "var"}, {"Wh", "Wh"}, {"Hz", "Hz"},
-      {"percent", "%"}, {"deg", "deg"}, {"ms", "ms"}, {"s", "s"}, {"ns", "ns"}, {"PF", "1"}};
+      {"percent", "%"}, {"deg", "deg"}, {"ms", "ms"}, {"s", "s"}, {"ns", "ns"}, {"PF", "1"},
+      {"v", "V"}, {"a", "A"}, {"w", "W"}, {"va", "VA"}, {"var", "var"}, {"wh", "Wh"}, {"hz", "Hz"},
+      {"pct", "%"}, {"pf", "1"}};
   std::string best;
   std::size_t at = 0;
   while (at <= key.size()) {
@@ -310,33 +314,48 @@ double number(simdjson::dom::element doc, const std::string& ptr) {
 
 struct Options {
   std::string input, output, format = "csv", comtrade_type = "float32";
+  std::string store, module_id;  // --store: read the database store instead of a file
+  std::string label, source_name;  // for messages ('FILE' or module M in DB) and the HDF5 attribute
   TimeBound from, to;
   unsigned decimate = 1;
   bool log2csv = false;
 };
 
-// Reads the window log twice: the columns (every field any record has), then the rows.
-int export_windows(const Options& o, std::uint64_t size) {
+// The window records, one JSON object each, in time order, to `f`: from a
+// JSONL log or from the database store. Called once per pass.
+using Lines = std::function<void(const std::function<void(std::string_view)>&)>;
+
+Lines file_lines(const std::string& path, std::uint64_t size) {
+  return [path, size](const std::function<void(std::string_view)>& f) {
+    std::ifstream in(path, std::ios::binary);
+    wattpipe::tools::Progress progress(g_tool);
+    std::uint64_t done = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+      done += line.size() + 1;
+      progress.update(double(done), double(size));
+      f(line);
+    }
+  };
+}
+
+// Reads the records twice: the columns (every field any record has), then the rows.
+int export_windows(const Options& o, const Lines& lines) {
   if (o.format == "comtrade") throw UsageError("COMTRADE holds samples: export a raw log (--log-raw), not a window log");
   if (o.decimate != 1) throw UsageError("--decimate is for raw logs");
   simdjson::dom::parser parser;
   std::vector<Column> cols, step_cols;
   std::map<std::string, std::size_t> seen, step_seen;
   std::int64_t first_ns = -1;
-  std::string meter_id, line, measured_by;  // measured_by: the log header's software id (docs/legal.md)
+  std::string meter_id, measured_by;  // measured_by: the log header's software id (docs/legal.md)
   std::uint64_t overflows = 0, bad = 0;
   auto for_each = [&](const std::function<void(simdjson::dom::element, bool)>& f) {
-    std::ifstream in(o.input, std::ios::binary);
-    wattpipe::tools::Progress progress(g_tool);
-    std::uint64_t done = 0;
-    while (std::getline(in, line)) {
-      done += line.size() + 1;
-      progress.update(double(done), double(size));
+    lines([&](std::string_view line) {
       simdjson::dom::element doc;
-      if (line.empty()) continue;
-      if (parser.parse(line).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+      if (line.empty()) return;
+      if (parser.parse(line.data(), line.size(), true).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
         ++bad;
-        continue;
+        return;
       }
       std::string_view type;
       if (doc["type"].get_string().get(type) == simdjson::SUCCESS) {
@@ -344,10 +363,10 @@ int export_windows(const Options& o, std::uint64_t size) {
         if (type == "overflow") ++overflows;
         if (type == "header" && measured_by.empty() && doc["software_id"].get_string().get(sid) == simdjson::SUCCESS)
           measured_by = std::string(sid);
-        continue;  // overflow and header records are not windows
+        return;  // overflow and header records are not windows
       }
       f(doc, doc["event"].error() == simdjson::SUCCESS);
-    }
+    });
   };
   for_each([&](simdjson::dom::element doc, bool event) {
     if (event) {
@@ -361,8 +380,8 @@ int export_windows(const Options& o, std::uint64_t size) {
     flatten(doc, "", "", "", cols, seen);
   });
   if (first_ns < 0) {
-    std::fprintf(stderr, "%s: '%s' holds no window record (a window log from --log, or a raw log from --log-raw)\n",
-                 g_tool.c_str(), o.input.c_str());
+    std::fprintf(stderr, "%s: %s holds no window record (a window log from --log, or a raw log from --log-raw)\n",
+                 g_tool.c_str(), o.label.c_str());
     return kExitUsage;
   }
   overflows = bad = 0;
@@ -413,7 +432,7 @@ int export_windows(const Options& o, std::uint64_t size) {
   } else {
     H5File h5(o.output);
     h5_attr(h5.id(), "kind", "wattpipe windows");
-    h5_attr(h5.id(), "source_file", std::filesystem::path(o.input).filename().string());
+    h5_attr(h5.id(), o.store.empty() ? "source_file" : "source_database", o.source_name);
     h5_attr(h5.id(), "meter_id", meter_id);
     h5_attr(h5.id(), "wattpipe_version", WATTPIPE_VERSION);
     if (!measured_by.empty()) h5_attr(h5.id(), "software_id", measured_by);  // of the daemon that measured
@@ -655,6 +674,35 @@ int export_raw(const Options& o) {
   return rows > 0 ? 0 : kExitUsage;
 }
 
+// A module's windows and steps from the database store, through the window export.
+int export_store(Options o) {
+  if (!o.input.empty()) throw UsageError("--store reads the database: no log file as well");
+  if (o.module_id.empty()) throw UsageError("--store needs --module-id (whose windows)");
+  wattpipe::tools::StoreReader db(o.store, o.module_id);
+  o.label = fmt::format("module '{}' in the database {}", o.module_id, db.target());
+  o.source_name = fmt::format("{} module {}", db.target(), o.module_id);
+  const std::int64_t first = db.first_ns();
+  if (first < 0) {
+    std::fprintf(stderr, "%s: %s holds no window record\n", g_tool.c_str(), o.label.c_str());
+    return kExitUsage;
+  }
+  // The bounds, resolved once against the module's first window, go to the query and to the export.
+  const std::int64_t lo = o.from.set ? o.from.resolve(first) : first;
+  const std::int64_t hi = o.to.set ? o.to.resolve(first) : std::numeric_limits<std::int64_t>::max() / 2;
+  o.from = TimeBound{true, true, 0, lo};
+  o.to = TimeBound{true, true, 0, hi};
+  const std::uint64_t total = db.windows_between(lo, hi);
+  return export_windows(o, [&](const std::function<void(std::string_view)>& f) {
+    wattpipe::tools::Progress progress(g_tool);
+    std::uint64_t n = 0;
+    db.windows(lo, hi, [&](std::string_view row) {
+      progress.update(double(++n), double(total));
+      f(row);
+    });
+    db.steps(lo, hi, f);
+  });
+}
+
 }  // namespace
 
 // A failed export: its message, and no partial output file left behind.
@@ -676,7 +724,10 @@ int main(int argc, char** argv) {
   if (o.log2csv) g_tool = "wattpipe-log2csv";
   CLI::App app{g_tool + ": a window log (JSON Lines, --log) or a raw log (WPRB, --log-raw) as CSV, HDF5 or COMTRADE"};
   std::string from, to;
-  app.add_option("input", o.input, "the log file")->required();
+  app.add_option("input", o.input, "the log file (or --store)");
+  app.add_option("--store", o.store, "read a module's windows back from the database store instead: a libpq "
+                                     "connection string, postgresql://USER@HOST:PORT/DB (docs/store.md)");
+  app.add_option("--module-id", o.module_id, "with --store: whose windows");
   app.add_option("-o,--output", o.output,
                  "output file (CSV: default standard output; COMTRADE: FILE gives FILE.cfg and FILE.dat)");
   app.add_option("-f,--format", o.format, "csv, hdf5, or comtrade (raw logs)")
@@ -699,6 +750,8 @@ int main(int argc, char** argv) {
     o.from = parse_bound(from, "--from");
     o.to = parse_bound(to, "--to");
     if (o.format != "csv" && o.output.empty()) throw UsageError("--format " + o.format + " needs -o FILE");
+    if (!o.store.empty()) return export_store(o);
+    if (o.input.empty()) throw UsageError("name a log file, or --store URL --module-id M");
     std::ifstream in(o.input, std::ios::binary);
     if (!in) throw UsageError(fmt::format("cannot read '{}'", o.input));
     in.seekg(0, std::ios::end);
@@ -707,7 +760,10 @@ int main(int argc, char** argv) {
     char magic[4] = {};
     in.read(magic, 4);
     const std::string_view m(magic, 4);
-    return m == "WPRB" || m == "WPRN" ? export_raw(o) : export_windows(o, size);  // (WPRN: a raw log's note)
+    if (m == "WPRB" || m == "WPRN") return export_raw(o);  // (WPRN: a raw log's note)
+    o.label = "'" + o.input + "'";
+    o.source_name = std::filesystem::path(o.input).filename().string();
+    return export_windows(o, file_lines(o.input, size));
   } catch (const UsageError& e) {
     return failed(e.what(), kExitUsage);
   } catch (const comtrade::Error& e) {
