@@ -242,9 +242,15 @@ struct Store::Impl {
 
   // Tables, the schema version, and this session's staging tables.
   bool prepare(pg::Connection& c, std::string& error, bool& fatal) {
-    std::string version;
-    const bool ok = c.exec("BEGIN") && c.exec("SELECT pg_advisory_xact_lock(727746169)") && c.exec(store::schema_sql()) &&
-                    c.query_value("SELECT max(version) FROM wattpipe_schema", version);
+    // The tables only where one is missing: CREATE needs a right on the schema that writing does not.
+    std::string version, missing;
+    const bool ok =
+        c.exec("BEGIN") && c.exec("SELECT pg_advisory_xact_lock(727746169)") &&
+        c.query_value("SELECT count(*) FROM unnest(ARRAY['wattpipe_schema', 'wattpipe_windows', 'wattpipe_steps', "
+                      "'wattpipe_spectra', 'wattpipe_transactions']) t WHERE to_regclass(t) IS NULL",
+                      missing) &&
+        (missing == "0" || c.exec(store::schema_sql())) &&
+        c.query_value("SELECT max(version) FROM wattpipe_schema", version);
     if (!ok) {
       error = c.failure().message;
       fatal = content_error(c.failure().sqlstate);
