@@ -88,8 +88,11 @@ def requested_urls(d):
 
 
 class LivePage(unittest.TestCase):
-    def run_page(self, profile, check, extra=()):
+    def run_page(self, profile, check, extra=(), store=False):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            pg = wplib.Postgres(tmp).start() if store else None
+            if pg:
+                extra = (*extra, "--store", pg.url())
             daemon = wplib.Daemon(tmp, ["--sim-profile", profile, "--analysis", "on", "--http", "127.0.0.1:0",
                                         "--publish-interval-ms", "100", "--module-id", "web", *extra],
                                   broker_port=broker.port).start()
@@ -127,6 +130,8 @@ class LivePage(unittest.TestCase):
                     d.quit()
             finally:
                 self.assertEqual(daemon.stop(), 0, daemon.log())
+                if pg:
+                    pg.stop()
 
     def test_ac3_values_scope_phasors_harmonics(self):
         def check(d, broker):
@@ -187,9 +192,17 @@ class LivePage(unittest.TestCase):
             self.assertGreater(float(cell(d, "P", "DC")), 1000)
             wait_js(d, "document.getElementById('analysis-text').textContent.includes('ripple peak-to-peak')")
             wait_js(d, "window.wattpipe.scope && window.wattpipe.scope.layout === 4")
+            # The database store in its own group, in words.
+            wait_js(d, "document.getElementById('health').textContent.includes('Windows stored')")
+            panel = d.find_element("id", "health").text
+            for words in ("Database", "Connected yes", "Behind by, s", "Waiting on disk, MB", "Rows lost 0"):
+                self.assertIn(words, panel)
+            self.assertNotIn("store_", panel)
             return True
 
-        _, last = self.run_page("dc-session", check)
+        _, last = self.run_page("dc-session", check, store=True)
+        self.assertTrue(last["health"]["store_connected"])
+        self.assertGreater(last["health"]["store_windows_written"], 0)
         self.assertIn("ripple_I_pp_A", last["window"])
         self.assertIn("DC", last["window"]["voltage_V"])
 
