@@ -339,9 +339,24 @@ Lines file_lines(const std::string& path, std::uint64_t size) {
   };
 }
 
+// -o NAME, NAME.cfg or NAME.dat: the record's NAME.
+std::string comtrade_base(std::string base) {
+  for (const char* ext : {".cfg", ".CFG", ".dat", ".DAT"})
+    if (base.size() > 4 && base.compare(base.size() - 4, 4, ext) == 0) base.resize(base.size() - 4);
+  return base;
+}
+
+// COMTRADE's phase id of a window column: 1..3 for L1..L3, N for the neutral.
+std::string phase_of(const std::string& name) {
+  for (const char* n : {"1", "2", "3"})
+    if (name.find(std::string("_L") + n) != std::string::npos || name.find(std::string("_l") + n) != std::string::npos)
+      return n;
+  if (name.ends_with("_N") || name.starts_with("un_") || name.starts_with("in_") || name.starts_with("UN_")) return "N";
+  return "";
+}
+
 // Reads the records twice: the columns (every field any record has), then the rows.
 int export_windows(const Options& o, const Lines& lines) {
-  if (o.format == "comtrade") throw UsageError("COMTRADE holds samples: export a raw log (--log-raw), not a window log");
   if (o.decimate != 1) throw UsageError("--decimate is for raw logs");
   simdjson::dom::parser parser;
   std::vector<Column> cols, step_cols;
@@ -389,6 +404,17 @@ int export_windows(const Options& o, const Lines& lines) {
   const std::int64_t hi = o.to.set ? o.to.resolve(first_ns) : std::numeric_limits<std::int64_t>::max();
   std::uint64_t rows = 0, events = 0;
   std::int64_t t_ref = -1;  // t_s counts from the first row exported
+  // The windows in the range with their start; step events only counted (CSV and COMTRADE hold windows).
+  auto each_window = [&](const std::function<void(simdjson::dom::element, std::int64_t)>& f) {
+    for_each([&](simdjson::dom::element doc, bool event) {
+      if (event) {
+        ++events;
+        return;
+      }
+      const std::int64_t start = integer(doc, "/start_ns");
+      if (start >= lo && start <= hi) f(doc, start);
+    });
+  };
 
   if (o.format == "csv") {
     std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
@@ -400,13 +426,7 @@ int export_windows(const Options& o, const Lines& lines) {
       for (std::size_t k = 0; k < c.width; ++k)
         std::fprintf(out, c.width == 1 ? ",%s" : ",%s_%zu", c.name.c_str(), k + 1);
     std::fputc('\n', out);
-    for_each([&](simdjson::dom::element doc, bool event) {
-      if (event) {
-        ++events;
-        return;
-      }
-      const std::int64_t start = integer(doc, "/start_ns");
-      if (start < lo || start > hi) return;
+    each_window([&](simdjson::dom::element doc, std::int64_t start) {
       if (t_ref < 0) t_ref = start;
       std::fprintf(out, "%.9f,%s", double(start - t_ref) * 1e-9, iso_utc(start).c_str());
       for (const Column& c : cols) {
@@ -428,6 +448,30 @@ int export_windows(const Options& o, const Lines& lines) {
     if (!ok) throw std::runtime_error(fmt::format("writing '{}' failed", o.output));
     if (events > 0)
       std::fprintf(stderr, "%s: %llu step events left out (rows are windows; HDF5 keeps them in /steps)\n",
+                   g_tool.c_str(), static_cast<unsigned long long>(events));
+  } else if (o.format == "comtrade") {
+    // A trend record: every quantity with a unit, one sample per window at its start (nrates 0).
+    std::vector<const Column*> quantities;
+    std::vector<comtrade::ChannelSpec> specs;
+    for (const Column& c : cols) {
+      const std::string unit = c.width == 1 && !c.ns() ? units_of(c.top) : "";
+      if (unit.empty() || unit == "s") continue;
+      quantities.push_back(&c);
+      specs.push_back({c.name, phase_of(c.name), unit});
+    }
+    if (quantities.empty()) throw UsageError("no quantity with a unit to write as COMTRADE");
+    std::unique_ptr<comtrade::Writer> w;
+    std::vector<float> x(quantities.size());
+    const auto type = o.comtrade_type == "binary32" ? comtrade::DataType::binary32 : comtrade::DataType::float32;
+    each_window([&](simdjson::dom::element doc, std::int64_t start) {
+      if (!w) w = std::make_unique<comtrade::Writer>(comtrade_base(o.output), specs, start, type);
+      for (std::size_t k = 0; k < quantities.size(); ++k) x[k] = float(number(doc, quantities[k]->pointer));
+      w->write_at(x.data(), start);
+      ++rows;
+    });
+    if (w) w->close();
+    if (events > 0)
+      std::fprintf(stderr, "%s: %llu step events left out (a COMTRADE trend holds windows; HDF5 keeps them in /steps)\n",
                    g_tool.c_str(), static_cast<unsigned long long>(events));
   } else {
     H5File h5(o.output);
@@ -613,9 +657,7 @@ int export_raw(const Options& o) {
     if (out != stdout) std::fclose(out);
     if (!ok) throw std::runtime_error(fmt::format("writing '{}' failed", o.output));
   } else if (o.format == "comtrade") {
-    std::string base = o.output;
-    for (const char* ext : {".cfg", ".CFG", ".dat", ".DAT"})
-      if (base.size() > 4 && base.compare(base.size() - 4, 4, ext) == 0) base.resize(base.size() - 4);
+    const std::string base = comtrade_base(o.output);
     std::unique_ptr<comtrade::Writer> w;
     std::vector<float> batch;
     emit = [&](std::int64_t t, std::uint64_t, const float* x) {
@@ -730,7 +772,7 @@ int main(int argc, char** argv) {
   app.add_option("--module-id", o.module_id, "with --store: whose windows");
   app.add_option("-o,--output", o.output,
                  "output file (CSV: default standard output; COMTRADE: FILE gives FILE.cfg and FILE.dat)");
-  app.add_option("-f,--format", o.format, "csv, hdf5, or comtrade (raw logs)")
+  app.add_option("-f,--format", o.format, "csv, hdf5, or comtrade (raw logs: the samples; windows: a trend, a sample per window)")
       ->check(CLI::IsMember({"csv", "hdf5", "comtrade"}))
       ->capture_default_str();
   app.add_option("--from", from, "first time exported: seconds from the log's start, or a UTC time 2026-11-23T20:12:58.5Z");

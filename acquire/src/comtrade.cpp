@@ -579,18 +579,34 @@ ReadStatus ComtradeSource::read(SampleBlock& out, std::chrono::nanoseconds timeo
 
 Writer::Writer(const std::string& base_path, Layout layout, double sample_rate_hz, std::int64_t start_utc_ns,
                DataType type, double line_hz, const std::string& station)
-    : base_(base_path), layout_(layout), rate_(sample_rate_hz), line_hz_(line_hz), start_ns_(start_utc_ns), type_(type),
-      station_(station) {
-  if (type != DataType::binary32 && type != DataType::float32) throw Error("COMTRADE out: BINARY32 or FLOAT32");
+    : base_(base_path), dc_(layout_info(layout).dc), rate_(sample_rate_hz), line_hz_(line_hz), start_ns_(start_utc_ns),
+      type_(type), station_(station) {
+  for (std::uint32_t k = 0; k < layout_info(layout).channels; ++k) {
+    const std::string nm(channel_name(layout, k));
+    const std::string phase = nm.size() > 1 && nm[1] != 'N' ? std::string(1, nm[1]) : (nm.size() > 1 ? "N" : "");
+    channels_.push_back({nm, phase, nm[0] == 'U' ? "V" : "A"});
+  }
+  open_spool();
+}
+
+Writer::Writer(const std::string& base_path, std::vector<ChannelSpec> channels, std::int64_t start_utc_ns,
+               DataType type, double line_hz, const std::string& station)
+    : base_(base_path), channels_(std::move(channels)), rate_(0), line_hz_(line_hz), start_ns_(start_utc_ns),
+      type_(type), station_(station) {
+  if (channels_.empty()) throw Error("COMTRADE out: no channel to write");
+  open_spool();
+}
+
+void Writer::open_spool() {
+  if (type_ != DataType::binary32 && type_ != DataType::float32) throw Error("COMTRADE out: BINARY32 or FLOAT32");
   // The samples are spooled as float32 and the .dat written at close(): the
   // time stamps' timemult needs the record's length, BINARY32's factors the
   // channels' ranges.
   tmp_dat_ = base_ + ".dat.part";
   dat_ = std::fopen(tmp_dat_.c_str(), "wb");
   if (dat_ == nullptr) throw Error(fmt::format("{}: cannot create: {}", tmp_dat_, std::strerror(errno)));
-  const std::size_t ch = layout_info(layout).channels;
-  lo_.assign(ch, std::numeric_limits<float>::infinity());
-  hi_.assign(ch, -std::numeric_limits<float>::infinity());
+  lo_.assign(channels_.size(), std::numeric_limits<float>::infinity());
+  hi_.assign(channels_.size(), -std::numeric_limits<float>::infinity());
 }
 
 Writer::~Writer() {
@@ -604,21 +620,29 @@ void Writer::write(const float* frames, std::size_t count) {
     throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
   for (std::size_t f = 0; f < count; ++f)
     for (std::size_t k = 0; k < ch; ++k)
-      lo_[k] = std::min(lo_[k], frames[f * ch + k]), hi_[k] = std::max(hi_[k], frames[f * ch + k]);
+      if (std::isfinite(frames[f * ch + k]))  // (a trend's missing value is NaN)
+        lo_[k] = std::min(lo_[k], frames[f * ch + k]), hi_[k] = std::max(hi_[k], frames[f * ch + k]);
   n_ += count;
+}
+
+void Writer::write_at(const float* sample, std::int64_t utc_ns) {
+  if (!times_.empty() && utc_ns < times_.back()) throw Error(fmt::format("{}: a sample earlier than the last", base_));
+  write(sample, 1);
+  times_.push_back(utc_ns);
 }
 
 void Writer::close() {
   if (closed_) return;
   closed_ = true;
-  const LayoutInfo li = layout_info(layout_);
-  const std::size_t ch = li.channels;
+  const std::size_t ch = channels_.size();
   const bool spooled = std::fclose(dat_) == 0;
   dat_ = nullptr;
   if (!spooled) throw Error(fmt::format("{}: write failed: {}", tmp_dat_, std::strerror(errno)));
-  if (n_ == 0) std::fill(lo_.begin(), lo_.end(), 0.0f), std::fill(hi_.begin(), hi_.end(), 0.0f);
+  for (std::size_t k = 0; k < ch; ++k)
+    if (lo_[k] > hi_[k]) lo_[k] = hi_[k] = 0;  // no finite sample
   // Time stamps are 32-bit microseconds: a coarser timemult keeps long records in range.
-  const double timemult = std::max(1.0, std::ceil(double(n_) / rate_ * 1e6 / 4.0e9));
+  const double span_us = rate_ > 0 ? double(n_) / rate_ * 1e6 : times_.empty() ? 0.0 : double(times_.back() - start_ns_) / 1e3;
+  const double timemult = std::max(1.0, std::ceil(span_us / 4.0e9));
   std::vector<double> a(ch, 1.0);
   const bool b32 = type_ == DataType::binary32;
   if (b32)
@@ -634,12 +658,16 @@ void Writer::close() {
     for (std::uint64_t s = 0; s < n_ && ok; ++s) {
       ok = std::fread(x.data(), 4, ch, in) == ch;
       const auto num = std::uint32_t(s + 1);
-      const auto t = std::uint32_t(std::llround(double(s) / rate_ * 1e6 / timemult) & 0xffffffffLL);
+      const double us = rate_ > 0 ? double(s) / rate_ * 1e6 : double(times_[s] - start_ns_) / 1e3;
+      const auto t = std::uint32_t(std::llround(us / timemult) & 0xffffffffLL);
       std::memcpy(rec_.data(), &num, 4);
       std::memcpy(rec_.data() + 4, &t, 4);
       for (std::size_t k = 0; k < ch; ++k) {
         if (b32) {
-          const auto v = std::int32_t(std::clamp(std::llround(double(x[k]) / a[k]), -2147483647LL, 2147483647LL));
+          // A missing value: the most negative integer, as COMTRADE marks missing binary data.
+          const auto v = !std::isfinite(x[k]) ? std::numeric_limits<std::int32_t>::min()
+                                               : std::int32_t(std::clamp(std::llround(double(x[k]) / a[k]),
+                                                                         -2147483647LL, 2147483647LL));
           std::memcpy(rec_.data() + 8 + 4 * k, &v, 4);
         } else {
           std::memcpy(rec_.data() + 8 + 4 * k, &x[k], 4);
@@ -654,10 +682,8 @@ void Writer::close() {
   }
   std::string cfg = fmt::format("{},wattpipe,2013\r\n{},{}A,0D\r\n", station_, ch, ch);
   for (std::size_t k = 0; k < ch; ++k) {
-    const std::string_view nm = channel_name(layout_, std::uint32_t(k));
-    const bool u = nm[0] == 'U';
-    const std::string phase = nm.size() > 1 && nm[1] != 'N' ? std::string(1, nm[1]) : (nm.size() > 1 ? "N" : "");
-    cfg += fmt::format("{},{},{},,{},{:.17g},0,0,{:.9g},{:.9g},1,1,P\r\n", k + 1, nm, phase, u ? "V" : "A", a[k],
+    const ChannelSpec& c = channels_[k];
+    cfg += fmt::format("{},{},{},,{},{:.17g},0,0,{:.9g},{:.9g},1,1,P\r\n", k + 1, c.name, c.phase, c.unit, a[k],
                        b32 ? -2147483647.0 : double(lo_[k]), b32 ? 2147483647.0 : double(hi_[k]));
   }
   auto stamp = [](std::int64_t ns) {
@@ -665,7 +691,9 @@ void Writer::close() {
     return fmt::format("{:02}/{:02}/{:04},{:02}:{:02}:{:02}.{:06}", f.day, f.month, f.year, f.hour, f.minute,
                        f.second, f.ns / 1000);
   };
-  cfg += fmt::format("{}\r\n1\r\n{:.17g},{}\r\n{}\r\n{}\r\n{}\r\n{}\r\n0,0\r\n0,0\r\n", li.dc ? 0.0 : line_hz_, rate_, n_,
+  // A trend: nrates 0, the time stamps are the times (samp 0, endsamp n).
+  cfg += fmt::format("{}\r\n{}\r\n{:.17g},{}\r\n{}\r\n{}\r\n{}\r\n{}\r\n0,0\r\n0,0\r\n", dc_ ? 0.0 : line_hz_,
+                     rate_ > 0 ? 1 : 0, rate_, n_,
                      stamp(start_ns_), stamp(start_ns_), b32 ? "BINARY32" : "FLOAT32",
                      timemult);
   const std::string path = base_ + ".cfg";

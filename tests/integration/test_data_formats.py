@@ -41,6 +41,21 @@ def export(*args):
     return wplib.run([wplib.binary("wattpipe-export"), *args], timeout=120)
 
 
+def read_trend(base):
+    """A FLOAT32 COMTRADE trend (nrates 0): channel names, units, samples, time stamps (us), the .cfg lines."""
+    with open(base + ".cfg", newline="") as f:
+        cfg = f.read().split("\r\n")
+    n_analog = int(cfg[1].split(",")[1].rstrip("A"))
+    chans = [cfg[2 + k].split(",") for k in range(n_analog)]
+    rest = cfg[2 + n_analog:]
+    assert rest[1] == "0", "nrates 0: the time stamps are the times"
+    n = int(rest[2].split(",")[1])
+    assert rest[5] == "FLOAT32" and float(rest[6]) == 1.0
+    raw = np.fromfile(base + ".dat", dtype=np.dtype([("n", "<u4"), ("t", "<u4"), ("x", "<f4", (n_analog,))]))
+    assert len(raw) == n
+    return [c[1] for c in chans], [c[4] for c in chans], raw["x"], raw["t"], cfg
+
+
 class ComtradeIn(unittest.TestCase):
     def check(self, recs, scale=1.0):
         full = [r for r in recs if not r["partial"]]
@@ -237,10 +252,23 @@ class Exports(unittest.TestCase):
         self.assertEqual(int(rows[0]["frame"]), int(RATE))
         self.assertEqual(np.float32(rows[0]["U2_V"]), self.sent[int(RATE), 1], "9 digits give the float32 back")
 
+    def test_a_window_log_as_a_comtrade_trend(self):
+        base = os.path.join(self.tmp, "trend")
+        r = export(self.log, "-f", "comtrade", "-o", base)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names, units, samples, times_us, _ = read_trend(base)
+        with open(self.log) as f:
+            windows = [w for w in wplib.windows_of(f) if "start_ns" in w and "event" not in w]
+        self.assertEqual(samples.shape, (len(windows), len(names)))
+        i = names.index("power_W_total")
+        self.assertEqual(units[i], "W")
+        self.assertEqual(units[names.index("voltage_V_L1")], "V")
+        np.testing.assert_allclose(samples[:, i], [w["power_W"]["total"] for w in windows], rtol=1e-6)
+        # Each sample at its window's start, to the microsecond.
+        t0 = windows[0]["start_ns"]
+        self.assertEqual(list(times_us), [round((w["start_ns"] - t0) / 1000) for w in windows])
+
     def test_refusals(self):
-        r = export(self.log, "-f", "comtrade", "-o", os.path.join(self.tmp, "x"))
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("export a raw log", r.stderr)
         r = export(self.raw, "-f", "hdf5")
         self.assertEqual(r.returncode, 2)
         r = export(self.raw, "--from", "yesterday")

@@ -175,6 +175,17 @@ class Store(unittest.TestCase):
         in_range = [w for w in ac_logged if 1e6 <= key_us(w["start_ns"]) - t0 <= 3e6]
         self.assertEqual(n, len(in_range))
         self.assertEqual(key_us(first), key_us(in_range[0]["start_ns"]))
+        # And as a COMTRADE trend: a sample per window at its start, the quantities with their units.
+        base = os.path.join(self.tmp, "dc-trend")
+        r = wplib.run([wplib.binary("wattpipe-export"), "--store", self.pg.url(), "--module-id", "bench-dc",
+                       "-f", "comtrade", "-o", base])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        from test_data_formats import read_trend
+        names, units, samples, times_us, _ = read_trend(base)
+        self.assertEqual(len(samples), len(logged))
+        self.assertEqual(units[names.index("p_w")], "W")
+        self.assertEqual(units[names.index("u_dc_v")], "V")
+        self.assertEqual(list(times_us), [key_us(w["start_ns"]) - key_us(logged[0]["start_ns"]) for w in logged])
         r = wplib.run([wplib.binary("wattpipe-export"), "--store", self.pg.url(), "--module-id", "nobody"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("holds no window record", r.stderr)

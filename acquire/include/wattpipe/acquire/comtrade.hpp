@@ -141,27 +141,40 @@ class ComtradeSource final : public Source {
   Pacer pacer_;
 };
 
-// Writes a 2013 record: FILE.cfg and FILE.dat (BINARY32 or FLOAT32), from
-// frames of a wattpipe layout. Analog channels are named after the layout
-// (U1, I1, ...) with units V and A, primary values.
+// One analog channel a Writer writes: its name, phase id and unit.
+struct ChannelSpec {
+  std::string name, phase, unit;
+};
+
+// Writes a 2013 record: FILE.cfg and FILE.dat (BINARY32 or FLOAT32), of
+// primary values. Either frames of a wattpipe layout at one sample rate
+// (channels named U1, I1, ... in V and A), or a trend of any channels
+// (window values) with a time stamp for each sample (nrates 0).
 class Writer {
  public:
   Writer(const std::string& base_path, Layout layout, double sample_rate_hz, std::int64_t start_utc_ns,
          DataType type, double line_hz = 50, const std::string& station = "wattpipe");
+  // A trend: samples come with their times (write_at).
+  Writer(const std::string& base_path, std::vector<ChannelSpec> channels, std::int64_t start_utc_ns, DataType type,
+         double line_hz = 50, const std::string& station = "wattpipe");
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
-  // Appends `frames` interleaved frames.
+  // Appends `frames` interleaved frames (a layout's record).
   void write(const float* frames, std::size_t count);
+  // Appends one sample of every channel at `utc_ns`, no earlier than the last (a trend).
+  void write_at(const float* sample, std::int64_t utc_ns);
   // Writes the .dat and the .cfg from the spooled samples (timemult needs
   // the record's length, BINARY32's factors the channels' ranges). Throws on
   // an I/O error. Without it, the destructor removes the spool.
   void close();
 
  private:
+  void open_spool();
   std::string base_;
-  Layout layout_;
-  double rate_, line_hz_;
+  std::vector<ChannelSpec> channels_;
+  bool dc_ = false;
+  double rate_, line_hz_;  // rate_ 0: a trend, time stamps in times_
   std::int64_t start_ns_;
   DataType type_;
   std::string station_;
@@ -169,6 +182,7 @@ class Writer {
   std::string tmp_dat_;
   std::uint64_t n_ = 0;
   std::vector<float> lo_, hi_;
+  std::vector<std::int64_t> times_;
   std::vector<unsigned char> rec_;
   bool closed_ = false;
 };
