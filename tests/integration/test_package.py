@@ -65,7 +65,7 @@ class Package(unittest.TestCase):
                   "./usr/bin/wattpipe-export", "./usr/bin/wattpipe-log2csv", "./usr/bin/wattpipe-plot", "./usr/bin/wattpipe-bench",
                   "./usr/lib/systemd/system/wattpipe.service", "./etc/wattpipe/wattpipe.yaml", "./etc/logrotate.d/wattpipe",
                   "./usr/share/doc/wattpipe/README.md", "./usr/share/doc/wattpipe/LICENSE",
-                  "./usr/share/doc/wattpipe/docs/web.md", "./usr/share/doc/wattpipe/docs/deploy.md",
+                  "./usr/share/doc/wattpipe/docs/web.md", "./usr/share/doc/wattpipe/docs/deploy.md", "./usr/share/doc/wattpipe/docs/store.md",
                   "./usr/share/wattpipe/spec/powermeter_API.yaml", "./usr/share/wattpipe/spec/wattpipe_web.schema.json",
                   "./usr/lib/python3/dist-packages/wattpipe_wprb.py",
                   "./usr/share/doc/wattpipe/examples/feed_three_phase.py"]:
@@ -75,7 +75,7 @@ class Package(unittest.TestCase):
     def test_dependencies_and_conffiles(self):
         rc, depends = run(["dpkg-deb", "-f", self.deb, "Depends"])
         self.assertEqual(rc, 0)
-        for pkg in ["libzmq5", "libmosquitto1", "libssl3", "libyaml-cpp0.7", "libcivetweb1", "libsystemd0", "libc6"]:
+        for pkg in ["libzmq5", "libmosquitto1", "libssl3", "libyaml-cpp0.7", "libcivetweb1", "libsystemd0", "libpq5", "libc6"]:
             self.assertIn(pkg, depends)
         control = os.path.join(self.tmp, "control")
         self.assertEqual(run(["dpkg-deb", "-e", self.deb, control])[0], 0)
