@@ -133,6 +133,44 @@ class FullDisk(Mounted):
         self.assertGreater(s["energy_Wh_import_total"], s["energy_Wh_import_total_at_start"])
         self.assertEqual(s["state_write_errors"], 0)
 
+    def test_the_database_spool_on_a_full_disk_counts_what_it_lost_and_resumes(self):
+        filler = os.path.join(self.mnt, "filler")
+        with open(filler, "wb") as f:  # leave about 200 KB: DC windows of 10 ms fill it within a second or two
+            f.write(b"\0" * (4 * 1024 * 1024 - 200 * 1024))
+        spool = os.path.join(self.mnt, "spool")
+        away = f"postgresql://wattpipe:bench-secret@127.0.0.1:{wplib.free_port()}/lab"
+        with wplib.Broker(self.tmp) as broker:
+            sub = wplib.Subscriber(broker.port, [wplib.topic_base("spool") + "/m2e/powermeter_values"])
+            d = wplib.Daemon(self.tmp, ["--module-id", "spool", "--sim-profile", "dc", "--window-ms", "10",
+                                        "--publish-interval-ms", "100", "--store", away, "--store-spool-dir", spool,
+                                        "--store-spool-max-mb", "0", "--log", os.path.join(self.tmp, "spool.jsonl"),
+                                        "--http", "127.0.0.1:0"], broker.port).start()
+            try:
+                url = wait("the page's URL", lambda: page_url(d))
+                wait("rows lost to the full disk, in the health panel", lambda: health(url)["store_rows_lost"] > 0)
+                self.assertFalse(health(url)["store_connected"])
+                values_at_full = len(sub.take())
+                wait("values published while the spool's disk is full", lambda: len(sub.take()) >= values_at_full + 5)
+                lost_then = health(url)["store_rows_lost"]
+                os.remove(filler)
+                spooled_then = len(os.listdir(spool))
+                wait("the spool writing again", lambda: len(os.listdir(spool)) > spooled_then + 3)
+            finally:
+                self.assertEqual(d.stop(), 0, d.log())
+                sub.close()
+        s = d.stats()
+        self.assertIn("rows lost", d.log())
+        self.assertLess(d.log().count("rows lost"), 10, "said at a bounded rate, not per batch")
+        self.assertGreaterEqual(s["store_rows_lost"], lost_then)
+        # Every window is in the spool or counted as lost: send the spool, and count.
+        with wplib.Postgres(self.tmp) as pg:
+            send = wplib.Daemon(self.tmp, ["--module-id", "spool-send", "--store", pg.url(), "--store-spool-dir", spool,
+                                           "--duration", "0.5"], name="send").start()
+            self.assertEqual(send.wait(60), 0, send.log())
+            stored = int(pg.sql("SELECT count(*) FROM wattpipe_windows WHERE module_id = 'spool'"))
+        self.assertEqual(stored + s["store_rows_lost"], s["windows_closed"])
+        self.assertGreater(stored, 0)
+
     def test_an_export_onto_a_full_disk_fails_clearly_and_leaves_no_partial_file(self):
         raw = os.path.join(self.tmp, "r.wprb")  # made on the roomy disk
         d = wplib.Daemon(self.tmp, ["--duration", "3", "--log-raw", raw, "--broker", "127.0.0.1:1",
