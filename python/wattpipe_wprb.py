@@ -25,13 +25,15 @@ HEADER_BYTES = 64
 MAX_FRAMES_PER_BLOCK = 1 << 22
 FLAG_CLOCK_SYNCED = 1
 
-LAYOUTS = {"AC1": 1, "AC3": 2, "AC3N": 3, "DC": 4}
+LAYOUTS = {"AC1": 1, "AC3": 2, "AC3N": 3, "DC": 4, "AC3N_DC": 5}
 # Channel order within a frame, per layout.
 CHANNELS = {
     "AC1": ("U1", "I1"),
     "AC3": ("U1", "U2", "U3", "I1", "I2", "I3"),
     "AC3N": ("U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"),
     "DC": ("U", "I"),
+    # Two measuring points on one clock: a charger's grid input, then its DC output.
+    "AC3N_DC": ("U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN", "U", "I"),
 }
 FORMATS = {"int16": (1, np.dtype("<i2")), "int32": (2, np.dtype("<i4")), "float32": (3, np.dtype("<f4"))}
 _LAYOUT_NAMES = {v: k for k, v in LAYOUTS.items()}

@@ -7,6 +7,10 @@
 # URL printed; --http chooses another), and prints one line per
 # powermeter_values message as an EVerest peer sees it. Ctrl-C stops
 # everything it started.
+# --sim-profile charger (a charger's grid input and DC output on one clock):
+# the simulator runs as a DAQ (wattpipe-daq, ZeroMQ PUB) and two daemons
+# measure its two points, the car side as MODULE and the grid side as
+# MODULE_grid, each with its own page and watcher.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
@@ -30,6 +34,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --sim-profile) profile="${args[i + 1]:-}" ;;
     --sim-profile=*) profile="${args[i]#--sim-profile=}" ;;
     --state-dir | --state-dir=*) state_set=1 ;;
+    --sim-session-s) session="${args[i + 1]:-}" ;;
+    --sim-session-s=*) session="${args[i]#--sim-session-s=}" ;;
   esac
 done
 
@@ -37,7 +43,7 @@ done
 # Ctrl-C reaches only this script, which stops them in order: the daemon
 # first (its last values and its goodbye reach the watcher through the
 # broker), then the watcher, then the broker; then its temporary files go.
-daemon="" watcher="" mosq="" conf=""
+daemon="" watcher="" mosq="" conf="" daq="" daemon2="" watcher2=""
 stop_pid() {
   [ -n "$1" ] || return 0
   kill -TERM "$1" 2>/dev/null || true
@@ -46,8 +52,11 @@ stop_pid() {
 cleanup() {
   trap - EXIT INT TERM
   stop_pid "$daemon"
+  stop_pid "$daemon2"
+  stop_pid "$daq"
   [ -n "$watcher" ] && sleep 0.3
   stop_pid "$watcher"
+  stop_pid "$watcher2"
   stop_pid "$mosq"
   [ -n "$conf" ] && rm -f "$conf"
   return 0
@@ -68,13 +77,43 @@ if [ -z "$broker" ]; then
   extra=(--broker "$broker")
 fi
 
-watch_args=(watch --broker "$broker" --module-id "$module")
-[ -n "$prefix" ] && watch_args+=(--mqtt-prefix "$prefix")
-setsid build/bin/wattpipe-everest "${watch_args[@]}" &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+watch() {  # watch MODULE: an EVerest peer printing that module's values
+  local a=(watch --broker "$broker" --module-id "$1")
+  [ -n "$prefix" ] && a+=(--mqtt-prefix "$prefix")
+  setsid build/bin/wattpipe-everest "${a[@]}" &
+}
+watch "$module"
 watcher=$!
 sleep 0.2
 # The demo shows the analysis (ripple, harmonics, steps) unless told otherwise.
 [ -z "${analysis_set:-}" ] && extra+=(--analysis on)
+
+if [ "${profile:-}" = charger ]; then
+  # One DAQ stream, two measuring points: the car side (the billing meter) and the grid side.
+  daqport=$(free_port)
+  daq_args=(--bind "tcp://127.0.0.1:$daqport" --sim-profile charger --quiet)
+  [ -n "${session:-}" ] && daq_args+=(--sim-session-s "$session")
+  setsid build/bin/wattpipe-daq "${daq_args[@]}" &
+  daq=$!
+  watch "${module}_grid"
+  watcher2=$!
+  point() {  # point NAME MODULE: a daemon measuring that point of the stream
+    local a=("${extra[@]}" --source "zmq:tcp://127.0.0.1:$daqport")
+    [ -z "${http_set:-}" ] && { local p; p=$(free_port); a+=(--http "127.0.0.1:$p"); echo "live page of $2: http://127.0.0.1:$p/" >&2; }
+    [ -z "${state_set:-}" ] && a+=(--state-dir "wattpipe-state/charger-$1")
+    setsid build/bin/wattpipe "${a[@]}" "${args[@]}" --point "$1" --module-id "$2" &
+  }
+  point car "$module"
+  daemon=$!
+  point grid "${module}_grid"
+  daemon2=$!
+  echo "charger: a DAQ stream on tcp://127.0.0.1:$daqport, measured as $module (car side) and ${module}_grid (grid side)" >&2
+  rc=0
+  wait "$daemon" || rc=$?
+  daemon=""
+  exit "$rc"
+fi
 # The live page on a free loopback port.
 if [ -z "${http_set:-}" ]; then
   webport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--connect", connect, "ZeroMQ endpoint to connect instead");
   app.add_flag("--push", push, "PUSH socket (no drops; waits for the receiver) instead of PUB");
   app.add_flag("--wait-subscriber", wait_subscriber, "PUB: wait for the first subscriber before sending");
-  app.add_option("--sim-profile,--profile", profile, "simulator profile: ac3, ac1, dc, dc-session (the daemon's --sim-profile; --profile is the old name)")->capture_default_str();
+  app.add_option("--sim-profile,--profile", profile, "simulator profile: ac3, ac1, dc, dc-session, charger (AC3N_DC: a charger's input and output; the daemon's --sim-profile; --profile is the old name)")->capture_default_str();
   app.add_option("--sample-rate", sample_rate, "samples/s per channel")->capture_default_str();
   app.add_option("--sim-session-s", session_s, "length of the dc-session profile")->capture_default_str();
   app.add_option("--from", from, "send the blocks of this WPRB file instead of the simulator");

@@ -134,16 +134,15 @@ bool within(const float* x, std::size_t n, const std::int32_t* lim) noexcept {
 bool within_full_scale(const SampleBlock& b, double fs_v, double fs_a) noexcept {
   const LayoutInfo li = layout_info(b.layout);
   float lim_ch[kMaxChannels];
-  for (std::size_t c = 0; c < li.channels; ++c) lim_ch[c] = static_cast<float>(fs_a);
-  for (std::uint32_t k = 0; k < li.phases; ++k) lim_ch[li.u[k]] = static_cast<float>(fs_v);
-  if (li.neutral) lim_ch[li.un] = static_cast<float>(fs_v);
-  std::int32_t lim[24];
-  for (std::size_t j = 0; j < 24; ++j) std::memcpy(&lim[j], &lim_ch[j % li.channels], 4);
+  for (std::uint32_t c = 0; c < li.channels; ++c) lim_ch[c] = static_cast<float>(is_voltage(b.layout, c) ? fs_v : fs_a);
+  std::int32_t lim[40];
+  for (std::size_t j = 0; j < 40; ++j) std::memcpy(&lim[j], &lim_ch[j % li.channels], 4);
   const std::size_t n = std::size_t{b.frames} * li.channels;
   switch (li.channels) {
     case 2:
     case 8: return within<8>(b.data.data(), n, lim);
     case 6: return within<24>(b.data.data(), n, lim);
+    case 10: return within<40>(b.data.data(), n, lim);
     default: return false;
   }
 }

@@ -295,6 +295,11 @@ ChannelMap map_channels(const Config& c, const std::string& spec) {
         throw Error(fmt::format("--channel-map: '{}' is not KEY=CHANNEL with KEY one of U1 U2 U3 UN I1 I2 I3 IN U I", item));
       pick[it - std::begin(kNames)] = find(key, trim(item.substr(eq + 1)));
     }
+  } else if (c.analog.size() == 10 &&
+             std::equal(std::begin(kNames), std::end(kNames), c.analog.begin(), [](std::string_view n, const Analog& a) {
+               return a.id == n;
+             })) {
+    for (int k = 0; k < 10; ++k) pick[k] = k;  // wattpipe's own AC3N_DC export: both points, by name
   } else {
     std::vector<int> u, i;
     for (std::size_t k = 0; k < c.analog.size(); ++k) {
@@ -317,7 +322,10 @@ ChannelMap map_channels(const Config& c, const std::string& spec) {
     return true;
   };
   const int given = int(std::count_if(std::begin(pick), std::end(pick), [](int p) { return p >= 0; }));
-  if (has({8, 9}) && given == 2) {
+  if (given == 10) {  // both points: the grid (AC3N) and the DC output
+    m.layout = Layout::ac3n_dc;
+    m.analog.assign(pick, pick + 10);
+  } else if (has({8, 9}) && given == 2) {
     m.layout = Layout::dc;
     m.analog = {pick[8], pick[9]};
   } else if (has({0, 1, 2, 3, 4, 5, 6, 7}) && given == 8) {
@@ -330,11 +338,12 @@ ChannelMap map_channels(const Config& c, const std::string& spec) {
     m.layout = Layout::ac1;
     m.analog = {pick[0], pick[4]};
   } else {
-    throw Error("--channel-map: give U,I (DC), U1,I1 (AC1), U1-U3,I1-I3 (AC3) or U1-U3,UN,I1-I3,IN (AC3N)");
+    throw Error("--channel-map: give U,I (DC), U1,I1 (AC1), U1-U3,I1-I3 (AC3), U1-U3,UN,I1-I3,IN (AC3N) or all "
+                "ten (AC3N_DC: the grid side and the DC output)");
   }
   for (std::size_t k = 0; k < m.analog.size(); ++k) {
     const Analog& a = c.analog[std::size_t(m.analog[k])];
-    const bool want_u = k < layout_info(m.layout).channels / 2;  // voltages first in every layout
+    const bool want_u = is_voltage(m.layout, std::uint32_t(k));
     if (want_u ? !a.is_voltage() : !a.is_current())
       throw Error(fmt::format("channel {} '{}' has unit '{}', not {}", m.analog[k] + 1, a.id, a.unit,
                               want_u ? "a voltage (V, kV, mV)" : "a current (A, kA, mA)"));

@@ -30,7 +30,7 @@ double Ramp::at(double t_s) const noexcept {
   return points.back().second;
 }
 
-std::string_view sim_profile_names() noexcept { return "ac3, ac1, dc, dc-session"; }
+std::string_view sim_profile_names() noexcept { return "ac3, ac1, dc, dc-session, charger"; }
 
 std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_hz, double session_s) {
   SimConfig c;
@@ -43,7 +43,7 @@ std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_h
     c.layout = Layout::dc;
     c.dc_voltage_v = 800;
     c.dc_current_a = 200;
-  } else if (name == "dc-session") {
+  } else if (name == "dc-session" || name == "charger") {
     // Compressed DC fast-charging session, as fractions of session_s:
     // current ramps to 500 A, reverses briefly (export), tapers at the end;
     // voltage follows state of charge from 400 V to 800 V.
@@ -59,6 +59,15 @@ std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_h
     c.dc_u_ripple = {{300, 2.0, 0}, {600, 0.8, 30}};
     c.dc_i_ripple = {{300, 3.0, 20}, {2000, 1.0, 0}};
     c.dc_i_response = {2, 4, 0.6};
+    if (name == "charger") {
+      // The same session behind a three-phase input: 230 V, cos phi 0.99, the
+      // current harmonics of a six-pulse front end; 100 A at 68 kW of grid power.
+      c.layout = Layout::ac3n_dc;
+      for (auto& p : c.phases) p = SimPhase{230, 100, 8.11};
+      c.i_harmonics = {{5, 4.0, 0}, {7, 2.5, 0}, {11, 1.2, 0}, {13, 0.8, 0}};
+      c.u_harmonics = {{5, 1.5, 0}};
+      c.un_rms_v = 0.5;
+    }
   } else {
     return std::nullopt;
   }
@@ -66,6 +75,19 @@ std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_h
 }
 
 Simulator::Simulator(const SimConfig& cfg) : cfg_(cfg), li_(layout_info(cfg.layout)), rng_(cfg.seed) {
+  if (cfg.layout == Layout::ac3n_dc) {
+    SimConfig g = cfg, d = cfg;
+    g.layout = Layout::ac3n;
+    d.layout = Layout::dc;
+    d.seed = cfg.seed + 1;
+    grid_ = std::make_unique<Simulator>(g);
+    car_ = std::make_unique<Simulator>(d);
+    part_ = std::make_unique<SampleBlock>();
+    if (!(cfg_.charger_nominal_w > 0))
+      for (std::uint32_t k = 0; k < 3; ++k)
+        cfg_.charger_nominal_w += cfg.phases[k].urms_v * cfg.phases[k].irms_a * std::cos(cfg.phases[k].phi_deg * kDeg);
+    return;
+  }
   if (li_.dc) {
     offset_[0] = cfg.u_offset_v;
     offset_[1] = cfg.i_offset_a;
@@ -160,6 +182,11 @@ void Simulator::generate(SampleBlock& b, std::uint32_t frames) {
   b.t0_ns = cfg_.start_utc_ns + static_cast<std::int64_t>(std::llround(double(next_frame_) * 1e9 / cfg_.sample_rate_hz));
   b.clock_synced = false;
   b.lost_frames = 0;
+  if (grid_) {
+    generate_charger(b, frames);
+    next_frame_ += frames;
+    return;
+  }
   if (li_.dc) {
     generate_dc(b, frames);
   } else {
@@ -230,6 +257,28 @@ void Simulator::generate_dc(SampleBlock& b, std::uint32_t frames) {
     float* x = b.frame(f);
     x[0] = static_cast<float>(u + offset_[0]);
     x[1] = static_cast<float>(i + offset_[1]);
+  }
+}
+
+// The output first: its mean power over the block sets the input's current.
+void Simulator::generate_charger(SampleBlock& b, std::uint32_t frames) {
+  car_->generate(*part_, frames);
+  double p_dc = 0;
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    const float* x = part_->frame(f);
+    b.frame(f)[8] = x[0];
+    b.frame(f)[9] = x[1];
+    p_dc += double(x[0]) * double(x[1]);
+  }
+  p_dc /= std::max<std::uint32_t>(frames, 1);
+  const double p_grid = p_dc + cfg_.charger_no_load_w + cfg_.charger_loss_per_w2 * p_dc * p_dc;
+  const auto scale = static_cast<float>(p_grid / cfg_.charger_nominal_w);
+  grid_->generate(*part_, frames);
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    const float* x = part_->frame(f);
+    float* y = b.frame(f);
+    for (std::uint32_t c = 0; c < 4; ++c) y[c] = x[c];
+    for (std::uint32_t c = 4; c < 8; ++c) y[c] = x[c] * scale;  // I1..I3, IN
   }
 }
 

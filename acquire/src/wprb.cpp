@@ -139,11 +139,9 @@ bool decode_frames(const Header& h, std::span<const std::byte> payload, std::uin
   const std::size_t sb = sample_bytes(h.format);
   const std::byte* src = payload.data() + std::size_t{first} * ch * sb;
   const std::size_t n = std::size_t{count} * ch;
-  // Per-channel scale: voltages on u/un channels, currents on the others.
+  // Per-channel scale: voltages and currents.
   float scale[kMaxChannels];
-  for (std::size_t c = 0; c < ch; ++c) scale[c] = h.amperes_per_count;
-  for (std::uint32_t k = 0; k < li.phases; ++k) scale[li.u[k]] = h.volts_per_count;
-  if (li.neutral) scale[li.un] = h.volts_per_count;
+  for (std::uint32_t c = 0; c < ch; ++c) scale[c] = is_voltage(h.layout, c) ? h.volts_per_count : h.amperes_per_count;
 
   switch (h.format) {
     case SampleFormat::float32: {
@@ -202,9 +200,7 @@ void encode_block_int(const SampleBlock& b, std::uint64_t sequence, SampleFormat
   std::byte* dst = append(out, h);
   const LayoutInfo li = layout_info(b.layout);
   float inv[kMaxChannels];
-  for (std::size_t c = 0; c < li.channels; ++c) inv[c] = 1.0f / amperes_per_count;
-  for (std::uint32_t k = 0; k < li.phases; ++k) inv[li.u[k]] = 1.0f / volts_per_count;
-  if (li.neutral) inv[li.un] = 1.0f / volts_per_count;
+  for (std::uint32_t c = 0; c < li.channels; ++c) inv[c] = 1.0f / (is_voltage(b.layout, c) ? volts_per_count : amperes_per_count);
   const std::size_t n = std::size_t{b.frames} * li.channels;
   for (std::size_t k = 0; k < n; ++k) {
     const double counts = std::nearbyint(double(b.data[k]) * inv[k % li.channels]);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/config.hpp"
 
+#include "wattpipe/acquire/point_source.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -246,6 +248,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--mqtt-qos", c.mqtt_qos, "QoS of powermeter_values")->check(CLI::Range(0, 2))->capture_default_str();
   app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE | comtrade:FILE.cfg|FILE.cff")->capture_default_str();
   app.add_option("--channel-map", c.channel_map, "comtrade: which analog channels feed U1..U3,UN,I1..I3,IN (or U,I for DC): U1=NAME_OR_INDEX,...; default: by unit");
+  app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure 'grid' (AC3N) or 'car' (DC)")->check(CLI::IsMember({"grid", "car"}));
   app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
   app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
   app.add_flag("--max-rate", c.max_rate, "simulator/replay as fast as the pipeline takes them (benchmarks)");
@@ -534,6 +537,14 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
         throw ConfigError{"--sim-profile: unknown profile '" + c.sim_profile + "' (" +
                           std::string(acquire::sim_profile_names()) + ")"};
       c.sim = *profile;
+      // The simulator's points are known now: say at once what --point must be.
+      const acquire::Points pts = acquire::points_of(c.sim.layout);
+      if (pts.count > 1 && c.point.empty())
+        throw ConfigError{"--sim-profile " + c.sim_profile + ": the stream carries " + std::to_string(pts.count) +
+                          " measuring points (" + acquire::describe_points(c.sim.layout) +
+                          "); choose one with --point"};
+      if (pts.count == 1 && !c.point.empty())
+        throw ConfigError{"--point " + c.point + ": --sim-profile " + c.sim_profile + " has one measuring point"};
     }
     try {
       if (sim_yaml) apply_sim_yaml(*sim_yaml, c.sim);

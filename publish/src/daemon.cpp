@@ -21,6 +21,7 @@
 #include "daemon_run.hpp"
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/comtrade.hpp"
+#include "wattpipe/acquire/point_source.hpp"
 #include "wattpipe/acquire/simulator.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
 #include "wattpipe/publish/service_notify.hpp"
@@ -41,13 +42,17 @@ namespace {
 // blocks; at the defaults (200 ms windows, 1 s publishing) 50 ms blocks cut
 // the wake-ups of every thread fifty-fold and delay nothing that is shown.
 std::uint32_t sim_block_frames(const Config& c) {
-  const bool dc = acquire::layout_info(c.sim.layout).dc;
+  // The point measured: the simulator's own layout, or the one --point picks of it.
+  const acquire::Points pts = acquire::points_of(c.sim.layout);
+  bool dc = acquire::layout_info(pts.part[0].layout).dc;
+  for (std::uint32_t k = 0; k < pts.count; ++k)
+    if (pts.part[k].name == c.point) dc = acquire::layout_info(pts.part[k].layout).dc;
   const double window_ms = dc ? c.processor.window_ms : 1000.0 * c.processor.window_cycles / c.processor.nominal_hz;
   const double block_ms = std::clamp(std::min(window_ms, double(c.publish_interval_ms)) / 2, 1.0, 50.0);
   return std::uint32_t(std::clamp<double>(std::round(c.sim.sample_rate_hz * block_ms / 1000), 1, acquire::kBlockFrames));
 }
 
-std::unique_ptr<acquire::Source> make_source(const Config& c) {
+std::unique_ptr<acquire::Source> make_stream(const Config& c) {
   const SourceSpec spec = split_source(c.source).value();  // checked by parse_config
   const std::string& arg = spec.arg;
   switch (spec.kind) {
@@ -60,6 +65,11 @@ std::unique_ptr<acquire::Source> make_source(const Config& c) {
     case SourceKind::replay: break;
   }
   return std::make_unique<acquire::ReplaySource>(arg, c.max_rate, c.replay_loop);
+}
+
+// The stream, and of it the measuring point this daemon measures (--point).
+std::unique_ptr<acquire::Source> make_source(const Config& c) {
+  return std::make_unique<acquire::PointSource>(make_stream(c), c.point);
 }
 
 std::string read_secret(const std::string& path) {
@@ -318,7 +328,7 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
     }
   };
   // A replay shows its progress and the time left, on a terminal only.
-  const auto* replay = dynamic_cast<const acquire::ReplaySource*>(r.source.get());
+  const auto* replay = dynamic_cast<const acquire::ReplaySource*>(&static_cast<const acquire::PointSource&>(*r.source).inner());
   const bool show_progress = replay != nullptr && replay->file_size() > 0 && ::isatty(STDERR_FILENO) == 1;
   std::int64_t next_progress = t0;
   std::string why = "stop requested";
@@ -344,6 +354,7 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
     }
     if (r.acq->finished()) {
       why = r.acq->source_ended() ? "source ended" : "acquisition ended";
+      if (const std::string reason = r.source->end_reason(); !reason.empty()) why += ": " + reason;
       break;
     }
     // Sleep until a signal, the end of the source, request_stop(), the

@@ -12,9 +12,12 @@
 namespace wattpipe::acquire {
 
 // Channel layouts of WPRB v1 (docs/wprb.md): values are the on-wire codes.
-enum class Layout : std::uint16_t { ac1 = 1, ac3 = 2, ac3n = 3, dc = 4 };
+// AC3N_DC carries two measuring points on one clock: a charger's grid input
+// (AC3N) and its DC output; it is split into them before any metrology
+// (points_of).
+enum class Layout : std::uint16_t { ac1 = 1, ac3 = 2, ac3n = 3, dc = 4, ac3n_dc = 5 };
 
-inline constexpr std::size_t kMaxChannels = 8;
+inline constexpr std::size_t kMaxChannels = 10;
 inline constexpr std::size_t kMaxPhases = 3;
 
 // Where each quantity sits in a frame for a layout.
@@ -34,11 +37,33 @@ constexpr LayoutInfo layout_info(Layout l) noexcept {
     case Layout::ac3: return {6, 3, {0, 1, 2}, {3, 4, 5}, false, 0, 0, false};
     case Layout::ac3n: return {8, 3, {0, 1, 2}, {4, 5, 6}, true, 3, 7, false};
     case Layout::dc: return {2, 1, {0, 0, 0}, {1, 0, 0}, false, 0, 0, true};
+    // Two points: the grid side's quantities here; the DC output's are at points_of()[1].
+    case Layout::ac3n_dc: return {10, 3, {0, 1, 2}, {4, 5, 6}, true, 3, 7, false};
   }
   return {0, 0, {0, 0, 0}, {0, 0, 0}, false, 0, 0, false};
 }
 
-constexpr bool layout_valid(std::uint16_t code) noexcept { return code >= 1 && code <= 4; }
+constexpr bool layout_valid(std::uint16_t code) noexcept { return code >= 1 && code <= 5; }
+
+// A measuring point inside a layout's frame: its name, its own layout, and
+// where its channels begin (they follow each other in the point's order).
+struct PointPart {
+  std::string_view name;
+  Layout layout;
+  std::uint8_t first;
+};
+
+struct Points {
+  std::array<PointPart, 2> part;
+  std::uint32_t count;
+};
+
+// The measuring points of a layout: one (unnamed) for every layout but
+// AC3N_DC, which is `grid` (AC3N, channels 0-7) and `car` (DC, 8-9).
+constexpr Points points_of(Layout l) noexcept {
+  if (l == Layout::ac3n_dc) return {{{{"grid", Layout::ac3n, 0}, {"car", Layout::dc, 8}}}, 2};
+  return {{{{"", l, 0}, {"", l, 0}}}, 1};
+}
 
 constexpr std::string_view layout_name(Layout l) noexcept {
   switch (l) {
@@ -46,23 +71,28 @@ constexpr std::string_view layout_name(Layout l) noexcept {
     case Layout::ac3: return "AC3";
     case Layout::ac3n: return "AC3N";
     case Layout::dc: return "DC";
+    case Layout::ac3n_dc: return "AC3N_DC";
   }
   return "?";
 }
 
 // Name of channel k of a layout, in its frame order: U1..U3, UN, I1..I3, IN
-// (AC3N; AC3 and AC1 a subset), U and I for DC.
+// (AC3N; AC3 and AC1 a subset), U and I for DC; AC3N_DC: AC3N's, then U, I.
 constexpr std::string_view channel_name(Layout l, std::uint32_t k) noexcept {
   constexpr std::string_view ac1[] = {"U1", "I1"}, ac3[] = {"U1", "U2", "U3", "I1", "I2", "I3"},
-                             ac3n[] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"}, dc[] = {"U", "I"};
+                             ac3n[] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN", "U", "I"}, dc[] = {"U", "I"};
   switch (l) {
     case Layout::ac1: return k < 2 ? ac1[k] : "?";
     case Layout::ac3: return k < 6 ? ac3[k] : "?";
     case Layout::ac3n: return k < 8 ? ac3n[k] : "?";
     case Layout::dc: return k < 2 ? dc[k] : "?";
+    case Layout::ac3n_dc: return k < 10 ? ac3n[k] : "?";
   }
   return "?";
 }
+
+// Whether channel k of a layout is a voltage (else a current).
+constexpr bool is_voltage(Layout l, std::uint32_t k) noexcept { return channel_name(l, k)[0] == 'U'; }
 
 // Frames per block. 1024 AC3N frames = 32 KiB: big enough to amortise the
 // ring's one release store, small enough to stay in L1/L2 while processed.

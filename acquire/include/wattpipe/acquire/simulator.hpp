@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -73,13 +74,20 @@ struct SimConfig {
   Ramp dc_voltage_ramp, dc_current_ramp;
   std::vector<Tone> dc_u_ripple, dc_i_ripple;
   StepResponse dc_i_response;
+  // AC3N_DC (a charger: the AC fields are its grid input, the DC fields its
+  // output): the grid currents follow the output power plus the losses,
+  // P_grid = P_dc + no_load_w + loss_per_w2 * P_dc^2, block by block; the
+  // phases' irms_a is the current at charger_nominal_w of grid power.
+  double charger_no_load_w = 1500, charger_loss_per_w2 = 2e-7, charger_nominal_w = 0;
   std::int64_t start_utc_ns = 0;  // t0 of frame 0
 };
 
 // Built-in profiles: ac3 (AC3N 230 V / 16 A / cos phi 0.95 / 50 Hz), ac1,
-// dc (800 V, 200 A) and dc-session (a fast-charging session compressed into
+// dc (800 V, 200 A), dc-session (a fast-charging session compressed into
 // session_s seconds, with ripple and current steps answered by a second-order
-// response). nullopt for an unknown name.
+// response) and charger (AC3N_DC: dc-session on the output, a three-phase
+// input at cos phi 0.99 with current harmonics whose power follows the output
+// through a load-dependent efficiency). nullopt for an unknown name.
 std::optional<SimConfig> sim_profile(std::string_view name, double sample_rate_hz, double session_s = 120);
 
 // Names of the built-in profiles, for --help and error messages.
@@ -95,13 +103,17 @@ class Simulator {
   [[nodiscard]] std::uint64_t next_frame() const noexcept { return next_frame_; }
   [[nodiscard]] const SimConfig& config() const noexcept { return cfg_; }
   // Before the first block: UTC of frame 0.
-  void set_start_utc_ns(std::int64_t t) noexcept { cfg_.start_utc_ns = t; }
+  void set_start_utc_ns(std::int64_t t) noexcept {
+    cfg_.start_utc_ns = t;
+    if (grid_) grid_->set_start_utc_ns(t), car_->set_start_utc_ns(t);
+  }
   // Exact fundamental phase in cycles at stream frame n (for tests).
   [[nodiscard]] long double cycles_at(std::uint64_t n) const noexcept;
 
  private:
   void generate_ac(SampleBlock& b, std::uint32_t frames);
   void generate_dc(SampleBlock& b, std::uint32_t frames);
+  void generate_charger(SampleBlock& b, std::uint32_t frames);
   double gaussian() noexcept;
   // DC ripple: one rotating phasor per tone, seeded exactly at every block like the AC terms.
   struct Oscillator {
@@ -130,6 +142,9 @@ class Simulator {
   std::mt19937_64 rng_;
   bool have_spare_ = false;
   double spare_ = 0;
+  // AC3N_DC: the two points, generated apart and interleaved.
+  std::unique_ptr<Simulator> grid_, car_;
+  std::unique_ptr<SampleBlock> part_;
 };
 
 // Simulator as a Source. Real time: paced by the clock at the sample rate in

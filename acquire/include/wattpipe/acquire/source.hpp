@@ -50,8 +50,8 @@ class Source {
   // Any thread. Why a finite source ended ("" when it simply reached its end).
   [[nodiscard]] virtual std::string end_reason() const { return {}; }
 
-  // Any thread.
-  [[nodiscard]] const SourceCounters& counters() const noexcept { return counters_; }
+  // Any thread (a source that wraps another gives the inner one's).
+  [[nodiscard]] virtual const SourceCounters& counters() const noexcept { return counters_; }
 
  protected:
   SourceCounters counters_;

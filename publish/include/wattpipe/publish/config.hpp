@@ -33,6 +33,7 @@ struct Config {
   // Source
   std::string source = "sim";
   std::string channel_map;  // comtrade: U1=NAME_OR_INDEX,...
+  std::string point;        // a stream of several measuring points (AC3N_DC): the one this daemon measures
   std::string sim_profile = "ac3";
   double sample_rate = 20000;
   bool max_rate = false;

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Two measuring points on one clock (WPRB layout 5, AC3N_DC: a charger's
+grid input and its DC output): closed-form signals on both sides give a
+known efficiency and loss, to 1e-4, through a recording replayed once per
+point; one live DAQ stream measured by two daemons, one per point, each its
+own EVerest module (values, communication_check, transactions that are
+independent of each other), and a stall of the stream stops both modules'
+communication_check."""
+import math
+import os
+import sys
+import time
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wplib  # noqa: E402
+sys.path.insert(0, os.path.join(wplib.ROOT, "python"))
+import wattpipe_wprb as wprb  # noqa: E402
+
+RATE = 20000.0
+U_RMS = (230.0, 231.0, 229.0)
+I_RMS = (16.0, 10.0, 5.0)
+PHI = math.radians(25.0)
+U_DC, I_DC = 400.0, 15.0
+P_GRID = sum(u * i for u, i in zip(U_RMS, I_RMS)) * math.cos(PHI)  # 6466.5 W
+P_CAR = U_DC * I_DC                                                # 6000 W
+
+
+def charger_frames(n):
+    t = np.arange(n)[:, None] / RATE
+    shift = np.array([0, -2 * np.pi / 3, 2 * np.pi / 3])
+    u = np.sqrt(2) * np.array(U_RMS) * np.sin(2 * np.pi * 50 * t + shift)
+    i = np.sqrt(2) * np.array(I_RMS) * np.sin(2 * np.pi * 50 * t + shift - PHI)
+    z = np.zeros((n, 1))
+    return np.hstack([u, z, i, z, np.full((n, 1), U_DC), np.full((n, 1), I_DC)])
+
+
+class TwoPoints(unittest.TestCase):
+    def test_known_power_on_each_side_gives_the_known_efficiency_and_loss(self):
+        seconds = 3.0  # 150 whole cycles
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            path = os.path.join(tmp, "bench.wprb")
+            wprb.write_file(path, charger_frames(int(seconds * RATE)), "AC3N_DC", RATE, t0_ns=1_764_800_000_000_000_000)
+            energy, logs = {}, {}
+            for point in ("grid", "car"):
+                logs[point] = os.path.join(tmp, f"{point}.jsonl")
+                d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--point", point, "--module-id",
+                                       f"bench_{point}", "--log", logs[point]], broker.port, name=point).start()
+                self.assertEqual(d.wait(60), 0, d.log())
+                s = d.stats()
+                self.assertEqual(s["frames_processed"], int(seconds * RATE))
+                self.assertEqual(s["stop_reason"], "source ended")
+                energy[point] = s["energy_Wh_import_total"]
+            self.assertAlmostEqual(energy["grid"], P_GRID * seconds / 3600, delta=P_GRID * seconds / 3600 * 1e-4)
+            self.assertAlmostEqual(energy["car"], P_CAR * seconds / 3600, delta=P_CAR * seconds / 3600 * 1e-4)
+            efficiency = energy["car"] / energy["grid"]
+            loss_w = (energy["grid"] - energy["car"]) * 3600 / seconds
+            self.assertAlmostEqual(efficiency, P_CAR / P_GRID, delta=1e-4)
+            self.assertAlmostEqual(loss_w, P_GRID - P_CAR, delta=P_GRID * 1e-4)
+            # Each point's windows carry its own quantities: the grid per phase, the car as DC.
+            with open(logs["grid"]) as f:
+                grid = [w for w in wplib.windows_of(f) if "start_ns" in w and not w["partial"]]
+            with open(logs["car"]) as f:
+                car = [w for w in wplib.windows_of(f) if "start_ns" in w and not w["partial"]]
+            self.assertTrue(grid and car)
+            for w in grid:
+                self.assertAlmostEqual(w["power_W"]["total"], P_GRID, delta=P_GRID * 1e-4)
+                self.assertAlmostEqual(w["voltage_V"]["L2"], U_RMS[1], delta=U_RMS[1] * 1e-4)
+            for w in car:
+                self.assertAlmostEqual(w["power_W"]["total"], P_CAR, delta=P_CAR * 1e-5)
+                self.assertEqual(w["voltage_V"]["DC"], U_DC)
+            # One clock: both points' windows lie on the recording's time line.
+            self.assertEqual(grid[0]["start_ns"] // 10**9, car[0]["start_ns"] // 10**9)
+            # The recording through COMTRADE (both points' channels by name, or mapped) measures the same.
+            base = os.path.join(tmp, "bench")
+            r = wplib.run([wplib.binary("wattpipe-export"), path, "-f", "comtrade", "-o", base])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            mapped = ",".join(f"{n}={k + 1}" for k, n in enumerate(wprb.CHANNELS["AC3N_DC"]))
+            for point in ("grid", "car"):
+                for extra in ([], ["--channel-map", mapped]):
+                    d = wplib.Daemon(tmp, ["--source", f"comtrade:{base}.cfg", "--max-rate", "--point", point,
+                                           "--state-dir", "none", *extra], broker.port, name=f"c-{point}").start()
+                    self.assertEqual(d.wait(60), 0, d.log())
+                    self.assertEqual(d.stats()["energy_Wh_import_total"], energy[point], point)
+            # Without --point the stream is refused, with the reason.
+            d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate"], broker.port, name="none").start()
+            self.assertEqual(d.wait(60), 0, d.log())
+            self.assertIn("carries 2 measuring points: grid (AC3N), car (DC); choose one with --point", d.log())
+            self.assertEqual(d.stats()["frames_processed"], 0)
+
+    def test_one_stream_two_modules_independent_and_both_stalled(self):
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            port = wplib.free_port()
+            daq = wplib.subprocess.Popen([wplib.binary("wattpipe-daq"), "--bind", f"tcp://127.0.0.1:{port}",
+                                          "--sim-profile", "charger", "--sim-session-s", "30", "--quiet"])
+            wplib._STARTED.append(daq)
+            ev = {m: wplib.Everest(broker.port, module_id=m) for m in ("ch", "ch_grid")}
+            points = {"ch": "car", "ch_grid": "grid"}
+            daemons = {m: wplib.Daemon(tmp, ["--source", f"zmq:tcp://127.0.0.1:{port}", "--point", p, "--module-id", m,
+                                             "--publish-interval-ms", "100", "--communication-check-interval-ms",
+                                             "200"], broker.port, name=m).start() for m, p in points.items()}
+            try:
+                deadline = time.time() + 20
+                while time.time() < deadline and not all(len(e.values()) >= 3 for e in ev.values()):
+                    time.sleep(0.05)
+                values = {m: e.values() for m, e in ev.items()}
+                self.assertIn("DC", values["ch"][-1]["voltage_V"], "the car module shows the DC output")
+                self.assertIn("L3", values["ch_grid"][-1]["voltage_V"], "the grid module shows three phases")
+                # Transactions are each module's own: a stop on one leaves the other's open.
+                self.assertEqual(ev["ch"].start("tx-car")["status"], "OK")
+                self.assertEqual(ev["ch_grid"].start("tx-grid")["status"], "OK")
+                stopped = ev["ch"].stop("tx-car")
+                self.assertEqual(stopped["status"], "OK")
+                self.assertEqual(ev["ch_grid"].stop("tx-car")["status"], "UNEXPECTED_ERROR", "not the grid's")
+                # The stream stalls: both modules stop sending communication_check.
+                for e in ev.values():
+                    e.sub.take()
+                daq.terminate()
+                daq.wait(10)
+                stalled_at = time.time()
+                time.sleep(3.5)
+                for m, e in ev.items():
+                    late = [ts for (t, _, ts) in e.sub.take("/m2e/communication_check") if ts > stalled_at + 1.5]
+                    self.assertEqual(late, [], f"{m}: communication_check went on after the stream stalled")
+            finally:
+                for d in daemons.values():
+                    self.assertEqual(d.stop(), 0, d.log())
+                for e in ev.values():
+                    e.close()
+                if daq.poll() is None:
+                    daq.kill()
+            self.assertEqual(daemons["ch_grid"].stats()["transactions_open"], 1)
+            self.assertEqual(daemons["ch"].stats()["transactions_open"], 0)
+            grid_e = daemons["ch_grid"].stats()["energy_Wh_import_total"]
+            car_e = daemons["ch"].stats()["energy_Wh_import_total"]
+            self.assertGreater(grid_e, car_e, "the input takes more than the output gives")
+            self.assertGreater(car_e / grid_e, 0.7)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
