@@ -21,7 +21,10 @@ ReadStatus PointSource::read(SampleBlock& out, std::chrono::nanoseconds timeout)
   const ReadStatus st = inner_->read(out, timeout);
   if (st != ReadStatus::ok) return st;
   const Points pts = points_of(out.layout);
-  if (pts.count == 1 && point_.empty()) return ReadStatus::ok;  // one point: the block as it came
+  if (pts.count == 1 && point_.empty()) {  // one point: the block as it came
+    out.has_ref_power = false;
+    return ReadStatus::ok;
+  }
   const PointPart* part = nullptr;
   for (std::uint32_t k = 0; k < pts.count; ++k)
     if (pts.count > 1 && pts.part[k].name == point_) part = &pts.part[k];
@@ -36,6 +39,18 @@ ReadStatus PointSource::read(SampleBlock& out, std::chrono::nanoseconds timeout)
   // never past where they were read (f * stride + first).
   const std::uint32_t stride = out.channels, n = layout_info(part->layout).channels;
   float* d = out.data.data();
+  // The car side is measured against the grid side on the same samples: the
+  // grid's instantaneous power goes along (efficiency and loss per window).
+  out.has_ref_power = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
+  if (out.has_ref_power) {
+    const LayoutInfo g = layout_info(Layout::ac3n);
+    for (std::uint32_t f = 0; f < out.frames; ++f) {
+      const float* x = d + std::size_t{f} * stride;
+      double p = 0;
+      for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
+      out.ref_power[f] = float(p);
+    }
+  }
   for (std::uint32_t f = 0; f < out.frames; ++f)
     for (std::uint32_t c = 0; c < n; ++c) d[std::size_t{f} * n + c] = d[std::size_t{f} * stride + part->first + c];
   out.layout = part->layout;

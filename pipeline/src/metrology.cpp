@@ -293,6 +293,7 @@ WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, con
       case Layout::ac3: kernel_3ph_x8<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::ac1: kernel_1ph_x8<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::dc: kernel_1ph_x8<false>(frames, n, nullptr, nullptr, s); break;
+      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
     }
   } else if constexpr (kIsa == 0) {
     switch (l) {
@@ -300,6 +301,7 @@ WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, con
       case Layout::ac3: kernel_3ph_x2<6, 3, true>(frames, n, ref_c, ref_s, s); break;
       case Layout::ac1: kernel_1ph_x2<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::dc: kernel_1ph_x2<false>(frames, n, nullptr, nullptr, s); break;
+      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
     }
   } else {
     switch (l) {
@@ -307,6 +309,7 @@ WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, con
       case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
       case Layout::ac1: kernel_1ph<true>(frames, n, ref_c, ref_s, s); break;
       case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
+      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
     }
   }
 }

@@ -104,6 +104,14 @@ void write_analysis_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
   }
 }
 
+void write_two_point_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
+  if (!r.two_points) return;
+  // Against the other point on the same samples; a value not there (the input missing) is left out.
+  if (std::isfinite(r.p_in_w)) w.field_fixed("P_in_W", r.p_in_w, 3);
+  if (std::isfinite(r.loss_w)) w.field_fixed("loss_W", r.loss_w, 3);
+  if (std::isfinite(r.efficiency)) w.field_fixed("efficiency", r.efficiency, 6);
+}
+
 std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
   w.reset();
   w.begin_object();
@@ -116,6 +124,7 @@ std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::st
   w.field("layout", r.dc ? "DC" : r.phases == 3 ? "AC3" : "AC1");
   w.field_bool("partial", r.partial);
   write_analysis_fields(r, w);
+  write_two_point_fields(r, w);
   w.end_object();
   return w.view();
 }

@@ -249,6 +249,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE | comtrade:FILE.cfg|FILE.cff")->capture_default_str();
   app.add_option("--channel-map", c.channel_map, "comtrade: which analog channels feed U1..U3,UN,I1..I3,IN (or U,I for DC): U1=NAME_OR_INDEX,...; default: by unit");
   app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure 'grid' (AC3N) or 'car' (DC)")->check(CLI::IsMember({"grid", "car"}));
+  app.add_option("--efficiency-bin-kw", c.efficiency_bin_kw, "two points (--point car): the efficiency map's bins of output power")->check(CLI::Range(0.001, 1e6))->capture_default_str();
   app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
   app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
   app.add_flag("--max-rate", c.max_rate, "simulator/replay as fast as the pipeline takes them (benchmarks)");
@@ -406,6 +407,7 @@ void validate(Config& c) {
   c.processor.full_scale_v = c.full_scale_v;
   c.processor.full_scale_a = c.full_scale_a;
   c.processor.analysis.enabled = c.analysis == "on";
+  c.processor.efficiency_bin_w = c.efficiency_bin_kw * 1e3;
   c.processor.analysis.ripple_bands_hz = parse_bands(c.ripple_bands_hz);
   c.limits.full_scale_v = c.full_scale_v;
   c.limits.full_scale_a = c.full_scale_a;

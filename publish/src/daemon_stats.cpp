@@ -75,6 +75,8 @@ class StatsWriter {
   void add(std::string_view k, double v) { fields_.emplace_back(std::string(k), fmt::format("{}", std::isfinite(v) ? v : 0.0)); }
   void add(std::string_view k, std::uint64_t v) { fields_.emplace_back(std::string(k), std::to_string(v)); }
   void add(std::string_view k, bool v) { fields_.emplace_back(std::string(k), v ? "true" : "false"); }
+  // A value already in JSON.
+  void add_json(std::string_view k, std::string v) { fields_.emplace_back(std::string(k), std::move(v)); }
   void add(std::string_view k, const std::string& v) {
     fields_.emplace_back(std::string(k), legal::write_json(v.size() * 6 + 8, [&](legal::JsonWriter& w) { w.string(v); }));
   }
@@ -215,6 +217,24 @@ std::string stats_json(const Daemon::Run& r, const std::string& why) {
     s.add(fmt::format("energy_Wh_import_L{}", k + 1), reg.import_phase[k].wh());
     s.add(fmt::format("energy_Wh_export_L{}", k + 1), reg.export_phase[k].wh());
   }
+  // Two points: efficiency by output power over the run, [{p_lo_W, p_hi_W, efficiency, E_in_Wh, E_out_Wh, windows}].
+  const auto bins = r.proc->efficiency_map().bins();
+  if (!bins.empty())
+    s.add_json("efficiency_map", legal::write_json(128 * bins.size() + 8, [&](legal::JsonWriter& w) {
+                 w.begin_array();
+                 for (const auto& b : bins) {
+                   w.separator();
+                   w.begin_object();
+                   w.field_fixed("p_lo_W", b.p_lo_w, 0);
+                   w.field_fixed("p_hi_W", b.p_hi_w, 0);
+                   w.field_fixed("efficiency", b.efficiency(), 6);
+                   w.field_fixed("E_in_Wh", b.e_in_wh, 6);
+                   w.field_fixed("E_out_Wh", b.e_out_wh, 6);
+                   w.field_uint("windows", b.windows);
+                   w.end_object();
+                 }
+                 w.end_array();
+               }));
   s.add("source_end_reason", r.source->end_reason());
   s.add("stop_reason", why);
   return s.str();

@@ -460,6 +460,7 @@ std::string_view write_window_record(const pipeline::WindowRecord& r, std::strin
     per_phase(w, "energy_Wh_window", r, [](const PV& v) { return v.energy_wh; }, 9, r.energy_total_wh);
   }
   if (r.neutral && std::isfinite(r.un_rms_v)) w.field_fixed("UN_V", r.un_rms_v, 3);
+  write_two_point_fields(r, w);
   write_analysis_fields(r, w);
   w.end_object();
   return w.view();

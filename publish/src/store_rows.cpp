@@ -253,7 +253,9 @@ void append_window_row(std::string& out, std::string_view module_id, std::string
   const bool ripple = a.valid && r.dc;
   row.num_if(ripple, a.ripple_u_rms_v).num_if(ripple, a.ripple_i_rms_a);
   row.num_if(ripple, a.u_max_v[0] - a.u_min_v[0]).num_if(ripple, a.i_max_a[0] - a.i_min_a[0]);
-  row.null().null();  // efficiency, loss_w: with two measuring points
+  // Against another point on the same samples (two points), else NULL.
+  row.num_if(r.two_points && std::isfinite(r.efficiency), r.efficiency);
+  row.num_if(r.two_points && std::isfinite(r.loss_w), r.loss_w);
   row.end();
 }
 

@@ -53,6 +53,11 @@ class TwoPoints(unittest.TestCase):
                 self.assertEqual(s["frames_processed"], int(seconds * RATE))
                 self.assertEqual(s["stop_reason"], "source ended")
                 energy[point] = s["energy_Wh_import_total"]
+                if point == "car":  # the efficiency map: one bin (6 kW, in 0-10 kW)
+                    self.assertEqual([(b["p_lo_W"], b["p_hi_W"]) for b in s["efficiency_map"]], [(0, 10000)])
+                    self.assertAlmostEqual(s["efficiency_map"][0]["efficiency"], P_CAR / P_GRID, delta=1e-4)
+                else:
+                    self.assertNotIn("efficiency_map", s)
             self.assertAlmostEqual(energy["grid"], P_GRID * seconds / 3600, delta=P_GRID * seconds / 3600 * 1e-4)
             self.assertAlmostEqual(energy["car"], P_CAR * seconds / 3600, delta=P_CAR * seconds / 3600 * 1e-4)
             efficiency = energy["car"] / energy["grid"]
@@ -71,6 +76,11 @@ class TwoPoints(unittest.TestCase):
             for w in car:
                 self.assertAlmostEqual(w["power_W"]["total"], P_CAR, delta=P_CAR * 1e-5)
                 self.assertEqual(w["voltage_V"]["DC"], U_DC)
+                # The car side against the grid side on exactly its window's samples.
+                self.assertAlmostEqual(float(w["P_in_W"]), P_GRID, delta=P_GRID * 1e-4)
+                self.assertAlmostEqual(float(w["efficiency"]), P_CAR / P_GRID, delta=1e-4)
+                self.assertAlmostEqual(float(w["loss_W"]), P_GRID - P_CAR, delta=P_GRID * 1e-4)
+            self.assertNotIn("efficiency", grid[0], "the grid side has no other side")
             # One clock: both points' windows lie on the recording's time line.
             self.assertEqual(grid[0]["start_ns"] // 10**9, car[0]["start_ns"] // 10**9)
             # The recording through COMTRADE (both points' channels by name, or mapped) measures the same.

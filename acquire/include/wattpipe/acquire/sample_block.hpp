@@ -108,8 +108,13 @@ struct SampleBlock {
   double sample_rate_hz = 0;          // per channel
   std::uint64_t lost_frames = 0;      // frames lost (gaps, ring drops) just before this block
   bool clock_synced = false;
+  // A point measured against another on the same samples (the car side of
+  // AC3N_DC): the other point's instantaneous power per frame, W (the grid
+  // side's sum of u * i over its phases), for efficiency and loss.
+  bool has_ref_power = false;
   // One spare frame so vector loads of the last frame never leave the array.
   alignas(64) std::array<float, (kBlockFrames + 1) * kMaxChannels> data{};
+  alignas(64) std::array<float, kBlockFrames> ref_power{};
 
   float* frame(std::size_t f) noexcept { return data.data() + f * channels; }
   const float* frame(std::size_t f) const noexcept { return data.data() + f * channels; }

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -21,6 +22,7 @@
 
 #include "wattpipe/acquire/acquisition.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/pipeline/efficiency.hpp"
 #include "wattpipe/pipeline/processor.hpp"
 #include "wattpipe/pipeline/scope.hpp"
 #include "wattpipe/pipeline/triple_buffer.hpp"
@@ -109,6 +111,8 @@ class Processing : private WindowSink {
   [[nodiscard]] const Registers& final_registers() const noexcept { return proc_.registers(); }
   // Owner thread, after join().
   [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return proc_.register_faults(); }
+  // Owner thread, after join(): efficiency by output power (two points; empty otherwise).
+  [[nodiscard]] const EfficiencyMap& efficiency_map() const noexcept { return map_; }
 
  private:
   void run();
@@ -132,6 +136,11 @@ class Processing : private WindowSink {
   std::uint64_t snapshot_frames_ = ~std::uint64_t{0};  // frames processed at the last snapshot
   const std::atomic<std::int64_t>* wake_from_ = nullptr;
   std::optional<ScopeCapture> scope_;
+  // Two points: the input's energy along the stream, and where the last window ended on it.
+  void two_points(WindowRecord& w);
+  std::unique_ptr<ReferenceEnergy> ref_;
+  double last_end_frame_ = -1, last_end_cum_ = 0;
+  EfficiencyMap map_;
   std::int64_t next_view_ns_ = 0;
   // Tests of the service watchdog only: WATTPIPE_TEST_STALL_AFTER_FRAMES=N
   // makes this thread stop working after N frames, as a hung one would.

@@ -48,6 +48,7 @@ struct ProcessorConfig {
   // By role, in AC3N order: U1 U2 U3 UN I1 I2 I3 IN (AC1 and DC use U1 and I1).
   std::array<ChannelCal, acquire::kMaxChannels> cal{};
   AnalysisConfig analysis;
+  double efficiency_bin_w = 10e3;  // the efficiency map's bins of output power (two points)
 };
 
 class WindowSink {

@@ -104,6 +104,13 @@ struct WindowRecord {
   double p_total_w = 0, q1_total_var = 0, s_total_va = 0;
   double energy_total_wh = 0;      // net energy of this window
   Registers registers;             // cumulative, after this window
+  // Measured against another point on the same samples (the car side of
+  // AC3N_DC against the grid side): the input's mean power over exactly this
+  // window's frames, the loss (input - output) and the efficiency (output /
+  // input charging, input / output discharging; NaN when neither, or the
+  // input was not there for the whole window).
+  bool two_points = false;
+  double p_in_w = 0, loss_w = 0, efficiency = 0;
   std::int64_t closed_steady_ns = 0;  // when the processing thread closed it
   WindowAnalysis an;
 };

@@ -17,6 +17,9 @@ namespace wattpipe::publish {
 // The analysis fields of a window, inside an object the caller opened;
 // nothing when the window has no analysis.
 void write_analysis_fields(const pipeline::WindowRecord& r, legal::JsonWriter& w);
+// The efficiency fields of a window measured against another point (P_in_W,
+// loss_W, efficiency; docs/wprb.md), inside an object the caller opened.
+void write_two_point_fields(const pipeline::WindowRecord& r, legal::JsonWriter& w);
 
 // {prefix}wattpipe/{module}/analysis: the window's time, seq and analysis.
 std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id,

@@ -34,6 +34,7 @@ struct Config {
   std::string source = "sim";
   std::string channel_map;  // comtrade: U1=NAME_OR_INDEX,...
   std::string point;        // a stream of several measuring points (AC3N_DC): the one this daemon measures
+  double efficiency_bin_kw = 10;  // the car side's efficiency map
   std::string sim_profile = "ac3";
   double sample_rate = 20000;
   bool max_rate = false;

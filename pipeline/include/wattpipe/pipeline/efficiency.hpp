@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Efficiency and loss of a point measured against another on the same
+// samples (a charger's DC output against its grid input, AC3N_DC): the
+// other point's energy along the stream, read at a window's exact
+// (fractional) frame positions, and the efficiency map over the run.
+//
+// Threading: the processing thread only; a finished EfficiencyMap is read by
+// the owner after join().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "wattpipe/acquire/sample_block.hpp"
+
+namespace wattpipe::pipeline {
+
+class ReferenceEnergy {
+ public:
+  ReferenceEnergy();
+  // Each block, in stream order, before the processor takes it.
+  void feed(const acquire::SampleBlock& b);
+  // The sum of the reference power over the frames before position x (W x
+  // frames; x may be fractional: linear within the frame); nullopt when x
+  // lies outside the last kFrames frames fed, or in a gap of the stream.
+  [[nodiscard]] std::optional<double> at(double x) const;
+
+  static constexpr std::size_t kFrames = std::size_t{1} << 16;
+
+ private:
+  std::vector<double> cum_;         // sum before the frame, by frame % kFrames
+  std::vector<float> p_;            // the frame's power
+  std::vector<std::uint64_t> frame_;  // which frame the slot holds
+  double total_ = 0;
+  std::uint64_t next_ = 0;
+};
+
+// Efficiency binned by output power: the energies in and out of the windows
+// whose output power falls in each bin (charging windows, not partial ones).
+class EfficiencyMap {
+ public:
+  explicit EfficiencyMap(double bin_w = 10e3) : bin_w_(bin_w) {}
+  void add(double p_out_w, double e_in_wh, double e_out_wh);
+  struct Bin {
+    double p_lo_w, p_hi_w, e_in_wh, e_out_wh;
+    std::uint64_t windows;
+    [[nodiscard]] double efficiency() const { return e_in_wh > 0 ? e_out_wh / e_in_wh : 0; }
+  };
+  // The bins that hold a window, in order of power.
+  [[nodiscard]] std::vector<Bin> bins() const;
+  [[nodiscard]] double bin_w() const noexcept { return bin_w_; }
+
+ private:
+  double bin_w_;
+  std::vector<Bin> bins_;  // index: floor(p_out / bin_w)
+};
+
+}  // namespace wattpipe::pipeline
