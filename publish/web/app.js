@@ -60,6 +60,11 @@ function values(w, dc) {
     ['E import', 'Wh', 3, (p) => (p === 'DC' ? w.energy_Wh_import?.total : w.energy_Wh_import?.[p])],
     ['E export', 'Wh', 3, (p) => (p === 'DC' ? w.energy_Wh_export?.total : w.energy_Wh_export?.[p])],
   ];
+  // Measured against the charger's input on the same samples (two points: docs/wprb.md).
+  if ('P_in_W' in w || 'efficiency' in w)
+    rows.push(['P input', 'W', 1, (p) => (p === 'DC' || p === 'total' ? w.P_in_W : undefined)],
+              ['Loss', 'W', 1, (p) => (p === 'DC' || p === 'total' ? w.loss_W : undefined)],
+              ['Efficiency', '%', 3, (p) => (p === 'DC' || p === 'total' ? (w.efficiency ?? NaN) * 100 : undefined)]);
   let h = '<tr><th></th>' + cols.map((c) => `<th>${c}</th>`).join('') + '<th></th></tr>';
   for (const [name, unit, d, get] of rows)
     h += `<tr><td>${name}</td>` + cols.map((c) => `<td data-q="${name}" data-p="${c}">${fmt(get(c), d)}</td>`).join('') + `<td>${unit}</td></tr>`;
@@ -75,12 +80,13 @@ function trend(w, dc) {
     U: dc ? w.voltage_V?.DC : w.voltage_V?.[p0],
     I: dc ? w.current_A?.DC : w.current_A?.[p0],
     f: dc ? undefined : w.frequency_Hz?.[p0],
+    eff: typeof w.efficiency === 'number' ? 100 * w.efficiency : undefined,
   });
   const cut = state.trend[state.trend.length - 1].t - 300;
   while (state.trend.length && state.trend[0].t < cut) state.trend.shift();
   const c = $('trends'), g = c.getContext('2d');
   g.clearRect(0, 0, c.width, c.height);
-  const series = [['P', 'W'], ['U', 'V'], ['I', 'A'], ['f', 'Hz']].filter(([k]) => state.trend.some((s) => typeof s[k] === 'number'));
+  const series = [['P', 'W'], ['U', 'V'], ['I', 'A'], ['f', 'Hz'], ['eff', '%']].filter(([k]) => state.trend.some((s) => typeof s[k] === 'number'));
   const h = c.height / series.length;
   const t0 = state.trend[0].t, t1 = Math.max(t0 + 1, state.trend[state.trend.length - 1].t);
   series.forEach(([k, unit], i) => {

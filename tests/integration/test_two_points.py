@@ -81,6 +81,11 @@ class TwoPoints(unittest.TestCase):
                 self.assertAlmostEqual(float(w["efficiency"]), P_CAR / P_GRID, delta=1e-4)
                 self.assertAlmostEqual(float(w["loss_W"]), P_GRID - P_CAR, delta=P_GRID * 1e-4)
             self.assertNotIn("efficiency", grid[0], "the grid side has no other side")
+            # wattpipe-plot draws the efficiency, the loss and the map of the car side's log.
+            png = os.path.join(tmp, "car.png")
+            r = wplib.run([wplib.binary("wattpipe-plot"), logs["car"], "-o", png, "--efficiency-bin-kw", "5"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreater(os.path.getsize(png), 10000)
             # One clock: both points' windows lie on the recording's time line.
             self.assertEqual(grid[0]["start_ns"] // 10**9, car[0]["start_ns"] // 10**9)
             # The recording through COMTRADE (both points' channels by name, or mapped) measures the same.

@@ -207,6 +207,19 @@ class LivePage(unittest.TestCase):
         self.assertIn("DC", last["window"]["voltage_V"])
 
 
+    def test_charger_car_side_shows_its_efficiency(self):
+        def check(d, broker):
+            wait_js(d, "document.getElementById('values').textContent.includes('Efficiency')")
+            eff = float(cell(d, "Efficiency", "DC"))
+            self.assertGreater(eff, 70)
+            self.assertLess(eff, 100)
+            self.assertGreater(float(cell(d, "P input", "DC")), float(cell(d, "P", "DC")), "the input takes more")
+            return True
+
+        _, last = self.run_page("charger", check, extra=("--point", "car"))
+        self.assertIn("efficiency", last["window"])
+
+
 class Security(unittest.TestCase):
     def test_read_only_auth_tls_and_bad_files(self):
         with wplib.TempDir() as tmp:
