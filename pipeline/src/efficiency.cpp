@@ -11,6 +11,7 @@ void ReferenceEnergy::feed(const acquire::SampleBlock& b) {
   if (!b.has_ref_power) return;
   // Frames lost before this block carry no energy of their own: the sum goes on from where it was.
   next_ = b.first_frame;
+  rate_hz_ = b.sample_rate_hz;
   for (std::uint32_t f = 0; f < b.frames; ++f, ++next_) {
     const std::size_t k = next_ % kFrames;
     cum_[k] = total_;

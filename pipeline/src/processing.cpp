@@ -127,7 +127,10 @@ void Processing::serve_requests() {
     Reading r = proc_.commit();
     r.outages = acq_.counters().outages.load(std::memory_order_relaxed);
     r.source_live = acq_.health() == acquire::SourceHealth::live;
-    replies_.enqueue(ReadingReply{req.id, r});
+    ReadingReply reply{req.id, r};
+    if (ref_)
+      if (const auto wh = ref_->wh_at(double(r.frame))) reply.input_energy_wh = *wh;
+    replies_.enqueue(reply);
     counters_.readings.fetch_add(1, std::memory_order_relaxed);
     any = true;
   }

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/publish/meter_transactions.hpp"
 
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
 #include "wattpipe/legal/json_writer.hpp"
 
 namespace wattpipe::publish {
@@ -27,16 +31,17 @@ bool refused(std::string& error, Reply& r) {
 }  // namespace
 
 void MeterTransactions::to_store(const std::string& id, const std::string& evse_id, const legal::SignedRecord& begin,
-                                 const legal::SignedRecord* end) {
+                                 const legal::SignedRecord* end, const Balance* balance) {
   if (store_ == nullptr) return;
   StoreTransaction t{id, evse_id, begin.utc_ns, begin.record, std::nullopt, {}};
   if (end != nullptr) t.end_utc_ns = end->utc_ns, t.end_record = end->record;
+  if (balance != nullptr) t.e_in_wh = balance->e_in_wh, t.e_out_wh = balance->e_out_wh, t.efficiency = balance->efficiency;
   store_->add_transaction(std::move(t));
 }
 
 StartTransactionReply MeterTransactions::start(const StartTransactionRequest& req, const legal::Reading& reading) {
   legal::StartResult res = meter_.start_transaction(req, reading);
-  note_closed(res.closed);
+  note_closed(res.closed, reading);
   StartTransactionReply r;
   if (refused(res.error, r)) return r;
   r.min_stop_utc_ns = res.min_stop_utc_ns;
@@ -44,6 +49,9 @@ StartTransactionReply MeterTransactions::start(const StartTransactionRequest& re
   if (res.begin) {
     r.signed_meter_value = smv(*res.begin);
     to_store(req.transaction_id, req.evse_id, *res.begin, nullptr);
+    if (std::isfinite(input_wh_))
+      began_[req.transaction_id] =
+          Began{input_wh_, reading.registers.import_total.uwh - reading.registers.export_total.uwh};
   }
   refresh_view();
   return r;
@@ -51,7 +59,7 @@ StartTransactionReply MeterTransactions::start(const StartTransactionRequest& re
 
 StopTransactionReply MeterTransactions::stop(const StopTransactionRequest& req, const legal::Reading& reading) {
   legal::StopResult res = meter_.stop_transaction(req.transaction_id, reading);
-  note_closed(res.closed);
+  note_closed(res.closed, reading);
   StopTransactionReply r;
   if (refused(res.error, r)) return r;
   if (res.end) r.signed_meter_value = smv(*res.end);
@@ -71,11 +79,34 @@ MeterTransactions::Checked MeterTransactions::checked_begin(const std::string& i
   return it != open_checked_.end() && it->second.record == record ? it->second : check(record);
 }
 
-void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed) {
-  for (const auto& c : closed) to_store(c.id, c.evse_id, c.begin, &c.end);
-  if (!view_on_ || closed.empty()) return;
+// Two points: the energy into the charger and out of it over the transaction, and their ratio.
+MeterTransactions::Balance MeterTransactions::balance(const std::string& id, const legal::Reading& end) {
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  Balance b{kNaN, kNaN, kNaN};
+  const auto it = began_.find(id);
+  if (it == began_.end()) return b;
+  if (std::isfinite(input_wh_)) {
+    b.e_in_wh = input_wh_ - it->second.input_wh;
+    b.e_out_wh = double(end.registers.import_total.uwh - end.registers.export_total.uwh - it->second.net_uwh) / 1e6;
+    if (b.e_in_wh > 0 && b.e_out_wh >= 0) b.efficiency = b.e_out_wh / b.e_in_wh;
+    spdlog::info("transaction '{}': {:.6f} Wh out of {:.6f} Wh in: efficiency {:.4f}", id, b.e_out_wh, b.e_in_wh,
+                 b.efficiency);
+  }
+  began_.erase(it);
+  return b;
+}
+
+void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed, const legal::Reading& at) {
+  std::vector<Balance> balances;
   for (const auto& c : closed) {
-    closed_.push_front({c.id, c.evse_id, checked_begin(c.id, c.begin.record), check(c.end.record)});
+    balances.push_back(balance(c.id, at));
+    to_store(c.id, c.evse_id, c.begin, &c.end, &balances.back());
+  }
+  if (!view_on_ || closed.empty()) return;
+  for (std::size_t k = 0; k < closed.size(); ++k) {
+    const auto& c = closed[k];
+    closed_.push_front({c.id, c.evse_id, checked_begin(c.id, c.begin.record), check(c.end.record), balances[k].e_in_wh,
+                        balances[k].e_out_wh, balances[k].efficiency});
     if (closed_.size() > kViewClosed) closed_.pop_back();
   }
   refresh_view();
@@ -118,6 +149,10 @@ void MeterTransactions::refresh_view() {
       w.field_bool("open", false);
       record(w, "begin", c.begin);
       record(w, "end", c.end);
+      // Extras beside the signed records (two points): not signed, not billing.
+      if (std::isfinite(c.e_in_wh)) w.field_fixed("energy_in_Wh", c.e_in_wh, 6);
+      if (std::isfinite(c.e_out_wh)) w.field_fixed("energy_out_Wh", c.e_out_wh, 6);
+      if (std::isfinite(c.efficiency)) w.field_fixed("efficiency", c.efficiency, 6);
       w.end_object();
     }
     w.end_array();

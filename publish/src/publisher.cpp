@@ -214,6 +214,7 @@ void Publisher::serve_replies() {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     std::string body;
+    if (tx_ != nullptr) tx_->input_energy(rr.input_energy_wh);
     if (p.request.kind == Request::Kind::start) {
       StartTransactionReply r = tx_ != nullptr ? tx_->start(p.request.start, rr.reading)
                                                : StartTransactionReply{TransactionStatus::not_supported,

@@ -3,6 +3,7 @@
 
 #include <poll.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -54,10 +55,16 @@ void append_transaction_row(std::string& out, std::string_view module_id, const 
   out += '\t';
   if (t.end_utc_ns) store::append_text(out, t.end_record);
   else out += "\\N";
+  for (const double v : {t.e_in_wh, t.e_out_wh, t.efficiency}) {
+    out += '\t';
+    if (std::isfinite(v)) fmt::format_to(std::back_inserter(out), "{}", v);
+    else out += "\\N";
+  }
   out += '\n';
 }
 
-constexpr std::string_view kTxColumns = "module_id, transaction_id, evse_id, t_begin, t_end, begin_ocmf, end_ocmf";
+constexpr std::string_view kTxColumns =
+    "module_id, transaction_id, evse_id, t_begin, t_end, begin_ocmf, end_ocmf, e_in_wh, e_out_wh, efficiency";
 
 }  // namespace
 
@@ -310,7 +317,10 @@ struct Store::Impl {
           "FROM wattpipe_transactions_in ORDER BY module_id, transaction_id, t_begin, t_end DESC NULLS LAST "
           "ON CONFLICT (module_id, transaction_id, t_begin) DO UPDATE SET "
           "t_end = COALESCE(EXCLUDED.t_end, wattpipe_transactions.t_end), "
-          "end_ocmf = COALESCE(EXCLUDED.end_ocmf, wattpipe_transactions.end_ocmf)",
+          "end_ocmf = COALESCE(EXCLUDED.end_ocmf, wattpipe_transactions.end_ocmf), "
+          "e_in_wh = COALESCE(EXCLUDED.e_in_wh, wattpipe_transactions.e_in_wh), "
+          "e_out_wh = COALESCE(EXCLUDED.e_out_wh, wattpipe_transactions.e_out_wh), "
+          "efficiency = COALESCE(EXCLUDED.efficiency, wattpipe_transactions.efficiency)",
           kTxColumns);
       if (!c.copy_in(fmt::format("COPY wattpipe_transactions_in ({}) FROM STDIN", kTxColumns),
                      b.text[store::transactions]) ||

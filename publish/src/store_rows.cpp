@@ -182,7 +182,8 @@ std::string schema_sql() {
   }
   s += "CREATE TABLE IF NOT EXISTS wattpipe_transactions (module_id text NOT NULL, transaction_id text NOT NULL, "
        "evse_id text NOT NULL, t_begin timestamptz NOT NULL, t_end timestamptz, begin_ocmf text NOT NULL, "
-       "end_ocmf text, PRIMARY KEY (module_id, transaction_id, t_begin));\n";
+       "end_ocmf text, e_in_wh double precision, e_out_wh double precision, efficiency double precision, "
+       "PRIMARY KEY (module_id, transaction_id, t_begin));\n";
   return s;
 }
 

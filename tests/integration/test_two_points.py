@@ -126,6 +126,7 @@ class TwoPoints(unittest.TestCase):
                 # Transactions are each module's own: a stop on one leaves the other's open.
                 self.assertEqual(ev["ch"].start("tx-car")["status"], "OK")
                 self.assertEqual(ev["ch_grid"].start("tx-grid")["status"], "OK")
+                time.sleep(1)
                 stopped = ev["ch"].stop("tx-car")
                 self.assertEqual(stopped["status"], "OK")
                 self.assertEqual(ev["ch_grid"].stop("tx-car")["status"], "UNEXPECTED_ERROR", "not the grid's")
@@ -146,6 +147,16 @@ class TwoPoints(unittest.TestCase):
                     e.close()
                 if daq.poll() is None:
                     daq.kill()
+            # The car side's transaction: the energy efficiency beside its signed records (not in them).
+            import re
+            m = re.search(r"transaction 'tx-car': ([0-9.]+) Wh out of ([0-9.]+) Wh in: efficiency ([0-9.]+)",
+                          daemons["ch"].log())
+            self.assertIsNotNone(m, daemons["ch"].log())
+            e_out, e_in, eff = (float(x) for x in m.groups())
+            self.assertGreater(e_in, e_out)
+            self.assertAlmostEqual(eff, e_out / e_in, delta=1e-4)
+            self.assertGreater(eff, 0.7)
+            self.assertNotIn("efficiency", stopped["signed_meter_value"]["signed_meter_data"])
             self.assertEqual(daemons["ch_grid"].stats()["transactions_open"], 1)
             self.assertEqual(daemons["ch"].stats()["transactions_open"], 0)
             grid_e = daemons["ch_grid"].stats()["energy_Wh_import_total"]

@@ -25,6 +25,11 @@ class ReferenceEnergy {
   // frames; x may be fractional: linear within the frame); nullopt when x
   // lies outside the last kFrames frames fed, or in a gap of the stream.
   [[nodiscard]] std::optional<double> at(double x) const;
+  // at(x) in Wh (the sample rate of the last block fed).
+  [[nodiscard]] std::optional<double> wh_at(double x) const {
+    const auto v = at(x);
+    return v && rate_hz_ > 0 ? std::optional<double>(*v / rate_hz_ / 3600) : std::nullopt;
+  }
 
   static constexpr std::size_t kFrames = std::size_t{1} << 16;
 
@@ -32,7 +37,7 @@ class ReferenceEnergy {
   std::vector<double> cum_;         // sum before the frame, by frame % kFrames
   std::vector<float> p_;            // the frame's power
   std::vector<std::uint64_t> frame_;  // which frame the slot holds
-  double total_ = 0;
+  double total_ = 0, rate_hz_ = 0;
   std::uint64_t next_ = 0;
 };
 

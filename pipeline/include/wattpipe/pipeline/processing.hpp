@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -36,6 +37,9 @@ struct ReadingRequest {
 struct ReadingReply {
   std::uint64_t id = 0;
   Reading reading;
+  // Two points: the other point's (the charger input's) energy from the
+  // stream's start to the reading's frame, Wh; NaN with one point.
+  double input_energy_wh = std::numeric_limits<double>::quiet_NaN();
 };
 
 using legal::StateSnapshot;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,7 @@ class MeterTransactions final : public TransactionHandler {
   StartTransactionReply start(const StartTransactionRequest& req, const legal::Reading& reading) override;
   StopTransactionReply stop(const StopTransactionRequest& req, const legal::Reading& reading) override;
   [[nodiscard]] std::string public_key_hex() const override { return meter_.public_key_hex(); }
+  void input_energy(double wh) override { input_wh_ = wh; }
 
   // Any thread: the open and the last kViewClosed closed transactions with
   // their OCMF records and whether each verifies against the meter's key, as
@@ -53,21 +55,33 @@ class MeterTransactions final : public TransactionHandler {
   struct Closed {
     std::string id, evse_id;
     Checked begin, end;
+    double e_in_wh, e_out_wh, efficiency;  // two points; NaN otherwise
   };
+  // Two points: where a transaction began on the input's and the output's energy.
+  struct Began {
+    double input_wh;
+    std::int64_t net_uwh;
+  };
+  struct Balance {
+    double e_in_wh, e_out_wh, efficiency;
+  };
+  Balance balance(const std::string& id, const legal::Reading& end);
   Checked check(const std::string& record) const;
   Checked checked_begin(const std::string& id, const std::string& record) const;
-  void note_closed(const std::vector<legal::ClosedTransaction>& closed);
+  void note_closed(const std::vector<legal::ClosedTransaction>& closed, const legal::Reading& at);
   void refresh_view();
   SignedMeterValue smv(const legal::SignedRecord& r) const;
 
   void to_store(const std::string& id, const std::string& evse_id, const legal::SignedRecord& begin,
-                const legal::SignedRecord* end);
+                const legal::SignedRecord* end, const Balance* balance = nullptr);
 
   legal::Meter& meter_;
   Store* store_ = nullptr;
   bool view_on_ = false;
   std::deque<Closed> closed_;                   // newest first
   std::map<std::string, Checked> open_checked_; // begin records of open transactions, by id
+  double input_wh_ = std::numeric_limits<double>::quiet_NaN();
+  std::map<std::string, Began> began_;           // two points: open transactions, by id
   // A mutex, not std::atomic<std::shared_ptr>: GCC 12's implementation of
   // that unlocks a load with a relaxed store, which ThreadSanitizer reports
   // as a race with the next store (the web thread reads, this one writes a

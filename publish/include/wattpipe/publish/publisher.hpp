@@ -45,6 +45,8 @@ class TransactionHandler {
   virtual ~TransactionHandler() = default;
   virtual StartTransactionReply start(const StartTransactionRequest& req, const legal::Reading& reading) = 0;
   virtual StopTransactionReply stop(const StopTransactionRequest& req, const legal::Reading& reading) = 0;
+  // Two points: the charger input's energy at the reading that follows (Wh, NaN: none).
+  virtual void input_energy(double /*wh*/) {}
   // The public key (DER SubjectPublicKeyInfo, hex) for m2e/public_key_ocmf; "" when none.
   [[nodiscard]] virtual std::string public_key_hex() const = 0;
 };

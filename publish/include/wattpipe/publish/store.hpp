@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -58,6 +59,8 @@ struct StoreTransaction {
   std::string begin_record;
   std::optional<std::int64_t> end_utc_ns;
   std::string end_record;
+  // Two points, at the end: energy into and out of the charger, and their ratio (NaN: none).
+  double e_in_wh = std::numeric_limits<double>::quiet_NaN(), e_out_wh = e_in_wh, efficiency = e_in_wh;
 };
 
 // Relaxed statistics, written by the store's threads, read by any.
