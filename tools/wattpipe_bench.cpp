@@ -303,7 +303,7 @@ int main(int argc, char** argv) {
   auto want = [&](const char* part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
   if (!want("rate-probe")) o.skip_rate_probe = true;
   int step = 0;
-  const int steps = (want("max-rate") ? 4 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
+  const int steps = (want("max-rate") ? 7 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
                     (want("latency") ? 1 : 0) + (want("cpu") ? 4 : 0) + (o.skip_rate_probe ? 0 : 16);
   // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
@@ -331,6 +331,41 @@ int main(int argc, char** argv) {
     add(key + "_frames_per_s", fmt::format("{:.0f}", alone));
     add(std::string("max_rate_") + (std::string(profile) == "ac3" ? "ac3n" : "dc") + "_of_simulator_alone",
         fmt::format("{:.3f}", alone > 0 ? off_rate / alone : 0.0));
+  }
+  // Ten-channel frames (AC3N_DC, a charger's two points on one clock) against AC3N, side by side: the
+  // same recorded signal replayed in a loop at max rate (the simulator's charger profile, a whole
+  // charging session, costs more to make than to measure), each point as its daemon measures it.
+  if (want("max-rate")) {
+    auto record = [&](const char* profile, const std::string& path) {
+      const pid_t pid = spawn({o.bin_dir + "/wattpipe-daq", "--sim-profile", profile, "--write", path, "--max-rate",
+                               "--frames", "1000000", "--quiet"},
+                              tmp + "/daq.log");
+      int status = 0;
+      waitpid(pid, &status, 0);
+      return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    };
+    const std::string f10 = tmp + "/ac3n_dc.wprb", f8 = tmp + "/ac3n.wprb";
+    if (record("charger", f10) && record("ac3", f8)) {
+      auto replay = [&](const std::string& path, const char* point) {
+        progress.update(++step, steps);
+        std::vector<std::string> args{"--source", "replay:" + path, "--replay-loop", "--max-rate", "--duration",
+                                      fmt::format("{}", o.seconds), "--broker", broker, "--state-dir", "none",
+                                      "--module-id", "bench"};
+        if (point != nullptr) args.insert(args.end(), {"--point", point});
+        Stats s;
+        s.load(run_in_process(args, o.warmup_s, nullptr));
+        return std::pair{s.num("frames_processed") / s.num("elapsed_s"), s.num("frames_dropped")};
+      };
+      const auto [ac3n, ac3n_dropped] = replay(f8, nullptr);
+      add("replay_ac3n_frames_per_s", fmt::format("{:.0f}", ac3n));
+      for (const char* point : {"car", "grid"}) {
+        const auto [rate, dropped] = replay(f10, point);
+        const std::string key = std::string("replay_ac3n_dc_") + point;
+        add(key + "_frames_per_s", fmt::format("{:.0f}", rate));
+        add(key + "_frames_dropped", fmt::format("{:.0f}", dropped));
+        add(key + "_channel_samples_of_ac3n", fmt::format("{:.3f}", ac3n > 0 ? 10 * rate / (8 * ac3n) : 0.0));
+      }
+    }
   }
 
   // 1b. The live page's cost: AC3N at max rate with --http and 10 WebSocket
