@@ -24,7 +24,7 @@ void ReferenceEnergy::feed(const acquire::SampleBlock& b) {
 std::optional<double> ReferenceEnergy::at(double x) const {
   if (!(x >= 0)) return std::nullopt;
   const auto n = static_cast<std::uint64_t>(std::floor(x));
-  if (n == next_ && next_ > 0 && frame_[(n - 1) % kFrames] == n - 1) return total_;  // the end of what was fed
+  if (x == double(next_) && next_ > 0 && frame_[(n - 1) % kFrames] == n - 1) return total_;  // the end of what was fed
   const std::size_t k = n % kFrames;
   if (frame_[k] != n) return std::nullopt;
   return cum_[k] + (x - double(n)) * double(p_[k]);
