@@ -33,7 +33,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --http | --http=*) http_set=1 ;;
     --sim-profile) profile="${args[i + 1]:-}" ;;
     --sim-profile=*) profile="${args[i]#--sim-profile=}" ;;
-    --state-dir | --state-dir=*) state_set=1 ;;
+    --state-dir) state_set=1 state="${args[i + 1]:-}" ;;
+    --state-dir=*) state_set=1 state="${args[i]#--state-dir=}" ;;
     --sim-session-s) session="${args[i + 1]:-}" ;;
     --sim-session-s=*) session="${args[i]#--sim-session-s=}" ;;
   esac
@@ -101,8 +102,10 @@ if [ "${profile:-}" = charger ]; then
   point() {  # point NAME MODULE: a daemon measuring that point of the stream
     local a=("${extra[@]}" --source "zmq:tcp://127.0.0.1:$daqport")
     [ -z "${http_set:-}" ] && { local p; p=$(free_port); a+=(--http "127.0.0.1:$p"); echo "live page of $2: http://127.0.0.1:$p/" >&2; }
-    [ -z "${state_set:-}" ] && a+=(--state-dir "wattpipe-state/charger-$1")
-    setsid build/bin/wattpipe "${a[@]}" "${args[@]}" --point "$1" --module-id "$2" &
+    # A state directory per point (each has its own registers): the one given, or the demo's, with the point's name.
+    local sd="${state:-wattpipe-state/charger}-$1"
+    [ "${state:-}" = none ] && sd=none
+    setsid build/bin/wattpipe "${a[@]}" "${args[@]}" --state-dir "$sd" --point "$1" --module-id "$2" &
   }
   point car "$module"
   daemon=$!
