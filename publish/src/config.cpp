@@ -248,7 +248,7 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--mqtt-qos", c.mqtt_qos, "QoS of powermeter_values")->check(CLI::Range(0, 2))->capture_default_str();
   app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE | comtrade:FILE.cfg|FILE.cff")->capture_default_str();
   app.add_option("--channel-map", c.channel_map, "comtrade: which analog channels feed U1..U3,UN,I1..I3,IN (or U,I for DC): U1=NAME_OR_INDEX,...; default: by unit");
-  app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure 'grid' (AC3N) or 'car' (DC)")->check(CLI::IsMember({"grid", "car"}));
+  app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure 'grid' (AC3N) or 'car' (DC)");
   app.add_option("--efficiency-bin-kw", c.efficiency_bin_kw, "two points (--point car): the efficiency map's bins of output power")->check(CLI::Range(0.001, 1e6))->capture_default_str();
   app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
   app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
@@ -385,6 +385,8 @@ void validate(Config& c) {
   const auto source = split_source(c.source);
   if (!source)
     throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT, replay:FILE or comtrade:FILE, got '" + c.source + "'"};
+  if (!c.point.empty() && c.point != "grid" && c.point != "car")
+    throw ConfigError{"--point: '" + c.point + "' is not a measuring point (grid or car)"};
   if (!c.channel_map.empty() && source->kind != SourceKind::comtrade)
     throw ConfigError{"--channel-map: only for --source comtrade:FILE"};
   if (c.module_id.empty() || c.module_id.find_first_of("+#/") != std::string::npos)
