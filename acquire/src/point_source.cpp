@@ -1,7 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "wattpipe/acquire/point_source.hpp"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
 #include <fmt/format.h>
+
+#include "wattpipe/acquire/clock.hpp"
+#include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/acquire/waker.hpp"
 
 namespace wattpipe::acquire {
 
@@ -13,49 +23,221 @@ std::string describe_points(Layout l) {
   return s;
 }
 
-PointSource::PointSource(std::unique_ptr<Source> inner, std::string point)
-    : inner_(std::move(inner)), point_(std::move(point)) {}
+namespace {
 
-ReadStatus PointSource::read(SampleBlock& out, std::chrono::nanoseconds timeout) {
-  if (!reason_.empty()) return ReadStatus::end;
-  const ReadStatus st = inner_->read(out, timeout);
-  if (st != ReadStatus::ok) return st;
-  const Points pts = points_of(out.layout);
-  if (pts.count == 1 && point_.empty()) {  // one point: the block as it came
-    out.has_ref_power = false;
-    return ReadStatus::ok;
-  }
-  const PointPart* part = nullptr;
+const PointPart* find_part(const Points& pts, std::string_view name) {
   for (std::uint32_t k = 0; k < pts.count; ++k)
-    if (pts.count > 1 && pts.part[k].name == point_) part = &pts.part[k];
-  if (part == nullptr) {
-    reason_ = pts.count > 1 ? fmt::format("the stream ({}) carries {} measuring points: {}; choose one with --point",
-                                          layout_name(out.layout), pts.count, describe_points(out.layout))
-                            : fmt::format("--point {}: the stream ({}) has one measuring point; leave --point out",
-                                          point_, layout_name(out.layout));
-    return ReadStatus::end;
-  }
-  // The point's channels, compacted in place: frame f's n channels go to f * n,
-  // never past where they were read (f * stride + first).
-  const std::uint32_t stride = out.channels, n = layout_info(part->layout).channels;
-  float* d = out.data.data();
+    if (pts.count > 1 && pts.part[k].name == name) return &pts.part[k];
+  return nullptr;
+}
+
+// Waits on a waker's fd for at most `ns` (at least a millisecond when > 0).
+void sleep_on(Waker& w, std::int64_t ns) {
+  pollfd p{w.fd(), POLLIN, 0};
+  ::poll(&p, 1, int(std::clamp<std::int64_t>((ns + 999'999) / 1'000'000, 0, 1000)));
+  w.drain();
+}
+
+}  // namespace
+
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out) {
+  const Points pts = points_of(in.layout);
+  const PointPart* part = find_part(pts, point);
+  if (part == nullptr) return false;
+  const std::uint32_t stride = in.channels, n = layout_info(part->layout).channels, frames = in.frames;
   // The car side is measured against the grid side on the same samples: the
   // grid's instantaneous power goes along (efficiency and loss per window).
-  out.has_ref_power = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
-  if (out.has_ref_power) {
+  const bool ref = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
+  if (ref) {
     const LayoutInfo g = layout_info(Layout::ac3n);
-    for (std::uint32_t f = 0; f < out.frames; ++f) {
-      const float* x = d + std::size_t{f} * stride;
+    for (std::uint32_t f = 0; f < frames; ++f) {
+      const float* x = in.data.data() + std::size_t{f} * stride;
       double p = 0;
       for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
       out.ref_power[f] = float(p);
     }
   }
-  for (std::uint32_t f = 0; f < out.frames; ++f)
-    for (std::uint32_t c = 0; c < n; ++c) d[std::size_t{f} * n + c] = d[std::size_t{f} * stride + part->first + c];
+  // Frame f's n channels go to f * n, never past where they are read
+  // (f * stride + first), so in place is safe.
+  const float* s = in.data.data();
+  float* d = out.data.data();
+  for (std::uint32_t f = 0; f < frames; ++f)
+    for (std::uint32_t c = 0; c < n; ++c) d[std::size_t{f} * n + c] = s[std::size_t{f} * stride + part->first + c];
+  if (&out != &in) {
+    out.frames = in.frames;
+    out.sequence = in.sequence;
+    out.first_frame = in.first_frame;
+    out.t0_ns = in.t0_ns;
+    out.sample_rate_hz = in.sample_rate_hz;
+    out.lost_frames = in.lost_frames;
+    out.clock_synced = in.clock_synced;
+  }
+  out.has_ref_power = ref;
   out.layout = part->layout;
   out.channels = n;
-  return ReadStatus::ok;
+  return true;
+}
+
+struct PointFanout::Shared {
+  struct Queue {
+    explicit Queue(std::size_t n) : blocks(n) {}
+    SpscRing<SampleBlock> blocks;
+    Waker data;                              // its point's acquisition thread sleeps on it
+    std::uint64_t carry_lost = 0;            // reading thread: frames dropped, told in the next block
+    std::atomic<std::uint64_t> dropped{0};   // blocks dropped (statistics)
+  };
+  Shared(std::unique_ptr<Source> s, std::vector<std::string> p, std::size_t queue_blocks)
+      : stream(std::move(s)), names(std::move(p)) {
+    for (std::size_t k = 1; k < std::max<std::size_t>(names.size(), 1); ++k)
+      queues.push_back(std::make_unique<Queue>(queue_blocks));
+  }
+
+  // Reading thread: the stream's next block, split. Point 0's part in `out`.
+  ReadStatus read_stream(SampleBlock& out, std::chrono::nanoseconds timeout) {
+    if (ended.load(std::memory_order_relaxed)) return ReadStatus::end;
+    const ReadStatus st = stream->read(out, timeout);
+    if (st == ReadStatus::end) return finish(stream->end_reason());
+    if (st != ReadStatus::ok) return st;
+    const Points pts = points_of(out.layout);
+    if (pts.count == 1 && names.empty()) {  // one point: the block as it came
+      out.has_ref_power = false;
+      return ReadStatus::ok;
+    }
+    if (pts.count == 1)
+      return finish(fmt::format("--point {}: the stream ({}) has one measuring point; leave --point out", names[0],
+                                layout_name(out.layout)));
+    if (names.empty())
+      return finish(fmt::format("the stream ({}) carries {} measuring points: {}; measure them with --points, or one "
+                                "with --point",
+                                layout_name(out.layout), pts.count, describe_points(out.layout)));
+    for (const std::string& n : names)
+      if (find_part(pts, n) == nullptr)
+        return finish(fmt::format("the stream ({}) has no measuring point '{}': it has {}", layout_name(out.layout),
+                                  n, describe_points(out.layout)));
+    for (std::size_t k = 1; k < names.size(); ++k)
+      if (!hand_over(out, *queues[k - 1], names[k])) return ReadStatus::timeout;  // stopping
+    extract_point(out, names[0], out);  // last: the others read the whole frames
+    return ReadStatus::ok;
+  }
+
+  // Reading thread: point k's channels of `whole` into its queue. False when stopped.
+  bool hand_over(const SampleBlock& whole, Queue& q, const std::string& name) {
+    SampleBlock* slot = q.blocks.claim();
+    while (slot == nullptr) {
+      if (stream->real_time()) {  // live data does not wait: the point loses this block
+        q.carry_lost += whole.frames;
+        q.dropped.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      if (stop_.load(std::memory_order_relaxed)) return false;
+      room.arm();
+      slot = q.blocks.claim();
+      if (slot == nullptr) sleep_on(room, 10'000'000);
+      else room.disarm();
+    }
+    extract_point(whole, name, *slot);
+    slot->lost_frames += q.carry_lost;
+    q.carry_lost = 0;
+    q.blocks.publish();
+    q.data.notify();
+    return true;
+  }
+
+  ReadStatus finish(std::string why) {
+    reason = std::move(why);
+    ended.store(true, std::memory_order_release);  // after the last block and the reason
+    for (auto& q : queues) q->data.wake();
+    return ReadStatus::end;
+  }
+
+  // Point k's (k >= 1) acquisition thread: the next block of its queue.
+  ReadStatus read_queue(std::size_t k, SampleBlock& out, std::chrono::nanoseconds timeout) {
+    Queue& q = *queues[k - 1];
+    const std::int64_t deadline = steady_now_ns() + timeout.count();
+    for (;;) {
+      // Acquire: a point sees every block handed over before the end.
+      const bool done = ended.load(std::memory_order_acquire);
+      if (SampleBlock* b = q.blocks.front()) {
+        const std::size_t values = std::size_t{b->frames} * b->channels;
+        out.layout = b->layout;
+        out.channels = b->channels;
+        out.frames = b->frames;
+        out.sequence = b->sequence;
+        out.first_frame = b->first_frame;
+        out.t0_ns = b->t0_ns;
+        out.sample_rate_hz = b->sample_rate_hz;
+        out.lost_frames = b->lost_frames;
+        out.clock_synced = b->clock_synced;
+        out.has_ref_power = b->has_ref_power;
+        std::memcpy(out.data.data(), b->data.data(), values * sizeof(float));
+        if (b->has_ref_power) std::memcpy(out.ref_power.data(), b->ref_power.data(), b->frames * sizeof(float));
+        q.blocks.release();
+        room.notify();
+        return ReadStatus::ok;
+      }
+      if (done) return ReadStatus::end;
+      const std::int64_t left = deadline - steady_now_ns();
+      if (left <= 0 || stop_.load(std::memory_order_relaxed)) return ReadStatus::timeout;
+      q.data.arm();
+      if (q.blocks.front() != nullptr || ended.load(std::memory_order_acquire)) {
+        q.data.disarm();
+        continue;
+      }
+      sleep_on(q.data, left);
+    }
+  }
+
+  std::unique_ptr<Source> stream;
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<Queue>> queues;  // points 1..n-1
+  Waker room;                                   // the reading thread sleeps on it while a queue is full
+  std::atomic<bool> ended{false}, stop_{false};
+  std::string reason;  // written before `ended`
+};
+
+namespace {
+
+// Point k's view of the stream.
+class PointSource final : public Source {
+ public:
+  PointSource(std::shared_ptr<PointFanout::Shared> s, std::size_t k) : s_(std::move(s)), k_(k) {}
+  ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override {
+    return k_ == 0 ? s_->read_stream(out, timeout) : s_->read_queue(k_, out, timeout);
+  }
+  [[nodiscard]] bool real_time() const noexcept override { return s_->stream->real_time(); }
+  [[nodiscard]] bool wall_clock() const noexcept override { return s_->stream->wall_clock(); }
+  [[nodiscard]] std::string end_reason() const override {
+    // Acquire: the reason was written before `ended`.
+    return s_->ended.load(std::memory_order_acquire) ? s_->reason : std::string();
+  }
+  [[nodiscard]] const SourceCounters& counters() const noexcept override { return s_->stream->counters(); }
+
+ private:
+  std::shared_ptr<PointFanout::Shared> s_;
+  std::size_t k_;
+};
+
+}  // namespace
+
+PointFanout::PointFanout(std::unique_ptr<Source> stream, std::vector<std::string> points, std::size_t queue_blocks)
+    : shared_(std::make_shared<Shared>(std::move(stream), std::move(points), queue_blocks)) {}
+
+PointFanout::~PointFanout() = default;
+
+std::unique_ptr<Source> PointFanout::source(std::size_t k) { return std::make_unique<PointSource>(shared_, k); }
+
+std::size_t PointFanout::points() const noexcept { return std::max<std::size_t>(shared_->names.size(), 1); }
+
+void PointFanout::stop() noexcept {
+  shared_->stop_.store(true, std::memory_order_relaxed);
+  shared_->room.wake();
+  for (auto& q : shared_->queues) q->data.wake();
+}
+
+const Source& PointFanout::stream() const noexcept { return *shared_->stream; }
+
+std::uint64_t PointFanout::blocks_dropped(std::size_t k) const noexcept {
+  return k == 0 ? 0 : shared_->queues[k - 1]->dropped.load(std::memory_order_relaxed);
 }
 
 }  // namespace wattpipe::acquire

@@ -51,4 +51,11 @@ std::vector<EfficiencyMap::Bin> EfficiencyMap::bins() const {
   return out;
 }
 
+void EfficiencyMapView::assign(const EfficiencyMap& m) {
+  count = 0;
+  for (const EfficiencyMap::Bin& b : m.bins_)  // no allocation: the processing thread calls it
+    if (b.windows > 0 && count < kBins) bin[count++] = b;
+  bin_w = m.bin_w();
+}
+
 }  // namespace wattpipe::pipeline

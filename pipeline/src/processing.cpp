@@ -79,6 +79,10 @@ void Processing::on_window(WindowRecord& w) {
   if (out_.latest != nullptr) out_.latest->write(w);
   if (out_.view != nullptr && w.closed_steady_ns >= next_view_ns_) {
     out_.view->write(w);
+    if (out_.view_map != nullptr && ref_) {
+      out_.view_map->back_buffer().assign(map_);
+      out_.view_map->publish();
+    }
     next_view_ns_ = w.closed_steady_ns + out_.view_interval_ns;
   }
   // The MQTT thread takes the window now; with a state writer it then waits

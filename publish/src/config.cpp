@@ -196,20 +196,22 @@ void apply_sim_yaml(const YAML::Node& n, acquire::SimConfig& s) {
   }
 }
 
-void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, const Config& cfg) {
+void apply_calibration_yaml(const YAML::Node& n, pipeline::ProcessorConfig& pc, std::optional<pipeline::ChannelCal>& dc_u,
+                            std::optional<pipeline::ChannelCal>& dc_i, const Config& cfg) {
   static constexpr const char* kRoles[8] = {"U1", "U2", "U3", "UN", "I1", "I2", "I3", "IN"};
   if (!n.IsMap()) throw ConfigError{"calibration: expected a mapping of channels (U1..U3, UN, I1..I3, IN)"};
   for (const auto& kv : n) {
-    std::string ch = key_name(kv.first, "calibration");
-    if (ch == "U") ch = "U1";
-    if (ch == "I") ch = "I1";
-    int role = -1;
+    const std::string ch = key_name(kv.first, "calibration");
+    // U and I: the DC channels, kept apart (on AC3N_DC they are the car side's, U1 and I1 the grid's).
+    int role = ch == "U" ? 0 : ch == "I" ? 4 : -1;
     for (int r = 0; r < 8; ++r)
       if (ch == kRoles[r]) role = r;
-    if (role < 0) throw ConfigError{"calibration." + ch + ": unknown channel (U1..U3, UN, I1..I3, IN)"};
+    if (role < 0) throw ConfigError{"calibration." + ch + ": unknown channel (U1..U3, UN, I1..I3, IN; U, I for DC)"};
     const std::string k = "calibration." + ch;
     check_keys(kv.second, k, {"gain", "offset", "delay-us"});
-    pipeline::ChannelCal& c = pc.cal[static_cast<std::size_t>(role)];
+    std::optional<pipeline::ChannelCal>* dc = ch == "U" ? &dc_u : ch == "I" ? &dc_i : nullptr;
+    if (dc != nullptr) dc->emplace();
+    pipeline::ChannelCal& c = dc != nullptr ? **dc : pc.cal[static_cast<std::size_t>(role)];
     if (kv.second["gain"]) {
       c.gain = num(kv.second["gain"], k + ".gain");
       if (!(std::fabs(c.gain) >= 1 / cfg.cal_gain_max && std::fabs(c.gain) <= cfg.cal_gain_max))
@@ -248,7 +250,9 @@ void build_app(CLI::App& app, Config& c, std::string& config_file) {
   app.add_option("--mqtt-qos", c.mqtt_qos, "QoS of powermeter_values")->check(CLI::Range(0, 2))->capture_default_str();
   app.add_option("--source", c.source, "sim | zmq:ENDPOINT | zmq-pull:ENDPOINT | replay:FILE | comtrade:FILE.cfg|FILE.cff")->capture_default_str();
   app.add_option("--channel-map", c.channel_map, "comtrade: which analog channels feed U1..U3,UN,I1..I3,IN (or U,I for DC): U1=NAME_OR_INDEX,...; default: by unit");
-  app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure 'grid' (AC3N) or 'car' (DC)");
+  app.add_option("--point", c.point, "a stream of two measuring points (AC3N_DC: a charger's input and output): measure only 'grid' (AC3N) or 'car' (DC)");
+  app.add_option("--points", c.points_arg, "a stream of two measuring points: measure these, each its own EVerest module (grid,car; the simulator's: all of its own)");
+  app.add_option("--grid-module-id", c.grid_module_id, "the grid side's EVerest module id when both points are measured (default {module-id}_grid)");
   app.add_option("--efficiency-bin-kw", c.efficiency_bin_kw, "two points (--point car): the efficiency map's bins of output power")->check(CLI::Range(0.001, 1e6))->capture_default_str();
   app.add_option("--sim-profile", c.sim_profile, "simulator profile: ac3, ac1, dc, dc-session")->capture_default_str();
   app.add_option("--sample-rate", c.sample_rate, "simulator samples/s per channel")->check(CLI::Range(100.0, 1e8))->capture_default_str();
@@ -385,18 +389,33 @@ void validate(Config& c) {
   const auto source = split_source(c.source);
   if (!source)
     throw ConfigError{"--source: expected sim, zmq:ENDPOINT, zmq-pull:ENDPOINT, replay:FILE or comtrade:FILE, got '" + c.source + "'"};
-  if (!c.point.empty() && c.point != "grid" && c.point != "car")
-    throw ConfigError{"--point: '" + c.point + "' is not a measuring point (grid or car)"};
+  if (!c.point.empty() && !c.points_arg.empty()) throw ConfigError{"--point and --points: give one of them"};
+  c.points.clear();
+  if (!c.point.empty()) c.points.push_back(c.point);
+  for (std::size_t at = 0; !c.points_arg.empty() && at <= c.points_arg.size();) {
+    const std::size_t comma = std::min(c.points_arg.find(',', at), c.points_arg.size());
+    c.points.push_back(c.points_arg.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (std::size_t k = 0; k < c.points.size(); ++k) {
+    const std::string& n = c.points[k];
+    if (n != "grid" && n != "car")
+      throw ConfigError{fmt::format("--point{}: '{}' is not a measuring point (grid or car)", c.point.empty() ? "s" : "", n)};
+    if (std::find(c.points.begin(), c.points.begin() + std::ptrdiff_t(k), n) != c.points.begin() + std::ptrdiff_t(k))
+      throw ConfigError{"--points: '" + n + "' twice"};
+  }
   if (!c.channel_map.empty() && source->kind != SourceKind::comtrade)
     throw ConfigError{"--channel-map: only for --source comtrade:FILE"};
   if (c.module_id.empty() || c.module_id.find_first_of("+#/") != std::string::npos)
     throw ConfigError{"--module-id: must be non-empty without '+', '#' or '/'"};
+  if (c.grid_module_id.find_first_of("+#/") != std::string::npos)
+    throw ConfigError{"--grid-module-id: must be without '+', '#' or '/'"};
+  if (!c.grid_module_id.empty() && c.grid_module_id == c.module_id)
+    throw ConfigError{"--grid-module-id: the same as --module-id; each point is its own module"};
   if (c.mqtt_prefix.find_first_of("+#") != std::string::npos) throw ConfigError{"--mqtt-prefix: must not hold '+' or '#'"};
   if (c.state_dir.empty()) throw ConfigError{"--state-dir: empty (use 'none' to disable persistence)"};
-  if (!c.store.empty() && c.store_spool_dir.empty()) {
-    if (c.state_dir == "none") throw ConfigError{"--store: with --state-dir none, name a --store-spool-dir"};
-    c.store_spool_dir = c.state_dir + "/store-spool";
-  }
+  if (!c.store.empty() && c.store_spool_dir.empty() && c.state_dir == "none")
+    throw ConfigError{"--store: with --state-dir none, name a --store-spool-dir"};
   if ((!c.mqtt_certfile.empty() || !c.mqtt_keyfile.empty()) && c.mqtt_cafile.empty())
     throw ConfigError{"--mqtt-certfile/--mqtt-keyfile: need --mqtt-cafile (TLS)"};
   if (c.mqtt_certfile.empty() != c.mqtt_keyfile.empty())
@@ -541,18 +560,17 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
         throw ConfigError{"--sim-profile: unknown profile '" + c.sim_profile + "' (" +
                           std::string(acquire::sim_profile_names()) + ")"};
       c.sim = *profile;
-      // The simulator's points are known now: say at once what --point must be.
+      // The simulator's points are known now: all of them unless some are named.
       const acquire::Points pts = acquire::points_of(c.sim.layout);
-      if (pts.count > 1 && c.point.empty())
-        throw ConfigError{"--sim-profile " + c.sim_profile + ": the stream carries " + std::to_string(pts.count) +
-                          " measuring points (" + acquire::describe_points(c.sim.layout) +
-                          "); choose one with --point"};
-      if (pts.count == 1 && !c.point.empty())
-        throw ConfigError{"--point " + c.point + ": --sim-profile " + c.sim_profile + " has one measuring point"};
+      if (pts.count > 1 && c.points.empty())
+        for (std::uint32_t k = 0; k < pts.count; ++k) c.points.emplace_back(pts.part[k].name);
+      if (pts.count == 1 && !c.points.empty())
+        throw ConfigError{"--point" + std::string(c.point.empty() ? "s " : " ") + c.points[0] + ": --sim-profile " +
+                          c.sim_profile + " has one measuring point"};
     }
     try {
       if (sim_yaml) apply_sim_yaml(*sim_yaml, c.sim);
-      if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor, c);
+      if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor, c.cal_dc_u, c.cal_dc_i, c);
       check_sim_plausible(c);
     } catch (const ConfigError& e) {
       throw ConfigError{"config " + config_file + ": " + e.message};
@@ -569,6 +587,50 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
     return ParseOutcome::bad;
   }
   return ParseOutcome::run;
+}
+
+std::string billing_point(const Config& c) {
+  if (c.points.empty()) return {};
+  return std::find(c.points.begin(), c.points.end(), "car") != c.points.end() ? "car" : c.points[0];
+}
+
+namespace {
+
+// "run.jsonl" -> "run.grid.jsonl"; "run" -> "run.grid".
+std::string with_point(const std::string& path, const std::string& name) {
+  if (path.empty()) return path;
+  const std::size_t slash = path.rfind('/'), dot = path.rfind('.');
+  const bool ext = dot != std::string::npos && dot > 0 && (slash == std::string::npos || dot > slash + 1);
+  return ext ? path.substr(0, dot) + "." + name + path.substr(dot) : path + "." + name;
+}
+
+}  // namespace
+
+Config point_config(const Config& c, const std::string& name) {
+  Config p = c;
+  p.point = name;
+  if (!c.store.empty() && p.store_spool_dir.empty()) p.store_spool_dir = c.state_dir + "/store-spool";
+  // The DC channels' calibration is the car side's (or a DC stream's), never the grid's.
+  auto cal = c.processor.cal;
+  if (name == "car") cal = {};
+  if (name != "grid") {
+    if (c.cal_dc_u) cal[0] = *c.cal_dc_u;
+    if (c.cal_dc_i) cal[4] = *c.cal_dc_i;
+  }
+  p.processor.cal = cal;
+  if (name.empty() || name == billing_point(c)) return p;
+  p.module_id = name == "grid" && !c.grid_module_id.empty() ? c.grid_module_id : c.module_id + "_" + name;
+  if (c.state_dir != "none") p.state_dir = c.state_dir + "/" + name;
+  if (!c.store.empty()) p.store_spool_dir = (c.store_spool_dir.empty() ? p.state_dir : c.store_spool_dir) +
+                                            (c.store_spool_dir.empty() ? "/store-spool" : "/" + name);
+  p.log = with_point(c.log, name);
+  p.log_raw = with_point(c.log_raw, name);
+  p.meter_serial = c.meter_serial + "-" + name;
+  if (!c.mqtt_client_id.empty()) p.mqtt_client_id = c.mqtt_client_id + "-" + name;
+  p.zmq_pub.clear();
+  p.http.clear();
+  p.stats_json.clear();
+  return p;
 }
 
 }  // namespace wattpipe::publish

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The daemon's assembly, top to bottom as the data flows: source ->
-// acquisition -> ring -> processing -> legal part -> publishers; then the
-// main loop, the shutdown in the same order, and the final counters.
+// The daemon's assembly, top to bottom as the data flows: the stream, split
+// into its measuring points; per point acquisition -> ring -> processing ->
+// legal part -> publishers; then the main loop, the shutdown in the same
+// order, and the final counters.
 #include "wattpipe/publish/daemon.hpp"
 
 #include <poll.h>
@@ -42,12 +43,15 @@ namespace {
 // blocks; at the defaults (200 ms windows, 1 s publishing) 50 ms blocks cut
 // the wake-ups of every thread fifty-fold and delay nothing that is shown.
 std::uint32_t sim_block_frames(const Config& c) {
-  // The point measured: the simulator's own layout, or the one --point picks of it.
+  // The shortest window of the points measured (the simulator's own layout, or those --points picks of it).
   const acquire::Points pts = acquire::points_of(c.sim.layout);
-  bool dc = acquire::layout_info(pts.part[0].layout).dc;
-  for (std::uint32_t k = 0; k < pts.count; ++k)
-    if (pts.part[k].name == c.point) dc = acquire::layout_info(pts.part[k].layout).dc;
-  const double window_ms = dc ? c.processor.window_ms : 1000.0 * c.processor.window_cycles / c.processor.nominal_hz;
+  double window_ms = 1e9;
+  for (std::uint32_t k = 0; k < pts.count; ++k) {
+    if (pts.count > 1 && !c.points.empty() && std::find(c.points.begin(), c.points.end(), pts.part[k].name) == c.points.end())
+      continue;
+    const bool dc = acquire::layout_info(pts.part[k].layout).dc;
+    window_ms = std::min(window_ms, dc ? c.processor.window_ms : 1000.0 * c.processor.window_cycles / c.processor.nominal_hz);
+  }
   const double block_ms = std::clamp(std::min(window_ms, double(c.publish_interval_ms)) / 2, 1.0, 50.0);
   return std::uint32_t(std::clamp<double>(std::round(c.sim.sample_rate_hz * block_ms / 1000), 1, acquire::kBlockFrames));
 }
@@ -65,11 +69,6 @@ std::unique_ptr<acquire::Source> make_stream(const Config& c) {
     case SourceKind::replay: break;
   }
   return std::make_unique<acquire::ReplaySource>(arg, c.max_rate, c.replay_loop);
-}
-
-// The stream, and of it the measuring point this daemon measures (--point).
-std::unique_ptr<acquire::Source> make_source(const Config& c) {
-  return std::make_unique<acquire::PointSource>(make_stream(c), c.point);
 }
 
 std::string read_secret(const std::string& path) {
@@ -151,10 +150,26 @@ struct OwnedFd {
 Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
 Daemon::~Daemon() = default;
 
-int Daemon::build(Run& r) {
-  const Config& c = cfg_;
-  // 1. Source -> acquisition thread -> block ring.
-  if (!built([&] { r.source = make_source(c); })) return 2;
+// The stream, split into the measuring points measured (--points), and a run
+// per point in stream order: the first point's acquisition thread reads it.
+int Daemon::build(Runs& runs) {
+  if (!built([&] { runs.fanout = std::make_unique<acquire::PointFanout>(make_stream(cfg_), cfg_.points); })) return 2;
+  const std::vector<std::string> names = cfg_.points.empty() ? std::vector<std::string>{""} : cfg_.points;
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    auto r = std::make_unique<Run>();
+    r->cfg = point_config(cfg_, names[k]);
+    r->source = runs.fanout->source(k);
+    if (names[k] == billing_point(cfg_)) runs.billing = k;
+    runs.points.push_back(std::move(r));
+  }
+  for (const auto& r : runs.points)
+    if (const int rc = build(*r, runs); rc != 0) return rc;
+  return 0;
+}
+
+int Daemon::build(Run& r, Runs& runs) {
+  const Config& c = r.cfg;
+  // 1. The point's source -> acquisition thread -> block ring.
   r.ring = std::make_unique<acquire::BlockRing>(static_cast<std::size_t>(c.ring_blocks));
   r.acq = std::make_unique<acquire::Acquisition>(*r.source, *r.ring, c.acq_rt, c.limits, &r.proc_waker, &main_waker_,
                                                  &r.space_waker);
@@ -184,14 +199,17 @@ int Daemon::build(Run& r) {
   if (log_raw) r.raw_queue = std::make_unique<acquire::SpscRing<acquire::SampleBlock>>(128);
   outs.window_log = r.window_queue.get();
   outs.raw_log = r.raw_queue.get();
-  if (!c.http.empty()) {
-    r.scope = std::make_unique<pipeline::TripleBuffer<pipeline::ScopeSnapshot>>();
+  if (!cfg_.http.empty()) {  // the page: the billing point's, with every point's newest window
     outs.view = &r.view_latest;
     outs.view_interval_ns = web_interval_ns(c);
+  }
+  if (!c.http.empty()) {
+    r.scope = std::make_unique<pipeline::TripleBuffer<pipeline::ScopeSnapshot>>();
     outs.scope = r.scope.get();
     outs.scope_cfg.span_s = c.scope_ms / 1000;
     outs.scope_cfg.interval_ns = web_interval_ns(c);
     outs.view_events = &r.view_steps;
+    outs.view_map = &r.view_map;
   }
   // The log thread comes before the processing thread: its waker is the logger's own.
   if (log_windows || log_raw) {
@@ -251,10 +269,14 @@ int Daemon::build(Run& r) {
     wc.meter_id = c.meter_serial;
     wc.module_id = c.module_id;
     wc.version = version();
+    wc.point = c.point;
     WebSources ws;
     ws.window = &r.view_latest;
     ws.scope = r.scope.get();
     ws.steps = &r.view_steps;
+    ws.efficiency_map = &r.view_map;
+    for (const auto& p : runs.points)
+      if (p.get() != &r) ws.points.push_back({p->cfg.point, p->cfg.module_id, p->cfg.meter_serial, &p->view_latest});
     ws.health = [&r] { return health_json(r); };
     r.transactions->enable_view();
     ws.transactions = [t = r.transactions.get()] {
@@ -276,29 +298,37 @@ int Daemon::run(bool handle_signals) {
   // The blocked signals are read from a signalfd, next to the main waker.
   const OwnedFd sig(handle_signals ? ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK) : -1);
 
-  Run r;
-  if (const int rc = build(r); rc != 0) return rc;
-  spdlog::info("wattpipe {} ({}): source {}, module {}, broker {}", version(), legal::software_id_text(), cfg_.source,
-               cfg_.module_id, cfg_.broker);
+  Runs runs;
+  if (const int rc = build(runs); rc != 0) return rc;
+  std::string modules;
+  for (const auto& r : runs.points)
+    modules += fmt::format("{}{}{}", modules.empty() ? "" : ", ", r->cfg.point.empty() ? "" : r->cfg.point + " ",
+                           r->cfg.module_id);
+  spdlog::info("wattpipe {} ({}): source {}, module{} {}, broker {}", version(), legal::software_id_text(),
+               cfg_.source, runs.points.size() > 1 ? "s" : "", modules, cfg_.broker);
   // Start from the far end, so every consumer waits before its producer runs.
-  r.t0_ns = acquire::steady_now_ns();
-  r.meter->start_writer();
-  if (r.logger) r.logger->start();
-  if (r.store) r.store->start();
-  r.publisher->start();
-  // A page that cannot listen is a configuration to fix: stop before measuring.
-  const bool web_ok = !r.web || built([&] { r.web->start(); });
-  if (web_ok) {
-    r.proc->start();
-    r.acq->start();
+  const std::int64_t t0 = acquire::steady_now_ns();
+  for (const auto& r : runs.points) {
+    r->t0_ns = t0;
+    r->meter->start_writer();
+    if (r->logger) r->logger->start();
+    if (r->store) r->store->start();
+    r->publisher->start();
   }
-  const std::string why = web_ok ? main_loop(r, sig.fd) : "the web server did not start";
-  shutdown(r);  // the one shutdown, also for threads never started
-  return web_ok ? write_stats(r, why) : 2;
+  // A page that cannot listen is a configuration to fix: stop before measuring.
+  Run& bill = runs.bill();
+  const bool web_ok = !bill.web || built([&] { bill.web->start(); });
+  if (web_ok)
+    for (const auto& r : runs.points) r->proc->start();
+  if (web_ok)  // the sources last: the first point's reads the stream for all
+    for (const auto& r : runs.points) r->acq->start();
+  const std::string why = web_ok ? main_loop(runs, sig.fd) : "the web server did not start";
+  shutdown(runs);  // the one shutdown, also for threads never started
+  return web_ok ? write_stats(runs, why) : 2;
 }
 
-std::string Daemon::main_loop(Run& r, int sig_fd) {
-  const std::int64_t t0 = r.t0_ns;
+std::string Daemon::main_loop(Runs& runs, int sig_fd) {
+  const std::int64_t t0 = runs.points[0]->t0_ns;
   const std::int64_t end_ns = cfg_.duration > 0 ? t0 + static_cast<std::int64_t>(cfg_.duration * 1e9) : INT64_MAX;
   // The service manager (docs/deploy.md): READY once the broker connection
   // was tried (the registers are restored by now); then WATCHDOG while the
@@ -307,17 +337,24 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
   bool ready = false;
   const std::int64_t wd_ns = notifier.watchdog_interval_ns();
   std::int64_t next_wd = t0;
-  std::uint64_t wd_frames = 0, wd_loops = 0;
-  std::int64_t loops_moved_ns = t0;
+  struct Progress {
+    std::uint64_t frames = 0, loops = 0;
+    std::int64_t loops_moved_ns = 0;
+  };
+  std::vector<Progress> wd(runs.points.size(), Progress{0, 0, t0});
   bool wd_starving = false;
   auto feed_watchdog = [&](std::int64_t now) {
-    const std::uint64_t frames = r.proc->counters().frames_processed.load(std::memory_order_relaxed);
-    const std::uint64_t loops = r.publisher->counters().loops.load(std::memory_order_relaxed);
-    if (loops != wd_loops) wd_loops = loops, loops_moved_ns = now;
-    // Processing: it moved, or it has nothing to do. MQTT: it wakes at least once a second.
-    const bool proc_ok = frames != wd_frames || r.ring->size_approx() == 0 || r.acq->finished();
-    const bool mqtt_ok = now - loops_moved_ns < std::max<std::int64_t>(2'000'000'000, 2 * wd_ns);
-    wd_frames = frames;
+    bool proc_ok = true, mqtt_ok = true;
+    for (std::size_t k = 0; k < runs.points.size(); ++k) {
+      const Run& r = *runs.points[k];
+      const std::uint64_t frames = r.proc->counters().frames_processed.load(std::memory_order_relaxed);
+      const std::uint64_t loops = r.publisher->counters().loops.load(std::memory_order_relaxed);
+      if (loops != wd[k].loops) wd[k].loops = loops, wd[k].loops_moved_ns = now;
+      // Processing: it moved, or it has nothing to do. MQTT: it wakes at least once a second.
+      proc_ok = proc_ok && (frames != wd[k].frames || r.ring->size_approx() == 0 || r.acq->finished());
+      mqtt_ok = mqtt_ok && now - wd[k].loops_moved_ns < std::max<std::int64_t>(2'000'000'000, 2 * wd_ns);
+      wd[k].frames = frames;
+    }
     if (proc_ok && mqtt_ok) {
       notifier.watchdog();
       wd_starving = false;
@@ -328,7 +365,7 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
     }
   };
   // A replay shows its progress and the time left, on a terminal only.
-  const auto* replay = dynamic_cast<const acquire::ReplaySource*>(&static_cast<const acquire::PointSource&>(*r.source).inner());
+  const auto* replay = dynamic_cast<const acquire::ReplaySource*>(&runs.fanout->stream());
   const bool show_progress = replay != nullptr && replay->file_size() > 0 && ::isatty(STDERR_FILENO) == 1;
   std::int64_t next_progress = t0;
   std::string why = "stop requested";
@@ -340,7 +377,9 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
       next_progress = acquire::steady_now_ns() + 250'000'000;
     }
     if (stop_.load(std::memory_order_relaxed)) break;
-    if (!ready && r.publisher->counters().connect_attempts.load(std::memory_order_relaxed) > 0) {
+    if (!ready && std::all_of(runs.points.begin(), runs.points.end(), [](const auto& r) {
+          return r->publisher->counters().connect_attempts.load(std::memory_order_relaxed) > 0;
+        })) {
       notifier.ready(fmt::format("measuring: source {}, broker {}", cfg_.source, cfg_.broker));
       ready = true;
     }
@@ -352,7 +391,16 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
       why = "duration reached";
       break;
     }
-    if (r.acq->finished()) {
+    // The end: every point's source ended (the others drain what the first
+    // handed them), or one point's acquisition ended by itself.
+    const Run* ended = nullptr;
+    bool all_ended = true;
+    for (const auto& r : runs.points) {
+      all_ended = all_ended && r->acq->finished();
+      if (r->acq->finished() && !r->acq->source_ended()) ended = r.get();
+    }
+    if (all_ended || ended != nullptr) {
+      const Run& r = ended != nullptr ? *ended : *runs.points[0];
       why = r.acq->source_ended() ? "source ended" : "acquisition ended";
       if (const std::string reason = r.source->end_reason(); !reason.empty()) why += ": " + reason;
       break;
@@ -368,8 +416,10 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
     main_waker_.drain();
     if (signalfd_siginfo si{}; sig_fd >= 0 && ::read(sig_fd, &si, sizeof si) == ssize_t(sizeof si)) {
       if (si.ssi_signo == SIGHUP) {
-        if (r.logger) r.logger->reopen();
-        spdlog::info("SIGHUP: {}", r.logger ? "reopening the log files" : "no log files to reopen");
+        bool logs = false;
+        for (const auto& r : runs.points)
+          if (r->logger) r->logger->reopen(), logs = true;
+        spdlog::info("SIGHUP: {}", logs ? "reopening the log files" : "no log files to reopen");
         continue;
       }
       why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
@@ -382,30 +432,36 @@ std::string Daemon::main_loop(Run& r, int sig_fd) {
   return why;
 }
 
-// Order: stop the source, drain the ring, close the last window, save the
-// registers, then let the MQTT thread publish them and say goodbye.
-void Daemon::shutdown(Run& r) {
-  r.acq->stop();
-  r.acq->join();
-  r.proc->join();
-  // Run time for rates: up to the last frame processed (the goodbyes after it are not measuring).
-  r.elapsed_s = double(acquire::steady_now_ns() - r.t0_ns) / 1e9;
-  r.meter->stop_writer();  // the final registers are saved before the last publish
-  r.publisher->stop();
-  r.publisher->join();
-  if (r.web) r.web->stop();
-  if (r.logger) {
-    r.logger->stop(r.proc->counters().windows_closed.load());  // drains both queues, reports a final overflow
-    r.logger->join();
+// Order, every point alike: stop the sources, drain the rings, close the
+// last windows, save the registers, then let the MQTT threads publish them
+// and say goodbye.
+void Daemon::shutdown(Runs& runs) {
+  runs.fanout->stop();  // ends a wait for a point's queue
+  for (const auto& r : runs.points) r->acq->stop();
+  for (const auto& r : runs.points) {
+    r->acq->join();
+    r->proc->join();
+    // Run time for rates: up to the last frame processed (the goodbyes after it are not measuring).
+    r->elapsed_s = double(acquire::steady_now_ns() - r->t0_ns) / 1e9;
+    r->meter->stop_writer();  // the final registers are saved before the last publish
+    r->publisher->stop();
   }
-  if (r.store) {  // after the MQTT thread: its last transactions are in
-    r.store->stop();
-    r.store->join();
+  for (const auto& r : runs.points) {
+    r->publisher->join();
+    if (r->web) r->web->stop();
+    if (r->logger) {
+      r->logger->stop(r->proc->counters().windows_closed.load());  // drains both queues, reports a final overflow
+      r->logger->join();
+    }
+    if (r->store) {  // after the MQTT thread: its last transactions are in
+      r->store->stop();
+      r->store->join();
+    }
   }
 }
 
-int Daemon::write_stats(Run& r, const std::string& why) {
-  stats_ = publish::stats_json(r, why);
+int Daemon::write_stats(Runs& runs, const std::string& why) {
+  stats_ = publish::stats_json(runs, why);
   if (!cfg_.stats_json.empty()) {
     std::ofstream f(cfg_.stats_json, std::ios::trunc);
     f << stats_;
@@ -414,17 +470,20 @@ int Daemon::write_stats(Run& r, const std::string& why) {
       return 1;
     }
   }
-  const acquire::LossCounts losses = r.acq->losses();
-  std::string loss_text;
-  for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k)
-    if (losses.v[k] != 0)
-      loss_text += fmt::format("{}{} {}", loss_text.empty() ? "" : ", ", acquire::LossCounts::kNames[k], losses.v[k]);
-  const auto& reg = r.proc->final_registers();
-  spdlog::info("stopped after {:.3f} s: {} frames acquired, {} processed; losses: {}; {} values published; "
-               "import {:.6f} Wh, export {:.6f} Wh",
-               r.elapsed_s, r.acq->counters().frames_acquired.load(), r.proc->counters().frames_processed.load(),
-               loss_text.empty() ? "none" : loss_text, r.publisher->counters().values_published.load(),
-               reg.import_total.wh(), reg.export_total.wh());
+  for (const auto& r : runs.points) {
+    const acquire::LossCounts losses = r->acq->losses();
+    std::string loss_text;
+    for (std::size_t k = 0; k < acquire::LossCounts::kCount; ++k)
+      if (losses.v[k] != 0)
+        loss_text += fmt::format("{}{} {}", loss_text.empty() ? "" : ", ", acquire::LossCounts::kNames[k], losses.v[k]);
+    const auto& reg = r->proc->final_registers();
+    spdlog::info("{}stopped after {:.3f} s: {} frames acquired, {} processed; losses: {}; {} values published; "
+                 "import {:.6f} Wh, export {:.6f} Wh",
+                 runs.points.size() > 1 ? r->cfg.module_id + ": " : "", r->elapsed_s,
+                 r->acq->counters().frames_acquired.load(), r->proc->counters().frames_processed.load(),
+                 loss_text.empty() ? "none" : loss_text, r->publisher->counters().values_published.load(),
+                 reg.import_total.wh(), reg.export_total.wh());
+  }
   return 0;
 }
 

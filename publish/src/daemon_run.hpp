@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "wattpipe/acquire/acquisition.hpp"
+#include "wattpipe/acquire/point_source.hpp"
 #include "wattpipe/acquire/source.hpp"
 #include "wattpipe/legal/legal.hpp"
 #include "wattpipe/pipeline/processing.hpp"
@@ -22,6 +24,7 @@
 namespace wattpipe::publish {
 
 struct Daemon::Run {
+  Config cfg;  // this point's (point_config): its module, state, logs
   // 1. source -> acquisition thread -> block ring
   std::unique_ptr<acquire::Source> source;
   std::unique_ptr<acquire::BlockRing> ring;
@@ -40,6 +43,7 @@ struct Daemon::Run {
   pipeline::TripleBuffer<pipeline::WindowRecord> view_latest;  // web thread
   std::unique_ptr<pipeline::TripleBuffer<pipeline::ScopeSnapshot>> scope;
   acquire::SpscRing<pipeline::StepEvent> view_steps{64};
+  pipeline::TripleBuffer<pipeline::EfficiencyMapView> view_map;
   std::unique_ptr<pipeline::Processing> proc;
   // 4. the publishers
   std::unique_ptr<WindowLogger> logger;
@@ -53,8 +57,17 @@ struct Daemon::Run {
   double elapsed_s = 0;
 };
 
+// One stream, split into its measuring points; a run per point.
+struct Daemon::Runs {
+  std::unique_ptr<acquire::PointFanout> fanout;
+  std::vector<std::unique_ptr<Run>> points;  // stream order: the first reads the stream
+  std::size_t billing = 0;                   // the car side (or the only point): the page, the top-level counters
+  [[nodiscard]] Run& bill() const { return *points[billing]; }
+};
+
 // The health panel of the live page and the final counters (daemon_stats.cpp).
 std::string health_json(const Daemon::Run& r);
-std::string stats_json(const Daemon::Run& r, const std::string& why);
+// The billing point's counters, and with several points each one's under "points".
+std::string stats_json(const Daemon::Runs& runs, const std::string& why);
 
 }  // namespace wattpipe::publish

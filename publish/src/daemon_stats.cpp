@@ -80,21 +80,22 @@ class StatsWriter {
   void add(std::string_view k, const std::string& v) {
     fields_.emplace_back(std::string(k), legal::write_json(v.size() * 6 + 8, [&](legal::JsonWriter& w) { w.string(v); }));
   }
-  [[nodiscard]] std::string str() const {
-    return legal::write_json(64 * fields_.size() + 64, [&](legal::JsonWriter& w) {
-             w.begin_object();
-             for (const auto& [k, v] : fields_) w.key(k), w.raw(v);
-             w.end_object();
-           }) +
-           "\n";
+  [[nodiscard]] std::string json() const {
+    std::size_t n = 64;
+    for (const auto& [k, v] : fields_) n += k.size() + v.size() + 8;
+    return legal::write_json(n, [&](legal::JsonWriter& w) {
+      w.begin_object();
+      for (const auto& [k, v] : fields_) w.key(k), w.raw(v);
+      w.end_object();
+    });
   }
+  [[nodiscard]] std::string str() const { return json() + "\n"; }
 
  private:
   std::vector<std::pair<std::string, std::string>> fields_;
 };
-}  // namespace
-
-std::string stats_json(const Daemon::Run& r, const std::string& why) {
+// One point's counters.
+void point_stats(StatsWriter& s, const Daemon::Run& r) {
   const auto& ac = r.acq->counters();
   const auto& sc = r.source->counters();
   const auto& pcn = r.proc->counters();
@@ -102,8 +103,8 @@ std::string stats_json(const Daemon::Run& r, const std::string& why) {
   const auto& reg = r.proc->final_registers();
   const auto& restored = r.meter->restored_registers();
   const LatencySummary lat = r.publisher->latency();
-  StatsWriter s;
-  s.add("software_id", legal::software_id_text());
+  if (!r.cfg.point.empty()) s.add("point", r.cfg.point);
+  s.add("module_id", r.cfg.module_id);
   s.add("frames_acquired", ac.frames_acquired.load());
   s.add("frames_processed", pcn.frames_processed.load());
   s.add("blocks_acquired", ac.blocks_acquired.load());
@@ -235,7 +236,25 @@ std::string stats_json(const Daemon::Run& r, const std::string& why) {
                  }
                  w.end_array();
                }));
-  s.add("source_end_reason", r.source->end_reason());
+}
+
+}  // namespace
+
+std::string stats_json(const Daemon::Runs& runs, const std::string& why) {
+  StatsWriter s;
+  s.add("software_id", legal::software_id_text());
+  point_stats(s, runs.bill());
+  if (runs.points.size() > 1) {  // every point's own, by name: {"grid": {...}, "car": {...}}
+    std::string pts = "{";
+    for (std::size_t k = 0; k < runs.points.size(); ++k) {
+      StatsWriter p;
+      point_stats(p, *runs.points[k]);
+      p.add("point_queue_blocks_dropped", runs.fanout->blocks_dropped(k));
+      pts += fmt::format("{}\"{}\":{}", k ? "," : "", runs.points[k]->cfg.point, p.json());
+    }
+    s.add_json("points", pts + "}");
+  }
+  s.add("source_end_reason", runs.bill().source->end_reason());
   s.add("stop_reason", why);
   return s.str();
 }

@@ -248,6 +248,9 @@ struct WebServer::Impl {
 
   pipeline::WindowRecord window{};
   bool have_window = false;
+  std::vector<pipeline::WindowRecord> point_windows;  // src.points' newest
+  std::vector<bool> have_point;
+  std::unique_ptr<pipeline::EfficiencyMapView> map = std::make_unique<pipeline::EfficiencyMapView>();
   std::unique_ptr<pipeline::ScopeSnapshot> scope = std::make_unique<pipeline::ScopeSnapshot>();
   std::uint64_t seq = 0;
   std::deque<std::string> steps;  // the newest step events, JSON, newest last
@@ -269,15 +272,57 @@ struct WebServer::Impl {
 };
 
 std::string WebServer::Impl::update_text() {
-  std::string window_json = "null";
-  if (have_window) {
+  auto record_json = [this](const pipeline::WindowRecord& rec, const std::string& meter_id) {
+    std::string out = "null";
     JsonWriter w(std::span<char>(window_buf.data(), window_buf.size()));
-    const std::string_view v = write_window_record(window, cfg.meter_id, w);
+    const std::string_view v = write_window_record(rec, meter_id, w);
     if (!w.overflow() && !v.empty()) {
-      window_json.assign(v);
-      while (!window_json.empty() && (window_json.back() == '\n' || window_json.back() == ' ')) window_json.pop_back();
+      out.assign(v);
+      while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     }
+    return out;
+  };
+  const std::string window_json = have_window ? record_json(window, cfg.meter_id) : "null";
+  // The other points: [{name, module_id, window}], in stream order.
+  std::string points_json = "[";
+  for (std::size_t k = 0; k < src.points.size(); ++k) {
+    const auto& p = src.points[k];
+    points_json += legal::write_json(256, [&](JsonWriter& w) {
+      w.separator();
+      w.begin_object();
+      w.field("name", p.name);
+      w.field("module_id", p.module_id);
+      w.key("window");
+      w.raw("%W");
+      w.end_object();
+    });
+    const std::size_t at = points_json.rfind("%W");
+    points_json.replace(at, 2, have_point[k] ? record_json(point_windows[k], p.meter_id) : "null");
   }
+  points_json += "]";
+  // The efficiency map: {bin_W, bins: [{p_lo_W, p_hi_W, efficiency, E_in_Wh, E_out_Wh, windows}]}.
+  std::string map_json = "null";
+  if (map->bin_w > 0)
+    map_json = legal::write_json(160 * map->count + 64, [&](JsonWriter& w) {
+      w.begin_object();
+      w.field_fixed("bin_W", map->bin_w, 3);
+      w.key("bins");
+      w.begin_array();
+      for (std::uint32_t k = 0; k < map->count; ++k) {
+        const auto& b = map->bin[k];
+        w.separator();
+        w.begin_object();
+        w.field_fixed("p_lo_W", b.p_lo_w, 0);
+        w.field_fixed("p_hi_W", b.p_hi_w, 0);
+        w.field_fixed("efficiency", b.efficiency(), 6);
+        w.field_fixed("E_in_Wh", b.e_in_wh, 6);
+        w.field_fixed("E_out_Wh", b.e_out_wh, 6);
+        w.field_uint("windows", b.windows);
+        w.end_object();
+      }
+      w.end_array();
+      w.end_object();
+    });
   pipeline::StepEvent e;
   while (src.steps != nullptr && src.steps->try_pop(e)) {
     std::array<char, 1024> buf;
@@ -289,7 +334,8 @@ std::string WebServer::Impl::update_text() {
   }
   const std::string health = src.health ? src.health() : "{}";
   const std::string tx = src.transactions ? src.transactions() : "[]";
-  return legal::write_json(window_json.size() + health.size() + tx.size() + 512, [&](JsonWriter& w) {
+  return legal::write_json(window_json.size() + points_json.size() + map_json.size() + health.size() + tx.size() + 512,
+                           [&](JsonWriter& w) {
     w.begin_object();
     w.field("type", "update");
     w.field_uint("seq", ++seq);
@@ -297,8 +343,13 @@ std::string WebServer::Impl::update_text() {
     w.field("module_id", cfg.module_id);
     w.field("version", cfg.version);
     w.field_uint("interval_ms", std::uint64_t(cfg.interval_ns / 1'000'000));
+    w.field("point", cfg.point);
     w.key("window");
     w.raw(window_json);
+    w.key("points");
+    w.raw(points_json);
+    w.key("efficiency_map");
+    w.raw(map_json);
     w.key("health");
     w.raw(health);
     w.key("web");
@@ -368,6 +419,9 @@ void WebServer::Impl::run_updates() {
   while (!stopping) {
     lk.unlock();
     if (src.window != nullptr && src.window->read(window)) have_window = true;
+    for (std::size_t k = 0; k < src.points.size(); ++k)
+      if (src.points[k].window->read(point_windows[k])) have_point[k] = true;
+    if (src.efficiency_map != nullptr) (void)src.efficiency_map->read(*map);
     post(std::make_shared<const std::string>(update_text()), false);
     counters.updates.fetch_add(1, std::memory_order_relaxed);
     if (src.scope != nullptr && src.scope->read(*scope)) post(std::make_shared<const std::string>(scope_bytes()), true);
@@ -493,6 +547,8 @@ WebServer::WebServer(WebConfig cfg, WebSources src) : impl_(std::make_unique<Imp
   impl_->cfg = std::move(cfg);
   impl_->src = std::move(src);
   Impl& m = *impl_;
+  m.point_windows.resize(m.src.points.size());
+  m.have_point.assign(m.src.points.size(), false);
   m.cfg.interval_ns = std::clamp<std::int64_t>(m.cfg.interval_ns, 50'000'000, 1'000'000'000);
   if (!m.cfg.auth_file.empty() && !readable(m.cfg.auth_file))
     throw std::runtime_error(fmt::format("--http-auth-file: cannot read '{}'", m.cfg.auth_file));

@@ -34,18 +34,63 @@ function onUpdate(m) {
   if (w) {
     $('clock').textContent = w.timestamp;
     const dc = w.voltage_V && 'DC' in w.voltage_V;
-    values(w, dc);
+    values(w, dc, 'values');
     trend(w, dc);
     if (dc) rippleView(w, m.steps || []); else harmonicsView(w);
     phasors(w, dc);
   }
+  points(m);
+  efficiencyMap(m.efficiency_map);
   transactions(m.transactions || []);
   health(m.health || {}, m.web || {});
 }
 
+// A stream of several measuring points: this one (the charger's DC output)
+// and beside it the others (its grid input), each an EVerest module.
+const POINT_NAMES = { car: 'DC output', grid: 'Grid input' };
+function points(m) {
+  const others = m.points || [];
+  $('values-title').textContent = m.point ? `${POINT_NAMES[m.point] || m.point} · module ${m.module_id}` : 'Values';
+  $('grid-panel').hidden = !others.length;
+  if (!others.length) return;
+  const p = others[0], w = p.window;
+  $('grid-title').textContent = `${POINT_NAMES[p.name] || p.name} · module ${p.module_id}`;
+  if (!w) return;
+  const dc = w.voltage_V && 'DC' in w.voltage_V;
+  values(w, dc, 'grid-values');
+  $('grid-note').textContent = w.thd_I_percent
+    ? `THD I ${['L1', 'L2', 'L3'].filter((k) => k in w.thd_I_percent).map((k) => `${k} ${fmt(w.thd_I_percent[k], 2)} %`).join(', ')}; unbalance u2 ${fmt(w.unbalance_u2_percent, 3)} %`
+    : '';
+}
+
+// Efficiency by output power over the run: a bar per bin, its energies as the title.
+function efficiencyMap(map) {
+  $('map-panel').hidden = !map;
+  if (!map) return;
+  const c = $('effmap'), g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  const bins = map.bins;
+  $('map-note').textContent = bins.length
+    ? `${bins.length} bins of ${fmt(map.bin_W / 1000, 1)} kW; best ${fmt(100 * Math.max(...bins.map((b) => b.efficiency)), 2)} %`
+    : 'no charging window yet';
+  if (!bins.length) return;
+  const lo = Math.max(0, Math.min(...bins.map((b) => b.efficiency)) - 0.02), hi = 1;
+  const x0 = 50, bw = (c.width - x0 - 10) / bins.length, h = c.height - 30;
+  g.font = '11px sans-serif'; g.fillStyle = '#333';
+  g.fillText(`${fmt(100 * hi, 0)} %`, 2, 12); g.fillText(`${fmt(100 * lo, 0)} %`, 2, h);
+  bins.forEach((b, k) => {
+    const bh = Math.max(1, ((b.efficiency - lo) / (hi - lo)) * (h - 10));
+    g.fillStyle = COLORS[2]; g.fillRect(x0 + k * bw + 1, h - bh, Math.max(1, bw - 2), bh);
+    if (bins.length <= 16 || k % Math.ceil(bins.length / 16) === 0) {
+      g.fillStyle = '#333'; g.fillText(fmt(b.p_lo_W / 1000, 0), x0 + k * bw + 1, c.height - 14);
+    }
+  });
+  g.fillStyle = '#333'; g.fillText('kW', c.width - 24, c.height - 2);
+}
+
 const phasesOf = (w, dc) => (dc ? ['DC'] : ['L1', 'L2', 'L3'].filter((p) => w.voltage_V && p in w.voltage_V));
 
-function values(w, dc) {
+function values(w, dc, id) {
   const ph = phasesOf(w, dc);
   const cols = dc ? ['DC'] : [...ph, 'total'];
   const key = (o, p) => (o ? (p === 'DC' ? (o.DC ?? o.total ?? o.L1) : o[p]) : undefined);
@@ -68,7 +113,7 @@ function values(w, dc) {
   let h = '<tr><th></th>' + cols.map((c) => `<th>${c}</th>`).join('') + '<th></th></tr>';
   for (const [name, unit, d, get] of rows)
     h += `<tr><td>${name}</td>` + cols.map((c) => `<td data-q="${name}" data-p="${c}">${fmt(get(c), d)}</td>`).join('') + `<td>${unit}</td></tr>`;
-  $('values').innerHTML = h;
+  $(id).innerHTML = h;
 }
 
 function trend(w, dc) {

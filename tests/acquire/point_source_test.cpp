@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <thread>
+#include <vector>
 
 #include "wattpipe/acquire/simulator.hpp"
 #include "wattpipe/acquire/wprb.hpp"
@@ -70,48 +72,159 @@ TEST(ChargerSimulator, TheInputPowerIsTheOutputPowerPlusTheLosses) {
   }
 }
 
-TEST(PointSource, EachPointGetsItsOwnChannelsInItsOwnLayout) {
+// One point of a stream, as a daemon that measures only that point sees it.
+// (A source keeps the fan-out's shared state alive, not the fan-out.)
+static std::unique_ptr<Source> one_point(const SampleBlock& b, const std::string& point) {
+  PointFanout fan(std::make_unique<Blocks>(std::deque<SampleBlock>{b}),
+                  point.empty() ? std::vector<std::string>{} : std::vector<std::string>{point});
+  return fan.source(0);
+}
+
+TEST(PointFanout, EachPointGetsItsOwnChannelsInItsOwnLayout) {
   Simulator sim(charger());
   SampleBlock whole;
   sim.generate(whole, 500);
   for (const char* point : {"grid", "car"}) {
-    PointSource src(std::make_unique<Blocks>(std::deque<SampleBlock>{whole}), point);
+    auto src = one_point(whole, point);
     SampleBlock out;
-    ASSERT_EQ(src.read(out, std::chrono::seconds(1)), ReadStatus::ok) << src.end_reason();
+    ASSERT_EQ(src->read(out, std::chrono::seconds(1)), ReadStatus::ok) << src->end_reason();
     const bool grid = std::string(point) == "grid";
     EXPECT_EQ(out.layout, grid ? Layout::ac3n : Layout::dc);
     EXPECT_EQ(out.channels, grid ? 8u : 2u);
     EXPECT_EQ(out.frames, whole.frames);
     EXPECT_EQ(out.first_frame, whole.first_frame);
     EXPECT_EQ(out.t0_ns, whole.t0_ns) << "one clock: the same times";
+    EXPECT_EQ(out.has_ref_power, !grid);
     for (std::uint32_t f = 0; f < out.frames; ++f)
       for (std::uint32_t c = 0; c < out.channels; ++c)
         ASSERT_EQ(out.frame(f)[c], whole.frame(f)[(grid ? 0 : 8) + c]) << point << " frame " << f << " ch " << c;
   }
 }
 
-TEST(PointSource, NoPointOnTwoAndAPointOnOneEndTheSourceWithTheReason) {
+TEST(PointFanout, NoPointOnTwoAndAPointOnOneEndTheSourceWithTheReason) {
   Simulator sim(charger());
   SampleBlock whole;
   sim.generate(whole, 100);
-  PointSource none(std::make_unique<Blocks>(std::deque<SampleBlock>{whole}), "");
+  auto none = one_point(whole, "");
   SampleBlock out;
-  EXPECT_EQ(none.read(out, std::chrono::seconds(1)), ReadStatus::end);
-  EXPECT_NE(none.end_reason().find("grid (AC3N), car (DC); choose one with --point"), std::string::npos)
-      << none.end_reason();
+  EXPECT_EQ(none->read(out, std::chrono::seconds(1)), ReadStatus::end);
+  EXPECT_NE(none->end_reason().find("grid (AC3N), car (DC); measure them with --points, or one with --point"),
+            std::string::npos)
+      << none->end_reason();
   Simulator ac(*sim_profile("ac3", 20000));
   SampleBlock one;
   ac.generate(one, 100);
-  PointSource wrong(std::make_unique<Blocks>(std::deque<SampleBlock>{one}), "car");
-  EXPECT_EQ(wrong.read(out, std::chrono::seconds(1)), ReadStatus::end);
-  EXPECT_NE(wrong.end_reason().find("has one measuring point"), std::string::npos) << wrong.end_reason();
+  auto wrong = one_point(one, "car");
+  EXPECT_EQ(wrong->read(out, std::chrono::seconds(1)), ReadStatus::end);
+  EXPECT_NE(wrong->end_reason().find("has one measuring point"), std::string::npos) << wrong->end_reason();
+  auto unknown = one_point(whole, "dc2");
+  EXPECT_EQ(unknown->read(out, std::chrono::seconds(1)), ReadStatus::end);
+  EXPECT_NE(unknown->end_reason().find("no measuring point 'dc2'"), std::string::npos) << unknown->end_reason();
   // One point, none chosen: the block as it came.
-  PointSource plain(std::make_unique<Blocks>(std::deque<SampleBlock>{one}), "");
-  ASSERT_EQ(plain.read(out, std::chrono::seconds(1)), ReadStatus::ok);
+  auto plain = one_point(one, "");
+  ASSERT_EQ(plain->read(out, std::chrono::seconds(1)), ReadStatus::ok);
   EXPECT_EQ(std::memcmp(out.data.data(), one.data.data(), 100 * 8 * sizeof(float)), 0);
 }
 
-TEST(PointSource, Ac3nDcRoundTripsThroughWprbWithVoltsAndAmperesPerChannel) {
+namespace {
+
+// Blocks of the charger simulator, numbered, for the fan-out's threads.
+std::deque<SampleBlock> charger_blocks(int n, std::uint32_t frames) {
+  Simulator sim(charger());
+  std::deque<SampleBlock> q;
+  for (int k = 0; k < n; ++k) {
+    q.emplace_back();
+    sim.generate(q.back(), frames);
+  }
+  return q;
+}
+
+class LiveBlocks final : public Source {  // the same, said to be real time
+ public:
+  explicit LiveBlocks(std::deque<SampleBlock> b) : inner_(std::move(b)) {}
+  ReadStatus read(SampleBlock& out, std::chrono::nanoseconds t) override { return inner_.read(out, t); }
+  [[nodiscard]] bool real_time() const noexcept override { return true; }
+
+ private:
+  Blocks inner_;
+};
+
+}  // namespace
+
+TEST(PointFanout, BothPointsOfOneStreamInTwoThreadsGetEveryBlockInOrderAtMaxRate) {
+  constexpr int kBlocks = 400;  // 25 times the queue: the reading side must wait for the other
+  const auto blocks = charger_blocks(kBlocks, 256);
+  PointFanout fan(std::make_unique<Blocks>(blocks), {"grid", "car"});
+  ASSERT_EQ(fan.points(), 2u);
+  auto grid = fan.source(0), car = fan.source(1);
+  std::vector<std::uint64_t> car_first;
+  std::vector<float> car_u, car_ref;
+  std::thread t([&] {
+    SampleBlock b;
+    for (ReadStatus st; (st = car->read(b, std::chrono::seconds(5))) != ReadStatus::end;) {
+      ASSERT_EQ(st, ReadStatus::ok);
+      ASSERT_EQ(b.layout, Layout::dc);
+      ASSERT_TRUE(b.has_ref_power);
+      car_first.push_back(b.first_frame);
+      car_u.push_back(b.frame(b.frames - 1)[0]);
+      car_ref.push_back(b.ref_power[b.frames - 1]);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));  // slower than the reading side
+    }
+  });
+  SampleBlock g;
+  int n = 0;
+  for (ReadStatus st; (st = grid->read(g, std::chrono::seconds(5))) != ReadStatus::end;) {
+    ASSERT_EQ(st, ReadStatus::ok);
+    ASSERT_EQ(g.layout, Layout::ac3n);
+    EXPECT_EQ(g.first_frame, blocks[n].first_frame);
+    EXPECT_FALSE(g.has_ref_power);
+    ++n;
+  }
+  t.join();
+  EXPECT_EQ(n, kBlocks);
+  ASSERT_EQ(car_first.size(), std::size_t{kBlocks}) << "nothing dropped when the stream is not real time";
+  EXPECT_EQ(fan.blocks_dropped(1), 0u);
+  for (int k = 0; k < kBlocks; ++k) {
+    const SampleBlock& w = blocks[k];
+    const float* x = w.frame(w.frames - 1);
+    EXPECT_EQ(car_first[k], w.first_frame);
+    EXPECT_EQ(car_u[k], x[8]);
+    // The grid's instantaneous power on the car's frame: sum of u * i over the phases.
+    const double p = double(x[0]) * x[4] + double(x[1]) * x[5] + double(x[2]) * x[6];
+    EXPECT_FLOAT_EQ(car_ref[k], float(p));
+  }
+}
+
+TEST(PointFanout, ALiveStreamDropsForAFullPointAndCountsTheFramesInItsNextBlock) {
+  constexpr int kBlocks = 20;
+  PointFanout fan(std::make_unique<LiveBlocks>(charger_blocks(kBlocks, 100)), {"grid", "car"}, 4);
+  auto grid = fan.source(0), car = fan.source(1);
+  SampleBlock b;
+  for (int k = 0; k < kBlocks; ++k) ASSERT_EQ(grid->read(b, std::chrono::seconds(1)), ReadStatus::ok);
+  EXPECT_EQ(grid->read(b, std::chrono::seconds(1)), ReadStatus::end);
+  EXPECT_EQ(fan.blocks_dropped(1), std::uint64_t{kBlocks - 4}) << "the car's queue holds 4";
+  std::vector<std::uint64_t> lost;
+  for (ReadStatus st; (st = car->read(b, std::chrono::seconds(1))) == ReadStatus::ok;) lost.push_back(b.lost_frames);
+  EXPECT_EQ(lost, (std::vector<std::uint64_t>{0, 0, 0, 0})) << "dropped after the 4th: no block follows to carry them";
+  EXPECT_EQ(car->end_reason(), "");
+}
+
+TEST(PointFanout, StopEndsTheWaitOfTheReadingSideAndOfTheOthers) {
+  PointFanout fan(std::make_unique<Blocks>(charger_blocks(10, 64)), {"grid", "car"}, 2);
+  auto grid = fan.source(0), car = fan.source(1);
+  SampleBlock b;
+  std::thread t([&] {
+    for (int k = 0; k < 2; ++k) ASSERT_EQ(grid->read(b, std::chrono::seconds(1)), ReadStatus::ok);
+    EXPECT_EQ(grid->read(b, std::chrono::seconds(1)), ReadStatus::timeout) << "its wait for the car ended by stop()";
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  fan.stop();
+  t.join();
+  SampleBlock c;
+  EXPECT_EQ(car->read(c, std::chrono::milliseconds(1)), ReadStatus::ok);
+}
+
+TEST(PointFanout, Ac3nDcRoundTripsThroughWprbWithVoltsAndAmperesPerChannel) {
   Simulator sim(charger());
   SampleBlock b;
   sim.generate(b, 300);

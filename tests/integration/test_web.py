@@ -207,17 +207,50 @@ class LivePage(unittest.TestCase):
         self.assertIn("DC", last["window"]["voltage_V"])
 
 
-    def test_charger_car_side_shows_its_efficiency(self):
+    def test_charger_both_sides_efficiency_and_its_map(self):
+        # One daemon, both measuring points of the charger: the page is the car side's
+        # (the billing module), with the grid input beside it and the efficiency map.
         def check(d, broker):
-            wait_js(d, "document.getElementById('values').textContent.includes('Efficiency')")
+            wait_js(d, "document.getElementById('values').textContent.includes('Efficiency')"
+                       " && document.getElementById('grid-values').textContent.includes('PF')"
+                       " && window.wattpipe.last.efficiency_map && window.wattpipe.last.efficiency_map.bins.length >= 2")
             eff = float(cell(d, "Efficiency", "DC"))
             self.assertGreater(eff, 70)
             self.assertLess(eff, 100)
-            self.assertGreater(float(cell(d, "P input", "DC")), float(cell(d, "P", "DC")), "the input takes more")
+            # Both cells of one rendering (the power ramps between updates).
+            p_in, p_out = d.execute_script(
+                "const q = (n) => document.querySelector(`#values td[data-q=\"${n}\"][data-p=\"DC\"]`).textContent;"
+                "return [q('P input'), q('P')]")
+            self.assertGreater(float(p_in), float(p_out), "the input takes more")
+            self.assertIn("DC output · module web", d.find_element("id", "values-title").text)
+            self.assertIn("Grid input · module web_grid", d.find_element("id", "grid-title").text)
+            grid_p = d.execute_script("return document.querySelector('#grid-values td[data-q=\"P\"][data-p=\"total\"]').textContent")
+            self.assertGreater(float(grid_p), 0)
+            self.assertIn("THD I L1", d.find_element("id", "grid-note").text)
+            self.assertFalse(d.execute_script("return document.getElementById('map-panel').hidden"))
+            self.assertGreater(inked(d, "effmap"), 500, "the map has drawn its bars")
+            return True
+
+        _, last = self.run_page("charger", check)
+        self.assertIn("efficiency", last["window"])
+        self.assertEqual(last["point"], "car")
+        self.assertEqual([p["name"] for p in last["points"]], ["grid"])
+        self.assertEqual(last["points"][0]["module_id"], "web_grid")
+        self.assertIn("L3", last["points"][0]["window"]["voltage_V"])
+        for b in last["efficiency_map"]["bins"]:
+            self.assertAlmostEqual(b["efficiency"], b["E_out_Wh"] / b["E_in_Wh"], places=5)
+            self.assertGreater(b["efficiency"], 0.5)
+            self.assertLess(b["efficiency"], 1)
+
+    def test_charger_car_side_alone(self):
+        # --point car: one module, the efficiency against the grid input still on the page.
+        def check(d, broker):
+            wait_js(d, "document.getElementById('values').textContent.includes('Efficiency')")
+            self.assertTrue(d.execute_script("return document.getElementById('grid-panel').hidden"))
             return True
 
         _, last = self.run_page("charger", check, extra=("--point", "car"))
-        self.assertIn("efficiency", last["window"])
+        self.assertEqual(last["points"], [])
 
 
 class Security(unittest.TestCase):

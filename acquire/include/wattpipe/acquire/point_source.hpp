@@ -1,44 +1,71 @@
 // SPDX-License-Identifier: Apache-2.0
-// One measuring point of a source: passes blocks on unchanged when the stream
-// has one point, and when its frames carry several (AC3N_DC: a charger's grid
-// input and its DC output, on one clock) passes on the chosen point's
-// channels as blocks of that point's own layout. Several daemons, one per
-// point, then measure the same samples: two SUB sockets on one DAQ stream,
-// or one recording replayed twice.
+// The measuring points of one stream. A stream of one point passes through
+// unchanged; a stream whose frames carry several (AC3N_DC: a charger's grid
+// input and its DC output, on one clock) is split into the points measured,
+// each as blocks of its own layout, so each point has its own acquisition
+// thread, ring, processing, registers and EVerest module (docs/wprb.md,
+// README: both sides of a charger).
 //
-// A stream of several points with no point chosen, or a point the stream
-// does not have, ends the source with the reason (end_reason()): nothing is
-// measured on channels that belong to another point.
+// Point 0's source reads the stream on its acquisition thread, keeps its own
+// channels in place and copies every other point's channels into that
+// point's queue (lock-free SPSC, one per point); the other points' sources
+// take their blocks from their queue. A queue that is full drops the block
+// for its point when the stream is real time (counted in the point's next
+// block as lost frames, as a ring drop is) and otherwise waits for room, so
+// at --max-rate the slowest point sets the pace and nothing is dropped.
 //
-// Threading: as Source (the acquisition thread); counters() are the inner
-// source's.
+// The car side of AC3N_DC carries the grid side's instantaneous power along
+// (SampleBlock::ref_power): efficiency and loss on the same samples.
+//
+// A stream of several points with no point chosen, a point the stream does
+// not have, or points on a stream of one end every point's source with the
+// reason (end_reason()): nothing is measured on another point's channels.
+//
+// Threading: construct and source() on the owner thread before the
+// acquisition threads start; each source() is then called by its own
+// acquisition thread only (see Source). stop() and counters from any thread.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "wattpipe/acquire/source.hpp"
 
 namespace wattpipe::acquire {
 
-class PointSource final : public Source {
+class PointFanout {
  public:
-  // `point`: a name of points_of() ("grid", "car"), or empty for a stream of one point.
-  PointSource(std::unique_ptr<Source> inner, std::string point);
-  ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
-  [[nodiscard]] bool real_time() const noexcept override { return inner_->real_time(); }
-  [[nodiscard]] bool wall_clock() const noexcept override { return inner_->wall_clock(); }
-  [[nodiscard]] std::string end_reason() const override { return reason_.empty() ? inner_->end_reason() : reason_; }
-  [[nodiscard]] const SourceCounters& counters() const noexcept override { return inner_->counters(); }
-  [[nodiscard]] const Source& inner() const noexcept { return *inner_; }
+  // `points`: names of points_of() ("grid", "car"), point 0 first; empty for
+  // a stream of one point. `queue_blocks`: each further point's queue.
+  PointFanout(std::unique_ptr<Source> stream, std::vector<std::string> points, std::size_t queue_blocks = 16);
+  ~PointFanout();
+  PointFanout(const PointFanout&) = delete;
+  PointFanout& operator=(const PointFanout&) = delete;
+
+  // Owner thread, once per point: point k's source (it keeps the shared state alive).
+  [[nodiscard]] std::unique_ptr<Source> source(std::size_t k);
+  [[nodiscard]] std::size_t points() const noexcept;
+  // Any thread: ends the waits of every point's source (shutdown).
+  void stop() noexcept;
+  // Any thread: the stream itself (its counters, its kind).
+  [[nodiscard]] const Source& stream() const noexcept;
+  // Any thread: blocks of point k dropped because its queue was full (real time).
+  [[nodiscard]] std::uint64_t blocks_dropped(std::size_t k) const noexcept;
+
+  struct Shared;
 
  private:
-  std::unique_ptr<Source> inner_;
-  std::string point_;
-  std::string reason_;
+  std::shared_ptr<Shared> shared_;
 };
 
 // "grid (AC3N), car (DC)": the points of a layout, for messages.
 std::string describe_points(Layout l);
+
+// The frames of one point of a block of several: header, the point's
+// channels compacted (`out` may be `in`: in place), and for the car side of
+// AC3N_DC the grid side's instantaneous power. False when `in` has no such
+// point.
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out);
 
 }  // namespace wattpipe::acquire

@@ -8,6 +8,7 @@
 // the owner after join().
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -57,8 +58,20 @@ class EfficiencyMap {
   [[nodiscard]] double bin_w() const noexcept { return bin_w_; }
 
  private:
+  friend struct EfficiencyMapView;
   double bin_w_;
   std::vector<Bin> bins_;  // index: floor(p_out / bin_w)
+};
+
+// The map as it stands, for the live page (a fixed size: it goes through a
+// TripleBuffer): the first kBins bins, by output power, that hold a window.
+struct EfficiencyMapView {
+  // Processing thread: a copy of the map (no allocation).
+  static constexpr std::size_t kBins = 64;
+  std::array<EfficiencyMap::Bin, kBins> bin{};
+  std::uint32_t count = 0;
+  double bin_w = 0;
+  void assign(const EfficiencyMap& m);
 };
 
 }  // namespace wattpipe::pipeline

@@ -67,6 +67,7 @@ struct ProcessingOutputs {
   TripleBuffer<ScopeSnapshot>* scope = nullptr;
   ScopeConfig scope_cfg;
   acquire::SpscRing<StepEvent>* view_events = nullptr;     // step events for the page (dropped when full)
+  TripleBuffer<EfficiencyMapView>* view_map = nullptr;    // two points: the efficiency map, with each view window
 };
 
 struct ProcessingCounters {

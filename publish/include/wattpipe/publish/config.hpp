@@ -33,7 +33,12 @@ struct Config {
   // Source
   std::string source = "sim";
   std::string channel_map;  // comtrade: U1=NAME_OR_INDEX,...
-  std::string point;        // a stream of several measuring points (AC3N_DC): the one this daemon measures
+  // A stream of several measuring points (AC3N_DC): the ones this daemon
+  // measures, each its own EVerest module (point_config). --point names one,
+  // --points several; the simulator's are all of its own by default.
+  std::string point, points_arg;
+  std::vector<std::string> points;  // resolved: empty for a stream of one point
+  std::string grid_module_id;       // the grid side's module (default {module-id}_grid)
   double efficiency_bin_kw = 10;  // the car side's efficiency map
   std::string sim_profile = "ac3";
   double sample_rate = 20000;
@@ -44,6 +49,9 @@ struct Config {
 
   // Metrology
   pipeline::ProcessorConfig processor;
+  // Calibration of the DC channels U and I, apart from U1 and I1: on a
+  // stream of two points they are the car side's, the others the grid's.
+  std::optional<pipeline::ChannelCal> cal_dc_u, cal_dc_i;
   // Analysis (processor.analysis is resolved from these)
   std::string analysis = "off";
   std::string ripple_bands_hz = "0-10,10-5000,5000-150000";
@@ -103,6 +111,17 @@ enum class ParseOutcome { run, exit_ok, bad };
 
 // Parses argv (and the YAML file it names). `bad`: the message in `error`
 // names the key; `exit_ok`: --help or --version was printed.
+// The configuration of one measuring point of `c` (a name of c.points, or ""
+// for a stream of one point): the billing point (the car side, or the only
+// one) keeps the module id, state directory, logs, serial and page of `c`;
+// another point gets its own: module {module-id}_{name} (the grid side:
+// --grid-module-id), state {state-dir}/{name}, logs with .{name} before the
+// extension, serial {serial}-{name}, no page or ZeroMQ output of its own.
+// Each point's calibration is its own channels' (the car side: U and I).
+Config point_config(const Config& c, const std::string& name);
+// The point of c.points that bills (the car side), or the first.
+[[nodiscard]] std::string billing_point(const Config& c);
+
 ParseOutcome parse_config(int argc, const char* const* argv, Config& cfg, std::string& error);
 
 // --source: what kind, and what follows its prefix ("zmq:" ENDPOINT ...).

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The whole meter in one object: source -> acquisition thread -> block ring ->
 // processing thread -> the legal part (registers, state, transactions) ->
-// the publishers (MQTT thread, log thread, web thread). tools/wattpipe.cpp is
-// a thin main() around it; benchmarks and tests can run it in-process.
+// the publishers (MQTT thread, log thread, web thread), once per measuring
+// point of the stream (--points: a charger's grid input and DC output, each
+// its own EVerest module). tools/wattpipe.cpp is a thin main() around it;
+// benchmarks and tests can run it in-process.
 //
 // Threading: run() on one thread (it blocks until the end); request_stop()
 // from any thread, including a signal-waiting thread.
@@ -35,13 +37,15 @@ class Daemon {
   // After run(): the final counters as one JSON object (what --stats-json writes).
   [[nodiscard]] const std::string& stats_json() const noexcept { return stats_; }
 
-  struct Run;  // the parts of one run, built in data-flow order (opaque: publish/src/daemon_run.hpp)
+  struct Run;   // the parts of one point's run, built in data-flow order (opaque: publish/src/daemon_run.hpp)
+  struct Runs;  // the stream and every point's run
 
  private:
-  int build(Run& r);
-  std::string main_loop(Run& r, int signal_fd);
-  void shutdown(Run& r);
-  int write_stats(Run& r, const std::string& why);
+  int build(Runs& runs);
+  int build(Run& r, Runs& runs);
+  std::string main_loop(Runs& runs, int signal_fd);
+  void shutdown(Runs& runs);
+  int write_stats(Runs& runs, const std::string& why);
 
   Config cfg_;
   std::atomic<bool> stop_{false};

@@ -20,8 +20,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/pipeline/efficiency.hpp"
 #include "wattpipe/pipeline/scope.hpp"
 #include "wattpipe/pipeline/triple_buffer.hpp"
 #include "wattpipe/pipeline/window.hpp"
@@ -35,6 +37,7 @@ struct WebConfig {
   std::string cert_file, key_file;        // TLS (PEM), optional; both or neither
   std::int64_t interval_ns = 100'000'000; // one update per interval (50 ms .. 1 s)
   std::string meter_id, module_id, version;
+  std::string point;  // this point's name on a stream of several ("car"), else empty
   unsigned max_clients = 16;
 };
 
@@ -44,6 +47,14 @@ struct WebSources {
   acquire::SpscRing<pipeline::StepEvent>* steps = nullptr;           // step events (this server consumes them)
   std::function<std::string()> health;        // a JSON object; must not block (atomics)
   std::function<std::string()> transactions;  // a JSON array; must not block
+  // The stream's other measuring points, shown beside this one (a charger's
+  // grid input beside its DC output): their newest windows (this server reads them).
+  struct Point {
+    std::string name, module_id, meter_id;
+    pipeline::TripleBuffer<pipeline::WindowRecord>* window = nullptr;
+  };
+  std::vector<Point> points;
+  pipeline::TripleBuffer<pipeline::EfficiencyMapView>* efficiency_map = nullptr;  // two points, optional
 };
 
 struct WebCounters {
