@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Two measuring points on one clock (WPRB layout 5, AC3N_DC: a charger's
-grid input and its DC output): closed-form signals on both sides give a
-known efficiency and loss, to 1e-4, through a recording replayed once per
-point; one live DAQ stream measured by two daemons, one per point, each its
-own EVerest module (values, communication_check, transactions that are
-independent of each other), and a stall of the stream stops both modules'
-communication_check."""
+grid input and its DC output), both in one daemon (--points): closed-form
+signals on both sides give a known efficiency and loss, to 1e-4, the same to
+the last bit as one daemon per point (--point); one live DAQ stream, each
+point its own EVerest module (values, communication_check and transaction
+replies valid against both API files, transactions independent of each
+other), and a stall of the stream stops both modules' communication_check."""
+import json
 import math
 import os
 import sys
@@ -43,23 +44,36 @@ class TwoPoints(unittest.TestCase):
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             path = os.path.join(tmp, "bench.wprb")
             wprb.write_file(path, charger_frames(int(seconds * RATE)), "AC3N_DC", RATE, t0_ns=1_764_800_000_000_000_000)
-            energy, logs = {}, {}
+            # Both points in one daemon: the car side bills (--module-id), the grid side is its own module.
+            log = os.path.join(tmp, "bench.jsonl")
+            logs = {"car": log, "grid": os.path.join(tmp, "bench.grid.jsonl")}
+            d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--points", "grid,car", "--module-id",
+                                   "bench", "--grid-module-id", "bench_in", "--log", log], broker.port, name="both").start()
+            self.assertEqual(d.wait(60), 0, d.log())
+            s = d.stats()
+            self.assertEqual(s["stop_reason"], "source ended")
+            self.assertEqual((s["point"], s["module_id"]), ("car", "bench"))
+            self.assertEqual(sorted(s["points"]), ["car", "grid"])
+            self.assertEqual(s["points"]["grid"]["module_id"], "bench_in")
+            energy = {}
             for point in ("grid", "car"):
-                logs[point] = os.path.join(tmp, f"{point}.jsonl")
-                d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--point", point, "--module-id",
-                                       f"bench_{point}", "--log", logs[point]], broker.port, name=point).start()
-                self.assertEqual(d.wait(60), 0, d.log())
-                s = d.stats()
-                self.assertEqual(s["frames_processed"], int(seconds * RATE))
-                self.assertEqual(s["stop_reason"], "source ended")
-                energy[point] = s["energy_Wh_import_total"]
-                if point == "car":  # the efficiency map: one bin (6 kW, in 0-10 kW)
-                    self.assertEqual([(b["p_lo_W"], b["p_hi_W"]) for b in s["efficiency_map"]], [(0, 10000)])
-                    self.assertAlmostEqual(s["efficiency_map"][0]["efficiency"], P_CAR / P_GRID, delta=1e-4)
-                else:
-                    self.assertNotIn("efficiency_map", s)
-            self.assertAlmostEqual(energy["grid"], P_GRID * seconds / 3600, delta=P_GRID * seconds / 3600 * 1e-4)
-            self.assertAlmostEqual(energy["car"], P_CAR * seconds / 3600, delta=P_CAR * seconds / 3600 * 1e-4)
+                p = s["points"][point]
+                self.assertEqual(p["frames_processed"], int(seconds * RATE), point)
+                self.assertEqual(p["point_queue_blocks_dropped"], 0, point)
+                energy[point] = p["energy_Wh_import_total"]
+            self.assertEqual(s["energy_Wh_import_total"], energy["car"])
+            # The efficiency map: one bin (6 kW, in 0-10 kW), on the car side only.
+            self.assertEqual([(b["p_lo_W"], b["p_hi_W"]) for b in s["efficiency_map"]], [(0, 10000)])
+            self.assertAlmostEqual(s["efficiency_map"][0]["efficiency"], P_CAR / P_GRID, delta=1e-4)
+            self.assertNotIn("efficiency_map", s["points"]["grid"])
+            self.assertTrue(os.path.exists(os.path.join(tmp, "state-both", "grid", "registers.snap")),
+                            "the grid side's registers in its own state directory")
+            # One daemon per point (--point) measures the same samples the same, to the last bit.
+            for point in ("grid", "car"):
+                one = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--point", point, "--module-id",
+                                         f"one_{point}"], broker.port, name=f"one-{point}").start()
+                self.assertEqual(one.wait(60), 0, one.log())
+                self.assertEqual(one.stats()["energy_Wh_import_total"], energy[point], point)
             efficiency = energy["car"] / energy["grid"]
             loss_w = (energy["grid"] - energy["car"]) * 3600 / seconds
             self.assertAlmostEqual(efficiency, P_CAR / P_GRID, delta=1e-4)
@@ -93,29 +107,42 @@ class TwoPoints(unittest.TestCase):
             r = wplib.run([wplib.binary("wattpipe-export"), path, "-f", "comtrade", "-o", base])
             self.assertEqual(r.returncode, 0, r.stderr)
             mapped = ",".join(f"{n}={k + 1}" for k, n in enumerate(wprb.CHANNELS["AC3N_DC"]))
-            for point in ("grid", "car"):
-                for extra in ([], ["--channel-map", mapped]):
-                    d = wplib.Daemon(tmp, ["--source", f"comtrade:{base}.cfg", "--max-rate", "--point", point,
-                                           "--state-dir", "none", *extra], broker.port, name=f"c-{point}").start()
-                    self.assertEqual(d.wait(60), 0, d.log())
-                    self.assertEqual(d.stats()["energy_Wh_import_total"], energy[point], point)
-            # Without --point the stream is refused, with the reason.
-            d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate"], broker.port, name="none").start()
-            self.assertEqual(d.wait(60), 0, d.log())
-            self.assertIn("carries 2 measuring points: grid (AC3N), car (DC); choose one with --point", d.log())
-            self.assertEqual(d.stats()["frames_processed"], 0)
+            for extra in ([], ["--channel-map", mapped]):
+                d = wplib.Daemon(tmp, ["--source", f"comtrade:{base}.cfg", "--max-rate", "--points", "grid,car",
+                                       "--state-dir", "none", *extra], broker.port, name="c").start()
+                self.assertEqual(d.wait(60), 0, d.log())
+                for point in ("grid", "car"):
+                    self.assertEqual(d.stats()["points"][point]["energy_Wh_import_total"], energy[point], point)
+            # Without --points or --point the stream is refused, with the reason; so is a point it lacks.
+            for args, words in [([], "carries 2 measuring points: grid (AC3N), car (DC); measure them with --points, "
+                                     "or one with --point"),
+                                (["--points", "car,grid"], None)]:
+                d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", *args], broker.port, name="refused").start()
+                self.assertEqual(d.wait(60), 0, d.log())
+                if words:
+                    self.assertIn(words, d.log())
+                    self.assertEqual(d.stats()["frames_processed"], 0)
+                else:  # the order of --points is free: the first one reads the stream
+                    self.assertEqual(d.stats()["points"]["grid"]["energy_Wh_import_total"], energy["grid"])
+            for args, words in [(["--points", "grid,grid"], "'grid' twice"),
+                                (["--points", "grid,dc2"], "'dc2' is not a measuring point"),
+                                (["--point", "car", "--points", "grid,car"], "give one of them"),
+                                (["--grid-module-id", "wattpipe"], "the same as --module-id")]:
+                r = wplib.run([wplib.binary("wattpipe"), "--source", f"replay:{path}", "--state-dir", "none", *args])
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(words, r.stderr)
 
     def test_one_stream_two_modules_independent_and_both_stalled(self):
+        schema = wplib.Schema()  # the original API file and EVerest's 2026-08 one
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
             port = wplib.free_port()
             daq = wplib.subprocess.Popen([wplib.binary("wattpipe-daq"), "--bind", f"tcp://127.0.0.1:{port}",
                                           "--sim-profile", "charger", "--sim-session-s", "30", "--quiet"])
             wplib._STARTED.append(daq)
             ev = {m: wplib.Everest(broker.port, module_id=m) for m in ("ch", "ch_grid")}
-            points = {"ch": "car", "ch_grid": "grid"}
-            daemons = {m: wplib.Daemon(tmp, ["--source", f"zmq:tcp://127.0.0.1:{port}", "--point", p, "--module-id", m,
-                                             "--publish-interval-ms", "100", "--communication-check-interval-ms",
-                                             "200"], broker.port, name=m).start() for m, p in points.items()}
+            d = wplib.Daemon(tmp, ["--source", f"zmq:tcp://127.0.0.1:{port}", "--points", "grid,car", "--module-id", "ch",
+                                   "--publish-interval-ms", "100", "--communication-check-interval-ms", "200"],
+                             broker.port, name="ch").start()
             try:
                 deadline = time.time() + 20
                 while time.time() < deadline and not all(len(e.values()) >= 3 for e in ev.values()):
@@ -123,13 +150,26 @@ class TwoPoints(unittest.TestCase):
                 values = {m: e.values() for m, e in ev.items()}
                 self.assertIn("DC", values["ch"][-1]["voltage_V"], "the car module shows the DC output")
                 self.assertIn("L3", values["ch_grid"][-1]["voltage_V"], "the grid module shows three phases")
+                for m, vs in values.items():
+                    for v in vs:
+                        self.assertEqual(schema.check_powermeter(v), [], m)
+                    checks = [json.loads(p) for (_, p, _) in ev[m].sub.take("/m2e/communication_check")]
+                    self.assertTrue(checks, m)
+                    for c in checks:
+                        self.assertEqual(schema.errors("CommunicationCheck", c), [], m)
+                        self.assertIs(c, True)
                 # Transactions are each module's own: a stop on one leaves the other's open.
-                self.assertEqual(ev["ch"].start("tx-car")["status"], "OK")
-                self.assertEqual(ev["ch_grid"].start("tx-grid")["status"], "OK")
+                started = {"ch": ev["ch"].start("tx-car"), "ch_grid": ev["ch_grid"].start("tx-grid")}
+                for m, r in started.items():
+                    self.assertEqual(r["status"], "OK", m)
+                    self.assertEqual(schema.errors("StartTransactionReply", r), [], m)
                 time.sleep(1)
                 stopped = ev["ch"].stop("tx-car")
                 self.assertEqual(stopped["status"], "OK")
-                self.assertEqual(ev["ch_grid"].stop("tx-car")["status"], "UNEXPECTED_ERROR", "not the grid's")
+                self.assertEqual(schema.errors("StopTransactionReply", stopped), [])
+                wrong = ev["ch_grid"].stop("tx-car")
+                self.assertEqual(wrong["status"], "UNEXPECTED_ERROR", "not the grid's")
+                self.assertEqual(schema.errors("StopTransactionReply", wrong), [])
                 # The stream stalls: both modules stop sending communication_check.
                 for e in ev.values():
                     e.sub.take()
@@ -141,26 +181,26 @@ class TwoPoints(unittest.TestCase):
                     late = [ts for (t, _, ts) in e.sub.take("/m2e/communication_check") if ts > stalled_at + 1.5]
                     self.assertEqual(late, [], f"{m}: communication_check went on after the stream stalled")
             finally:
-                for d in daemons.values():
-                    self.assertEqual(d.stop(), 0, d.log())
+                self.assertEqual(d.stop(), 0, d.log())
                 for e in ev.values():
                     e.close()
                 if daq.poll() is None:
                     daq.kill()
             # The car side's transaction: the energy efficiency beside its signed records (not in them).
             import re
-            m = re.search(r"transaction 'tx-car': ([0-9.]+) Wh out of ([0-9.]+) Wh in: efficiency ([0-9.]+)",
-                          daemons["ch"].log())
-            self.assertIsNotNone(m, daemons["ch"].log())
+            m = re.search(r"transaction 'tx-car': ([0-9.]+) Wh out of ([0-9.]+) Wh in: efficiency ([0-9.]+)", d.log())
+            self.assertIsNotNone(m, d.log())
             e_out, e_in, eff = (float(x) for x in m.groups())
             self.assertGreater(e_in, e_out)
             self.assertAlmostEqual(eff, e_out / e_in, delta=1e-4)
             self.assertGreater(eff, 0.7)
             self.assertNotIn("efficiency", stopped["signed_meter_value"]["signed_meter_data"])
-            self.assertEqual(daemons["ch_grid"].stats()["transactions_open"], 1)
-            self.assertEqual(daemons["ch"].stats()["transactions_open"], 0)
-            grid_e = daemons["ch_grid"].stats()["energy_Wh_import_total"]
-            car_e = daemons["ch"].stats()["energy_Wh_import_total"]
+            s = d.stats()
+            self.assertEqual(s["points"]["grid"]["transactions_open"], 1)
+            self.assertEqual(s["transactions_open"], 0)
+            self.assertNotEqual(s["points"]["grid"]["ocmf_public_key"], s["ocmf_public_key"], "each module its own key")
+            grid_e = s["points"]["grid"]["energy_Wh_import_total"]
+            car_e = s["energy_Wh_import_total"]
             self.assertGreater(grid_e, car_e, "the input takes more than the output gives")
             self.assertGreater(car_e / grid_e, 0.7)
 
