@@ -8,9 +8,8 @@
 # powermeter_values message as an EVerest peer sees it. Ctrl-C stops
 # everything it started.
 # --sim-profile charger (a charger's grid input and DC output on one clock):
-# the simulator runs as a DAQ (wattpipe-daq, ZeroMQ PUB) and two daemons
-# measure its two points, the car side as MODULE and the grid side as
-# MODULE_grid, each with its own page and watcher.
+# the daemon measures both points, the car side as MODULE and the grid side
+# as MODULE_grid (--grid-module-id), and a watcher prints each module's values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
@@ -27,6 +26,9 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --broker=*) broker="${args[i]#--broker=}" ;;
     --module-id) module="${args[i + 1]:-}" ;;
     --module-id=*) module="${args[i]#--module-id=}" ;;
+    --grid-module-id) grid_module="${args[i + 1]:-}" ;;
+    --grid-module-id=*) grid_module="${args[i]#--grid-module-id=}" ;;
+    --point | --point=* | --points | --points=*) points_set=1 ;;
     --mqtt-prefix) prefix="${args[i + 1]:-}" ;;
     --mqtt-prefix=*) prefix="${args[i]#--mqtt-prefix=}" ;;
     --analysis | --analysis=*) analysis_set=1 ;;
@@ -35,8 +37,6 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --sim-profile=*) profile="${args[i]#--sim-profile=}" ;;
     --state-dir) state_set=1 state="${args[i + 1]:-}" ;;
     --state-dir=*) state_set=1 state="${args[i]#--state-dir=}" ;;
-    --sim-session-s) session="${args[i + 1]:-}" ;;
-    --sim-session-s=*) session="${args[i]#--sim-session-s=}" ;;
   esac
 done
 
@@ -44,7 +44,7 @@ done
 # Ctrl-C reaches only this script, which stops them in order: the daemon
 # first (its last values and its goodbye reach the watcher through the
 # broker), then the watcher, then the broker; then its temporary files go.
-daemon="" watcher="" mosq="" conf="" daq="" daemon2="" watcher2=""
+daemon="" watcher="" mosq="" conf="" watcher2=""
 stop_pid() {
   [ -n "$1" ] || return 0
   kill -TERM "$1" 2>/dev/null || true
@@ -53,8 +53,6 @@ stop_pid() {
 cleanup() {
   trap - EXIT INT TERM
   stop_pid "$daemon"
-  stop_pid "$daemon2"
-  stop_pid "$daq"
   [ -n "$watcher" ] && sleep 0.3
   stop_pid "$watcher"
   stop_pid "$watcher2"
@@ -78,7 +76,6 @@ if [ -z "$broker" ]; then
   extra=(--broker "$broker")
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 watch() {  # watch MODULE: an EVerest peer printing that module's values
   local a=(watch --broker "$broker" --module-id "$1")
   [ -n "$prefix" ] && a+=(--mqtt-prefix "$prefix")
@@ -90,32 +87,11 @@ sleep 0.2
 # The demo shows the analysis (ripple, harmonics, steps) unless told otherwise.
 [ -z "${analysis_set:-}" ] && extra+=(--analysis on)
 
-if [ "${profile:-}" = charger ]; then
-  # One DAQ stream, two measuring points: the car side (the billing meter) and the grid side.
-  daqport=$(free_port)
-  daq_args=(--bind "tcp://127.0.0.1:$daqport" --sim-profile charger --quiet)
-  [ -n "${session:-}" ] && daq_args+=(--sim-session-s "$session")
-  setsid build/bin/wattpipe-daq "${daq_args[@]}" &
-  daq=$!
-  watch "${module}_grid"
+# The charger's two points: the grid side is a module of its own, watched too.
+if [ "${profile:-}" = charger ] && [ -z "${points_set:-}" ]; then
+  watch "${grid_module:-${module}_grid}"
   watcher2=$!
-  point() {  # point NAME MODULE: a daemon measuring that point of the stream
-    local a=("${extra[@]}" --source "zmq:tcp://127.0.0.1:$daqport")
-    [ -z "${http_set:-}" ] && { local p; p=$(free_port); a+=(--http "127.0.0.1:$p"); echo "live page of $2: http://127.0.0.1:$p/" >&2; }
-    # A state directory per point (each has its own registers): the one given, or the demo's, with the point's name.
-    local sd="${state:-wattpipe-state/charger}-$1"
-    [ "${state:-}" = none ] && sd=none
-    setsid build/bin/wattpipe "${a[@]}" "${args[@]}" --state-dir "$sd" --point "$1" --module-id "$2" &
-  }
-  point car "$module"
-  daemon=$!
-  point grid "${module}_grid"
-  daemon2=$!
-  echo "charger: a DAQ stream on tcp://127.0.0.1:$daqport, measured as $module (car side) and ${module}_grid (grid side)" >&2
-  rc=0
-  wait "$daemon" || rc=$?
-  daemon=""
-  exit "$rc"
+  echo "charger: the DC output as module $module (it bills), the grid input as module ${grid_module:-${module}_grid}" >&2
 fi
 # The live page on a free loopback port.
 if [ -z "${http_set:-}" ]; then
