@@ -31,6 +31,7 @@
 #include "wattpipe/acquire/clock.hpp"
 #include "wattpipe/acquire/comtrade.hpp"
 #include "wattpipe/acquire/wprb_source.hpp"
+#include "wattpipe/pipeline/efficiency.hpp"
 
 namespace comtrade = wattpipe::acquire::comtrade;
 using wattpipe::acquire::Layout;
@@ -319,6 +320,8 @@ struct Options {
   TimeBound from, to;
   unsigned decimate = 1;
   bool log2csv = false;
+  bool efficiency_map = false;   // CSV: the map instead of the windows
+  double efficiency_bin_kw = 10;
 };
 
 // The window records, one JSON object each, in time order, to `f`: from a
@@ -415,7 +418,46 @@ int export_windows(const Options& o, const Lines& lines) {
       if (start >= lo && start <= hi) f(doc, start);
     });
   };
+  // The car side of a charger (windows with P_in_W): its efficiency map over
+  // the windows exported, binned as the daemon bins it (charging windows, not partial ones).
+  auto efficiency_map = [&] {
+    wattpipe::pipeline::EfficiencyMap map(o.efficiency_bin_kw * 1e3);
+    const std::uint64_t events_before = events;
+    bool two_points = false;
+    each_window([&](simdjson::dom::element doc, std::int64_t start) {
+      const double p_in = number(doc, "/P_in_W"), p_out = number(doc, "/power_W/total");
+      bool partial = false;
+      if (doc["partial"].get_bool().get(partial) != simdjson::SUCCESS) partial = false;
+      two_points = two_points || doc["P_in_W"].error() == simdjson::SUCCESS;
+      if (!(p_in > 0 && p_out >= 0) || partial) return;
+      const double hours = double(integer(doc, "/end_ns") - start) * 1e-9 / 3600;
+      map.add(p_out, p_in * hours, p_out * hours);
+    });
+    events = events_before;
+    return std::pair{map, two_points};
+  };
+  if (o.efficiency_map && o.format != "csv") throw UsageError("--efficiency-map: CSV only (HDF5 always has /efficiency_map)");
 
+  if (o.format == "csv" && o.efficiency_map) {
+    const auto [map, two_points] = efficiency_map();
+    if (!two_points)
+      throw UsageError(o.label + " has no window measured against an input (the car side of --points grid,car)");
+    std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
+    if (out == nullptr) throw UsageError(fmt::format("cannot write '{}'", o.output));
+    if (out != stdout) g_created = o.output;
+    std::fprintf(out, "p_lo_W,p_hi_W,efficiency,E_in_Wh,E_out_Wh,windows\n");
+    for (const auto& b : map.bins()) {
+      std::fprintf(out, "%.10g,%.10g,%.10g,%.10g,%.10g,%llu\n", b.p_lo_w, b.p_hi_w, b.efficiency(), b.e_in_wh,
+                   b.e_out_wh, static_cast<unsigned long long>(b.windows));
+      ++rows;
+    }
+    const bool ok = std::fflush(out) == 0 && !std::ferror(out);
+    if (out != stdout) std::fclose(out);
+    if (!ok) throw std::runtime_error(fmt::format("writing '{}' failed", o.output));
+    std::fprintf(stderr, "%s: the efficiency map, %llu bins of %g kW\n", g_tool.c_str(),
+                 static_cast<unsigned long long>(rows), o.efficiency_bin_kw);
+    return rows > 0 ? 0 : kExitUsage;
+  }
   if (o.format == "csv") {
     std::FILE* out = o.output.empty() ? stdout : std::fopen(o.output.c_str(), "w");
     if (out == nullptr) throw UsageError(fmt::format("cannot write '{}'", o.output));
@@ -546,6 +588,25 @@ int export_windows(const Options& o, const Lines& lines) {
     });
     flush();
     if (!step_cols.empty()) h5_strings(h5.group("/steps"), "phase", phases);
+    // Two points: /efficiency_map, one row per bin of output power.
+    if (const auto [map, two_points] = efficiency_map(); two_points) {
+      const hid_t gm = h5.group("/efficiency_map");
+      h5_attr_num<double>(gm, "bin_W", map.bin_w(), H5T_NATIVE_DOUBLE);
+      const auto bins = map.bins();
+      std::vector<double> v(bins.size());
+      const std::pair<const char*, const char*> fields[] = {{"p_lo_W", "W"},   {"p_hi_W", "W"},    {"efficiency", "1"},
+                                                            {"E_in_Wh", "Wh"}, {"E_out_Wh", "Wh"}, {"windows", "1"}};
+      for (std::size_t f = 0; f < std::size(fields); ++f) {
+        for (std::size_t k = 0; k < bins.size(); ++k) {
+          const auto& b = bins[k];
+          const double x[] = {b.p_lo_w, b.p_hi_w, b.efficiency(), b.e_in_wh, b.e_out_wh, double(b.windows)};
+          v[k] = x[f];
+        }
+        H5Series ds(gm, fields[f].first, H5T_NATIVE_DOUBLE, 1, fields[f].second);
+        if (!v.empty()) ds.append(v.data(), v.size());
+        ds.close();
+      }
+    }
     h5_attr(h5.id(), "start_utc", iso_utc(t_ref < 0 ? first_ns : t_ref));
     h5_attr_num<std::int64_t>(h5.id(), "start_ns", t_ref < 0 ? first_ns : t_ref, H5T_NATIVE_INT64);
     for (auto* bs : {&buf, &sbuf})
@@ -782,6 +843,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--comtrade-type", o.comtrade_type, "COMTRADE data: float32 (exact) or binary32")
       ->check(CLI::IsMember({"float32", "binary32"}))
+      ->capture_default_str();
+  app.add_flag("--efficiency-map", o.efficiency_map,
+               "the car side of a charger's window log: its efficiency map by output power as CSV, instead of the windows");
+  app.add_option("--efficiency-bin-kw", o.efficiency_bin_kw, "the efficiency map's bins of output power")
+      ->check(CLI::Range(0.001, 1e6))
       ->capture_default_str();
   wattpipe::tools::add_version(app, g_tool.c_str());
   if (const int rc = wattpipe::tools::parse(app, argc, argv); rc >= 0) return rc;

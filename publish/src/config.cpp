@@ -399,7 +399,7 @@ void validate(Config& c) {
   }
   for (std::size_t k = 0; k < c.points.size(); ++k) {
     const std::string& n = c.points[k];
-    if (n != "grid" && n != "car")
+    if (!acquire::known_point(n))
       throw ConfigError{fmt::format("--point{}: '{}' is not a measuring point (grid or car)", c.point.empty() ? "s" : "", n)};
     if (std::find(c.points.begin(), c.points.begin() + std::ptrdiff_t(k), n) != c.points.begin() + std::ptrdiff_t(k))
       throw ConfigError{"--points: '" + n + "' twice"};

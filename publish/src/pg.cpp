@@ -11,12 +11,13 @@ namespace wattpipe::publish::pg {
 
 namespace {
 std::string trimmed(const char* s) {
-  std::string m = s != nullptr ? s : "";
-  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
   // libpq puts a tab-indented hint on a second line; one line reads better in a log.
-  for (auto p = m.find("\n\t"); p != std::string::npos; p = m.find("\n\t")) m.replace(p, 2, " ");
-  for (auto& c : m)
-    if (c == '\n') c = ' ';
+  std::string m;
+  for (const char* c = s != nullptr ? s : ""; *c != '\0'; ++c) {
+    if (*c == '\n' && c[1] == '\t') ++c;  // "\n\t" becomes one space
+    m.push_back(*c == '\n' || *c == '\t' ? ' ' : *c);
+  }
+  while (!m.empty() && m.back() == ' ') m.pop_back();
   return m;
 }
 }  // namespace

@@ -100,6 +100,36 @@ class TwoPoints(unittest.TestCase):
             r = wplib.run([wplib.binary("wattpipe-plot"), logs["car"], "-o", png, "--efficiency-bin-kw", "5"])
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertGreater(os.path.getsize(png), 10000)
+            # The exported map (CSV, and /efficiency_map in HDF5) is the daemon's, from the car side's log.
+            csv_path = os.path.join(tmp, "map.csv")
+            r = wplib.run([wplib.binary("wattpipe-export"), logs["car"], "--efficiency-map", "-o", csv_path])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(csv_path) as f:
+                header, *rows = [line.strip().split(",") for line in f if line.strip()]
+            self.assertEqual(header, ["p_lo_W", "p_hi_W", "efficiency", "E_in_Wh", "E_out_Wh", "windows"])
+            self.assertEqual(len(rows), len(s["efficiency_map"]))
+            for row, b in zip(rows, s["efficiency_map"]):
+                self.assertEqual((float(row[0]), float(row[1])), (b["p_lo_W"], b["p_hi_W"]))
+                self.assertAlmostEqual(float(row[2]), b["efficiency"], delta=1e-4)
+                self.assertEqual(int(row[5]), len(car))
+            h5_path = os.path.join(tmp, "car.h5")
+            r = wplib.run([wplib.binary("wattpipe-export"), logs["car"], "-f", "hdf5", "-o", h5_path])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            import h5py
+            with h5py.File(h5_path, "r") as h5:
+                m = h5["efficiency_map"]
+                self.assertEqual(float(m.attrs["bin_W"]), 10000.0)
+                self.assertEqual(list(m["p_lo_W"][:]), [b["p_lo_W"] for b in s["efficiency_map"]])
+                self.assertAlmostEqual(float(m["efficiency"][0]), P_CAR / P_GRID, delta=1e-4)
+                self.assertEqual(int(m["windows"][0]), len(car))
+            # A bin width of 2 kW puts the 6 kW output into 6-8 kW; the grid side has no map to give.
+            r = wplib.run([wplib.binary("wattpipe-export"), logs["car"], "--efficiency-map", "--efficiency-bin-kw", "2"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.splitlines()[1].split(",")[:2], ["6000", "8000"])
+            r = wplib.run([wplib.binary("wattpipe-export"), logs["grid"], "--efficiency-map", "-o", csv_path + ".grid"])
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("no window measured against an input", r.stderr)
+            self.assertFalse(os.path.exists(csv_path + ".grid"))
             # One clock: both points' windows lie on the recording's time line.
             self.assertEqual(grid[0]["start_ns"] // 10**9, car[0]["start_ns"] // 10**9)
             # The recording through COMTRADE (both points' channels by name, or mapped) measures the same.

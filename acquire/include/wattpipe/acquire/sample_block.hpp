@@ -65,6 +65,17 @@ constexpr Points points_of(Layout l) noexcept {
   return {{{{"", l, 0}, {"", l, 0}}}, 1};
 }
 
+// Whether a layout has a measuring point of this name (--points): a new
+// point (a second DC output) is a row of points_of(), not code elsewhere.
+constexpr bool known_point(std::string_view name) noexcept {
+  for (std::uint16_t c = 1; layout_valid(c); ++c) {
+    const Points p = points_of(Layout(c));
+    for (std::uint32_t k = 0; k < p.count; ++k)
+      if (p.count > 1 && p.part[k].name == name) return true;
+  }
+  return false;
+}
+
 constexpr std::string_view layout_name(Layout l) noexcept {
   switch (l) {
     case Layout::ac1: return "AC1";
