@@ -11,7 +11,9 @@
 #include <memory>
 #include <vector>
 
+#include "wattpipe/acquire/point_source.hpp"
 #include "wattpipe/acquire/simulator.hpp"
+#include "wattpipe/pipeline/efficiency.hpp"
 #include "wattpipe/pipeline/lane_fft.hpp"
 #include "wattpipe/pipeline/metrology.hpp"
 #include "wattpipe/pipeline/processor.hpp"
@@ -84,6 +86,63 @@ BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_10MSps, "ac3", 10240000, false);
 BENCHMARK_CAPTURE(BM_Processor_Frame, ac3n_8ch_10MSps_analysis, "ac3", 10240000, true);
 BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_20MSps, "dc", 20480000, false);
 BENCHMARK_CAPTURE(BM_Processor_Frame, dc_2ch_20MSps_analysis, "dc", 20480000, true);
+
+// The car side of a charger (the charger profile's DC output, split off its
+// AC3N_DC frames as the daemon splits them), without and with the per-window
+// efficiency against the grid side: the difference is what the efficiency costs.
+struct AgainstInputSink : NullSink {
+  pipeline::AgainstInput* input = nullptr;
+  void on_window(pipeline::WindowRecord& w) override {
+    if (input != nullptr) input->on_window(w);
+    NullSink::on_window(w);
+  }
+};
+
+void BM_CarSide_Frame(benchmark::State& state, bool efficiency) {
+  auto blocks = make_blocks("charger");
+  for (auto& b : blocks) acquire::extract_point(*b, "car", *b);
+  pipeline::AgainstInput input(10e3);
+  AgainstInputSink sink;
+  if (efficiency) sink.input = &input;
+  pipeline::Processor p(pipeline::ProcessorConfig{}, sink, blocks.size());
+  std::uint64_t next = 0;
+  int k = 0;
+  for (auto _ : state) {
+    acquire::SampleBlock& b = *blocks[k];
+    b.first_frame = next;
+    b.t0_ns = static_cast<std::int64_t>(double(next) * 1e9 / 20000);
+    next += b.frames;
+    if (efficiency) input.feed(b);
+    p.push(&b);
+    (void)p.advance();
+    k = (k + 1) % int(blocks.size());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * acquire::kBlockFrames));
+  state.counters["ns_per_frame"] = benchmark::Counter(double(state.iterations() * acquire::kBlockFrames),
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["windows"] = double(sink.windows);
+  state.counters["map_windows"] = efficiency && !input.map().bins().empty() ? double(input.map().bins()[0].windows) : 0;
+}
+void BM_ReferenceFeed_Frame(benchmark::State& state) {
+  auto blocks = make_blocks("charger");
+  for (auto& b : blocks) acquire::extract_point(*b, "car", *b);
+  pipeline::ReferenceEnergy ref;
+  std::uint64_t next = 0;
+  int k = 0;
+  for (auto _ : state) {
+    acquire::SampleBlock& b = *blocks[k];
+    b.first_frame = next;
+    next += b.frames;
+    ref.feed(b);
+    k = (k + 1) % int(blocks.size());
+  }
+  benchmark::DoNotOptimize(ref.at(double(next - 1)));
+  state.counters["ns_per_frame"] = benchmark::Counter(double(state.iterations() * acquire::kBlockFrames),
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ReferenceFeed_Frame);
+BENCHMARK_CAPTURE(BM_CarSide_Frame, dc_car_side, false);
+BENCHMARK_CAPTURE(BM_CarSide_Frame, dc_car_side_efficiency, true);
 
 void BM_PlainSum_Frame(benchmark::State& state, const char* profile) {
   auto blocks = make_blocks(profile);

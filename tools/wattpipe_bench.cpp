@@ -122,11 +122,13 @@ struct Stats {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   bool load(const std::string& json) { return parser.parse(json).get(doc) == simdjson::SUCCESS; }
+  // A top-level key, or a JSON pointer ("/points/grid/frames_dropped").
   double num(const char* key) {
+    const auto v = key[0] == '/' ? doc.at_pointer(key) : doc[key];
     double d;
-    if (doc[key].get_double().get(d) == simdjson::SUCCESS) return d;
+    if (v.get_double().get(d) == simdjson::SUCCESS) return d;
     std::uint64_t u;
-    if (doc[key].get_uint64().get(u) == simdjson::SUCCESS) return double(u);
+    if (v.get_uint64().get(u) == simdjson::SUCCESS) return double(u);
     return 0;
   }
 };
@@ -303,7 +305,7 @@ int main(int argc, char** argv) {
   auto want = [&](const char* part) { return only.empty() || std::find(only.begin(), only.end(), part) != only.end(); };
   if (!want("rate-probe")) o.skip_rate_probe = true;
   int step = 0;
-  const int steps = (want("max-rate") ? 7 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
+  const int steps = (want("max-rate") ? 8 : 0) + (want("web") ? 1 : 0) + (want("zmq") ? 1 : 0) +
                     (want("latency") ? 1 : 0) + (want("cpu") ? 4 : 0) + (o.skip_rate_probe ? 0 : 16);
   // Without and with the analysis (--analysis on), side by side: the ratio is its cost.
   for (const char* profile : {"ac3", "dc"}) {
@@ -346,20 +348,28 @@ int main(int argc, char** argv) {
     };
     const std::string f10 = tmp + "/ac3n_dc.wprb", f8 = tmp + "/ac3n.wprb";
     if (record("charger", f10) && record("ac3", f8)) {
-      auto replay = [&](const std::string& path, const char* point) {
+      // Frames dropped anywhere: by the source, and (several points) on the way to each point.
+      auto replay = [&](const std::string& path, std::vector<std::string> points) {
         progress.update(++step, steps);
         std::vector<std::string> args{"--source", "replay:" + path, "--replay-loop", "--max-rate", "--duration",
                                       fmt::format("{}", o.seconds), "--broker", broker, "--state-dir", "none",
                                       "--module-id", "bench"};
-        if (point != nullptr) args.insert(args.end(), {"--point", point});
+        args.insert(args.end(), points.begin(), points.end());
         Stats s;
         s.load(run_in_process(args, o.warmup_s, nullptr));
-        return std::pair{s.num("frames_processed") / s.num("elapsed_s"), s.num("frames_dropped")};
+        const double dropped = s.num("frames_dropped") + s.num("/points/grid/frames_dropped") +
+                               s.num("/points/car/point_queue_blocks_dropped") +
+                               s.num("/points/grid/point_queue_blocks_dropped");
+        return std::pair{s.num("frames_processed") / s.num("elapsed_s"), dropped};
       };
-      const auto [ac3n, ac3n_dropped] = replay(f8, nullptr);
+      const auto [ac3n, ac3n_dropped] = replay(f8, {});
       add("replay_ac3n_frames_per_s", fmt::format("{:.0f}", ac3n));
-      for (const char* point : {"car", "grid"}) {
-        const auto [rate, dropped] = replay(f10, point);
+      // Each point alone (--point), and both in one daemon (--points grid,car: a bench's configuration,
+      // the car side's efficiency against the grid side per window included).
+      for (const char* point : {"car", "grid", "both"}) {
+        const bool both = std::string(point) == "both";
+        const auto [rate, dropped] = replay(f10, both ? std::vector<std::string>{"--points", "grid,car"}
+                                                      : std::vector<std::string>{"--point", point});
         const std::string key = std::string("replay_ac3n_dc_") + point;
         add(key + "_frames_per_s", fmt::format("{:.0f}", rate));
         add(key + "_frames_dropped", fmt::format("{:.0f}", dropped));

@@ -239,6 +239,11 @@ void Acquisition::run() {
   pthread_setname_np(pthread_self(), "wp-acquire");
   apply_real_time(rt_, "acquisition");
   const bool real_time = source_.real_time();
+  // A source whose reads never wait wakes the consumer a batch at a time (it
+  // drains the ring before it sleeps, so it sleeps once a batch, not once a
+  // block); any other at each block. Below half the ring: the producer never
+  // waits for room with the consumer asleep.
+  const std::size_t wake_at = source_.bursts() ? std::clamp<std::size_t>(ring_.capacity() / 4, 1, 8) : 1;
   std::uint64_t lost_since_publish = 0;  // dropped frames to report on the next published block
   auto source_lost = [&] {
     return source_.counters().frames_lost_gap.load(std::memory_order_relaxed) +
@@ -305,7 +310,10 @@ void Acquisition::run() {
       }
     }
     log_losses(now, false);
-    if (st != ReadStatus::ok) continue;
+    if (st != ReadStatus::ok) {
+      if (consumer_ != nullptr && ring_.size_approx() > 0) consumer_->notify();  // nothing left unseen
+      continue;
+    }
 
     counters_.frames_acquired.fetch_add(target.frames, std::memory_order_relaxed);
     counters_.blocks_acquired.fetch_add(1, std::memory_order_relaxed);
@@ -325,8 +333,8 @@ void Acquisition::run() {
     target.lost_frames = lost_since_publish;
     lost_since_publish = 0;
     ring_.publish();
-    if (consumer_ != nullptr) consumer_->notify();
     const std::uint64_t depth = ring_.size_approx();
+    if (consumer_ != nullptr && depth >= wake_at) consumer_->notify();
     if (depth > high_water) {
       high_water = depth;
       counters_.ring_high_water.store(high_water, std::memory_order_relaxed);

@@ -139,7 +139,9 @@ struct PointFanout::Shared {
     slot->lost_frames += q.carry_lost;
     q.carry_lost = 0;
     q.blocks.publish();
-    q.data.notify();
+    // As Acquisition wakes its consumer: a stream that never waits, a batch at a time.
+    if (!stream->bursts() || q.blocks.size_approx() >= std::clamp<std::size_t>(q.blocks.capacity() / 4, 1, 8))
+      q.data.notify();
     return true;
   }
 
@@ -205,6 +207,7 @@ class PointSource final : public Source {
     return k_ == 0 ? s_->read_stream(out, timeout) : s_->read_queue(k_, out, timeout);
   }
   [[nodiscard]] bool real_time() const noexcept override { return s_->stream->real_time(); }
+  [[nodiscard]] bool bursts() const noexcept override { return s_->stream->bursts(); }
   [[nodiscard]] bool wall_clock() const noexcept override { return s_->stream->wall_clock(); }
   [[nodiscard]] std::string end_reason() const override {
     // Acquire: the reason was written before `ended`.

@@ -21,7 +21,7 @@ constexpr std::int64_t kSnapshotIntervalNs = 10'000'000;
 
 Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, const acquire::Acquisition& acq,
                        ProcessingOutputs out, acquire::RealTimeConfig rt)
-    : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()), map_(cfg.efficiency_bin_w) {
+    : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()), no_map_(cfg.efficiency_bin_w) {
   proc_.set_demand(out_.demand);
   if (out_.scope != nullptr) scope_.emplace(out_.scope_cfg, *out_.scope);
   if (const char* s = std::getenv("WATTPIPE_TEST_STALL_AFTER_FRAMES")) stall_after_ = std::strtoull(s, nullptr, 10);
@@ -35,28 +35,9 @@ void Processing::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Processing::two_points(WindowRecord& w) {
-  w.two_points = true;
-  w.efficiency = w.p_in_w = w.loss_w = std::numeric_limits<double>::quiet_NaN();
-  const std::optional<double> end = ref_->at(w.end_frame);
-  const std::optional<double> start =
-      std::abs(w.start_frame - last_end_frame_) < 1e-9 ? std::optional<double>(last_end_cum_) : ref_->at(w.start_frame);
-  if (end) last_end_frame_ = w.end_frame, last_end_cum_ = *end;
-  const double frames = w.end_frame - w.start_frame;
-  if (!start || !end || !(frames > 0) || w.frames_dropped > 0) return;
-  w.p_in_w = (*end - *start) / frames;
-  w.loss_w = w.p_in_w - w.p_total_w;
-  if (w.p_in_w > 0 && w.p_total_w >= 0) w.efficiency = w.p_total_w / w.p_in_w;      // charging
-  else if (w.p_in_w < 0 && w.p_total_w < 0) w.efficiency = w.p_in_w / w.p_total_w;  // discharging
-  if (w.p_in_w > 0 && w.p_total_w >= 0 && !w.partial) {
-    const double hours = double(w.end_utc_ns - w.start_utc_ns) * 1e-9 / 3600;
-    map_.add(w.p_total_w, w.p_in_w * hours, w.p_total_w * hours);
-  }
-}
-
 void Processing::on_window(WindowRecord& w) {
   w.closed_steady_ns = acquire::steady_now_ns();
-  if (ref_) two_points(w);
+  if (input_) input_->on_window(w);
   counters_.windows_closed.fetch_add(1, std::memory_order_relaxed);
   if (w.frames_dropped > 0) counters_.windows_with_lost_frames.fetch_add(1, std::memory_order_relaxed);
   for (unsigned k = 0; k < w.an.steps; ++k) {
@@ -79,8 +60,8 @@ void Processing::on_window(WindowRecord& w) {
   if (out_.latest != nullptr) out_.latest->write(w);
   if (out_.view != nullptr && w.closed_steady_ns >= next_view_ns_) {
     out_.view->write(w);
-    if (out_.view_map != nullptr && ref_) {
-      out_.view_map->back_buffer().assign(map_);
+    if (out_.view_map != nullptr && input_) {
+      out_.view_map->back_buffer().assign(input_->map());
       out_.view_map->publish();
     }
     next_view_ns_ = w.closed_steady_ns + out_.view_interval_ns;
@@ -132,8 +113,8 @@ void Processing::serve_requests() {
     r.outages = acq_.counters().outages.load(std::memory_order_relaxed);
     r.source_live = acq_.health() == acquire::SourceHealth::live;
     ReadingReply reply{req.id, r};
-    if (ref_)
-      if (const auto wh = ref_->wh_at(double(r.frame))) reply.input_energy_wh = *wh;
+    if (input_)
+      if (const auto wh = input_->input_wh_at(double(r.frame))) reply.input_energy_wh = *wh;
     replies_.enqueue(reply);
     counters_.readings.fetch_add(1, std::memory_order_relaxed);
     any = true;
@@ -153,8 +134,8 @@ void Processing::run() {
       if (proc_.full()) break;
       if (out_.raw_log != nullptr) copy_raw(*b);  // before push(): it calibrates in place
       if (b->has_ref_power) {
-        if (!ref_) ref_ = std::make_unique<ReferenceEnergy>();
-        ref_->feed(*b);
+        if (!input_) input_ = std::make_unique<AgainstInput>(no_map_.bin_w());
+        input_->feed(*b);
       }
       proc_.push(b);
       if (scope_) scope_->feed(*b, acquire::steady_now_ns());  // calibrated now, released by advance()

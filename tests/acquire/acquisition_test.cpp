@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdio>
 #include <functional>
 #include <limits>
@@ -12,6 +13,8 @@
 #include <iterator>
 #include <thread>
 #include <vector>
+
+#include <poll.h>
 
 #include <zmq.hpp>
 
@@ -379,7 +382,9 @@ namespace {
 class ScriptedSource final : public Source {
  public:
   std::function<void(std::uint64_t, SampleBlock&)> shape;
-  std::uint64_t blocks = 0, seq = 0;
+  std::atomic<std::uint64_t> blocks = 0;
+  std::uint64_t seq = 0;
+  bool burst = false;  // a file at --max-rate: reads never wait
   ReadStatus read(SampleBlock& b, std::chrono::nanoseconds timeout) override {
     if (seq >= blocks) {
       std::this_thread::sleep_for(timeout);
@@ -398,9 +403,55 @@ class ScriptedSource final : public Source {
     ++seq;
     return ReadStatus::ok;
   }
-  [[nodiscard]] bool real_time() const noexcept override { return true; }
+  [[nodiscard]] bool real_time() const noexcept override { return !burst; }
+  [[nodiscard]] bool bursts() const noexcept override { return burst; }
+};
+
+// The consumer's side as Processing does it: everything in the ring, then
+// sleep (armed) until woken. Counts the wake-ups; a sleep of 5 s is a lost one.
+struct Sleeper {
+  BlockRing& ring;
+  Waker& waker;
+  std::uint64_t blocks = 0, wakes = 0, lost_wakes = 0;
+  void until(std::uint64_t n) {
+    while (blocks < n) {
+      while (ring.front() != nullptr) ring.release(), ++blocks;
+      if (blocks >= n) break;
+      waker.arm();
+      if (ring.front() == nullptr) {
+        pollfd p{waker.fd(), POLLIN, 0};
+        if (::poll(&p, 1, 5000) == 1) ++wakes;
+        else ++lost_wakes;
+      }
+      waker.drain();
+    }
+  }
 };
 }  // namespace
+
+// A source whose reads never wait wakes the consumer a batch at a time, and
+// leaves nothing unseen: a few blocks (less than a batch) and then nothing
+// still reach it.
+TEST(Acquisition, ABurstingSourceWakesTheConsumerABatchAtATimeAndLeavesNothingUnseen) {
+  ScriptedSource src;
+  src.burst = true;
+  src.blocks = 3;
+  BlockRing ring(64);
+  Waker consumer, space;
+  Acquisition acq(src, ring, {}, {}, &consumer, nullptr, &space);
+  Sleeper s{ring, consumer};
+  acq.start();
+  s.until(3);
+  EXPECT_EQ(s.lost_wakes, 0u) << "three blocks, then reads that time out: woken for them";
+  const std::uint64_t before = s.wakes;
+  src.blocks = 3 + 4000;
+  s.until(3 + 4000);
+  acq.stop();
+  acq.join();
+  EXPECT_EQ(s.lost_wakes, 0u);
+  EXPECT_LE(s.wakes - before, 4000u / 8 + 2) << "a wake-up per batch of 8, not per block";
+  EXPECT_EQ(acq.counters().frames_dropped.load(), 0u);
+}
 
 TEST(Acquisition, TheDoorRefusesAbsurdBlocksByCauseAndFixesLyingClocks) {
   ScriptedSource src;

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <random>
 
 using namespace wattpipe;
 using pipeline::EfficiencyMap;
@@ -56,6 +58,42 @@ TEST(ReferenceEnergy, AGapHasNoEnergyAndOldFramesAreForgotten) {
   const auto before = r.at(double(30 + ReferenceEnergy::kFrames));
   r.feed(*none);
   EXPECT_EQ(r.at(double(30 + ReferenceEnergy::kFrames)), before);
+}
+
+TEST(ReferenceEnergy, AnyBlockSizesAndGapsGiveTheSumsFrameByFrame) {
+  // Blocks of any size (runs that start mid-group), gaps that start and end
+  // mid-group: every frame fed reads as the plain sum before it, a lost one reads nothing.
+  ReferenceEnergy r;
+  std::mt19937 rng(7);
+  std::map<std::uint64_t, double> before;  // frame -> the sum before it
+  std::uint64_t next = 0;
+  double sum = 0;
+  for (int k = 0; k < 600; ++k) {
+    if (rng() % 5 == 0) next += 1 + rng() % 100;  // lost frames
+    const std::uint32_t n = 1 + rng() % 300;
+    auto b = block(next, n, 0, 0);
+    for (std::uint32_t f = 0; f < n; ++f) {
+      b->ref_power[f] = float(rng() % 100000) / 8;  // exact in float and in the sums
+      before[next + f] = sum;
+      sum += b->ref_power[f];
+    }
+    r.feed(*b);
+    next += n;
+  }
+  std::size_t checked = 0;
+  for (std::uint64_t f = next - ReferenceEnergy::kFrames / 2; f < next; ++f) {
+    const auto v = r.at(double(f));
+    const auto it = before.find(f);
+    if (it == before.end()) {
+      EXPECT_FALSE(v) << "frame " << f << " was lost";
+      continue;
+    }
+    ASSERT_TRUE(v) << "frame " << f;
+    EXPECT_EQ(*v, it->second) << "frame " << f;
+    ++checked;
+  }
+  EXPECT_GT(checked, ReferenceEnergy::kFrames / 4);
+  EXPECT_EQ(*r.at(double(next)), sum) << "the end of what was fed";
 }
 
 TEST(EfficiencyMap, BinsByOutputPower) {

@@ -123,6 +123,7 @@ class ComtradeSource final : public Source {
   ComtradeSource(const std::string& path, const std::string& channel_map, bool max_rate);
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
   [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
+  [[nodiscard]] bool bursts() const noexcept override { return max_rate_; }
   [[nodiscard]] bool wall_clock() const noexcept override { return false; }
   [[nodiscard]] std::string end_reason() const override { return {}; }
   [[nodiscard]] Layout layout() const noexcept { return map_.layout; }

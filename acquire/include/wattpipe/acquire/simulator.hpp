@@ -154,6 +154,7 @@ class SimSource final : public Source {
   SimSource(const SimConfig& cfg, bool max_rate, std::uint32_t block_frames = 0);
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
   [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
+  [[nodiscard]] bool bursts() const noexcept override { return max_rate_; }
   [[nodiscard]] std::uint32_t block_frames() const noexcept { return block_frames_; }
 
  private:

@@ -43,6 +43,11 @@ class Source {
   // the block. False for --max-rate: acquisition waits for ring space instead.
   [[nodiscard]] virtual bool real_time() const noexcept = 0;
 
+  // Any thread. True when a read never waits for data (a file or the
+  // simulator at --max-rate): the consumer is then woken a batch of blocks at
+  // a time, not for each (a wake-up costs more than a block's metrology).
+  [[nodiscard]] virtual bool bursts() const noexcept { return false; }
+
   // Any thread. True when block timestamps should follow the wall clock
   // (live data): the acquisition thread then checks t0 against it.
   [[nodiscard]] virtual bool wall_clock() const noexcept { return real_time(); }

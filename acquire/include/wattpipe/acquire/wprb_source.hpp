@@ -82,6 +82,7 @@ class ReplaySource final : public Source {
   ~ReplaySource() override;
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
   [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
+  [[nodiscard]] bool bursts() const noexcept override { return max_rate_; }
   // A recording keeps the time it was made: only its monotony is checked.
   [[nodiscard]] bool wall_clock() const noexcept override { return false; }
   [[nodiscard]] std::string end_reason() const override { return end_reason_; }

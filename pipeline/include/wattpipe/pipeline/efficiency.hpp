@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "wattpipe/acquire/sample_block.hpp"
+#include "wattpipe/pipeline/window.hpp"
 
 namespace wattpipe::pipeline {
 
@@ -33,11 +34,17 @@ class ReferenceEnergy {
   }
 
   static constexpr std::size_t kFrames = std::size_t{1} << 16;
+  static constexpr std::size_t kGroup = 64;  // at() adds at most kGroup - 1 frames
 
  private:
-  std::vector<double> cum_;         // sum before the frame, by frame % kFrames
-  std::vector<float> p_;            // the frame's power
-  std::vector<std::uint64_t> frame_;  // which frame the slot holds
+  [[nodiscard]] bool holds(std::uint64_t frame) const noexcept;
+
+  // By frame % kFrames; a frame costs 4 bytes as it goes by (the rest is per
+  // kGroup frames, or written only at a run's start), so feeding stays in cache.
+  std::vector<double> cum_;           // the sum before the frame, at the checkpoints of feed()
+  std::vector<float> p_;              // the frame's power
+  std::vector<std::uint64_t> base_;   // per group: the frame its first slot holds
+  std::vector<std::uint64_t> fed_;    // per group: which of its frames were fed (a bit each)
   double total_ = 0, rate_hz_ = 0;
   std::uint64_t next_ = 0;
 };
@@ -72,6 +79,27 @@ struct EfficiencyMapView {
   std::uint32_t count = 0;
   double bin_w = 0;
   void assign(const EfficiencyMap& m);
+};
+
+// A point measured against another (the car side, whose blocks carry the grid
+// side's power): each window's input power, loss and efficiency on exactly
+// its samples, and the map over the run.
+class AgainstInput {
+ public:
+  explicit AgainstInput(double bin_w) : map_(bin_w) {}
+  // Each block, in stream order, before the processor takes it.
+  void feed(const acquire::SampleBlock& b) { ref_.feed(b); }
+  // Each closed window: sets p_in_w, loss_w and efficiency (NaN where the
+  // input is not known: lost frames, a gap) and bins a charging window.
+  void on_window(WindowRecord& w);
+  // The input's energy from the stream's start to a frame, Wh.
+  [[nodiscard]] std::optional<double> input_wh_at(double frame) const { return ref_.wh_at(frame); }
+  [[nodiscard]] const EfficiencyMap& map() const noexcept { return map_; }
+
+ private:
+  ReferenceEnergy ref_;
+  double last_end_frame_ = -1, last_end_cum_ = 0;  // the previous window's end: adjacent windows share it
+  EfficiencyMap map_;
 };
 
 }  // namespace wattpipe::pipeline

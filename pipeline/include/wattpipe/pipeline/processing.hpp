@@ -117,7 +117,7 @@ class Processing : private WindowSink {
   // Owner thread, after join().
   [[nodiscard]] const RegisterFaults& register_faults() const noexcept { return proc_.register_faults(); }
   // Owner thread, after join(): efficiency by output power (two points; empty otherwise).
-  [[nodiscard]] const EfficiencyMap& efficiency_map() const noexcept { return map_; }
+  [[nodiscard]] const EfficiencyMap& efficiency_map() const noexcept { return input_ ? input_->map() : no_map_; }
 
  private:
   void run();
@@ -142,10 +142,8 @@ class Processing : private WindowSink {
   const std::atomic<std::int64_t>* wake_from_ = nullptr;
   std::optional<ScopeCapture> scope_;
   // Two points: the input's energy along the stream, and where the last window ended on it.
-  void two_points(WindowRecord& w);
-  std::unique_ptr<ReferenceEnergy> ref_;
-  double last_end_frame_ = -1, last_end_cum_ = 0;
-  EfficiencyMap map_;
+  std::unique_ptr<AgainstInput> input_;  // blocks that carry another point's power (the car side)
+  EfficiencyMap no_map_;                 // one point: an empty map (and the bin width)
   std::int64_t next_view_ns_ = 0;
   // Tests of the service watchdog only: WATTPIPE_TEST_STALL_AFTER_FRAMES=N
   // makes this thread stop working after N frames, as a hung one would.
