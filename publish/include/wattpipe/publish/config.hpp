@@ -109,8 +109,6 @@ struct Config {
 
 enum class ParseOutcome { run, exit_ok, bad };
 
-// Parses argv (and the YAML file it names). `bad`: the message in `error`
-// names the key; `exit_ok`: --help or --version was printed.
 // The configuration of one measuring point of `c` (a name of c.points, or ""
 // for a stream of one point): the billing point (the car side, or the only
 // one) keeps the module id, state directory, logs, serial and page of `c`;
@@ -122,6 +120,8 @@ Config point_config(const Config& c, const std::string& name);
 // The point of c.points that bills (the car side), or the first.
 [[nodiscard]] std::string billing_point(const Config& c);
 
+// Parses argv (and the YAML file it names). `bad`: the message in `error`
+// names the key; `exit_ok`: --help or --version was printed.
 ParseOutcome parse_config(int argc, const char* const* argv, Config& cfg, std::string& error);
 
 // --source: what kind, and what follows its prefix ("zmq:" ENDPOINT ...).
