@@ -108,45 +108,51 @@ namespace {
 // On the bits: |x| is the float with its sign bit cleared, and non-negative
 // floats order as their bit patterns do (as signed 32-bit integers too), so
 // one integer compare per sample finds a sample beyond its limit; NaN and
-// inf lie above every finite limit. The limits repeat with period P (a
-// multiple of the channel count), so the loop is plain lanes of compares and
-// ORs, which even SSE2 vectorises.
-template <std::size_t P>
+// inf lie above every finite limit. The limits repeat every V four-lane
+// vectors (a multiple of the channel count), so the loop is V compares and
+// ORs per period in explicit vectors (SSE2 everywhere; left to itself, GCC
+// de-interleaved the lanes with shuffles and spilled).
+template <std::size_t V>
 bool within(const float* x, std::size_t n, const std::int32_t* lim) noexcept {
-  std::int32_t over[P] = {};
+  using v4i = std::int32_t __attribute__((vector_size(16)));
+  v4i l[V];
+  std::memcpy(l, lim, sizeof l);
+  const v4i abs_mask = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+  v4i over{};
   std::size_t k = 0;
-  for (; k + P <= n; k += P)
-    for (std::size_t j = 0; j < P; ++j) {
-      std::int32_t u;
-      std::memcpy(&u, x + k + j, 4);
-      over[j] |= -std::int32_t((u & 0x7fffffff) > lim[j]);
+  for (; k + 4 * V <= n; k += 4 * V)
+    for (std::size_t j = 0; j < V; ++j) {
+      v4i u;
+      std::memcpy(&u, x + k + 4 * j, sizeof u);
+      over |= (u & abs_mask) > l[j];
     }
+  std::int32_t any = over[0] | over[1] | over[2] | over[3];
   for (std::size_t j = 0; k < n; ++k, ++j) {
     std::int32_t u;
     std::memcpy(&u, x + k, 4);
-    over[j] |= -std::int32_t((u & 0x7fffffff) > lim[j]);
+    any |= -std::int32_t((u & 0x7fffffff) > lim[j]);
   }
-  std::int32_t any = 0;
-  for (std::size_t j = 0; j < P; ++j) any |= over[j];
   return any == 0;
 }
+
+}  // namespace
 
 bool within_full_scale(const SampleBlock& b, double fs_v, double fs_a) noexcept {
   const LayoutInfo li = layout_info(b.layout);
   float lim_ch[kMaxChannels];
   for (std::uint32_t c = 0; c < li.channels; ++c) lim_ch[c] = static_cast<float>(is_voltage(b.layout, c) ? fs_v : fs_a);
   std::int32_t lim[40];
-  for (std::size_t j = 0; j < 40; ++j) std::memcpy(&lim[j], &lim_ch[j % li.channels], 4);
+  for (std::size_t j = 0, c = 0; j < 40; ++j, c = c + 1 == li.channels ? 0 : c + 1)  // no division per lane
+    std::memcpy(&lim[j], &lim_ch[c], 4);
   const std::size_t n = std::size_t{b.frames} * li.channels;
   switch (li.channels) {
     case 2:
-    case 8: return within<8>(b.data.data(), n, lim);
-    case 6: return within<24>(b.data.data(), n, lim);
-    case 10: return within<40>(b.data.data(), n, lim);
+    case 8: return within<2>(b.data.data(), n, lim);
+    case 6: return within<6>(b.data.data(), n, lim);
+    case 10: return within<10>(b.data.data(), n, lim);
     default: return false;
   }
 }
-}  // namespace
 
 bool Acquisition::check_time(SampleBlock& b) {
   const std::int64_t dur = std::llround(double(b.frames) * 1e9 / b.sample_rate_hz);

@@ -513,3 +513,31 @@ TEST(Acquisition, TheDoorRefusesAbsurdBlocksByCauseAndFixesLyingClocks) {
   EXPECT_EQ(l.v[4], 2u);  // blocks_rejected_rate, by its shared name's position
   EXPECT_EQ(LossCounts::kNames[4], "blocks_rejected_rate");
 }
+
+// The full-scale check, sample by sample: in every layout, a sample beyond
+// its channel's limit (or NaN, or inf) anywhere in a block, the vector body
+// and the scalar tail alike, refuses the block; one exactly at the limit does not.
+TEST(Acquisition, FullScaleFindsTheOneSampleBeyondItsChannelsLimitAnywhere) {
+  const float fs_v = 1000, fs_a = 500;
+  for (const Layout l : {Layout::ac1, Layout::ac3, Layout::ac3n, Layout::dc, Layout::ac3n_dc}) {
+    SampleBlock b;
+    b.layout = l;
+    b.channels = layout_info(l).channels;
+    b.frames = 37;  // not a multiple of any period: a tail
+    const std::size_t n = std::size_t{b.frames} * b.channels;
+    std::size_t checked = 0;
+    auto limit = [&](std::size_t k) { return is_voltage(l, std::uint32_t(k % b.channels)) ? fs_v : fs_a; };
+    for (std::size_t k = 0; k < n; ++k) {
+      for (std::size_t j = 0; j < n; ++j) b.data[j] = j % 2 ? limit(j) : -limit(j);  // every sample at its limit
+      const float lim = limit(k);
+      ASSERT_TRUE(within_full_scale(b, fs_v, fs_a)) << layout_name(l);
+      for (const float bad : {std::nextafter(lim, 2 * lim), -std::nextafter(lim, 2 * lim),
+                              std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+        b.data[k] = bad;
+        EXPECT_FALSE(within_full_scale(b, fs_v, fs_a)) << layout_name(l) << " sample " << k << " = " << bad;
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, 4 * n);
+  }
+}

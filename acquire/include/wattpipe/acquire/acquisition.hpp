@@ -50,6 +50,11 @@ struct InputLimits {
   std::int64_t source_timeout_ns = 1'000'000'000;   // no valid block this long: stalled
 };
 
+// Any thread, pure: every sample of `b` within its channel's full scale
+// (|u| <= full_scale_v on voltage channels, |i| <= full_scale_a on
+// currents; NaN and inf never are).
+bool within_full_scale(const SampleBlock& b, double full_scale_v, double full_scale_a) noexcept;
+
 struct AcquisitionCounters {
   std::atomic<std::uint64_t> frames_acquired{0};  // read from the source
   std::atomic<std::uint64_t> frames_dropped{0};   // ring full: block discarded
