@@ -7,6 +7,7 @@
 // difference to the row without is the analysis cost per frame.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <complex>
 #include <memory>
 #include <vector>
@@ -162,7 +163,7 @@ BENCHMARK_CAPTURE(BM_PlainSum_Frame, dc_2ch, "dc");
 // The accumulation kernel alone, for the record.
 void BM_Accumulate_Frame(benchmark::State& state) {
   auto blocks = make_blocks("ac3");
-  std::vector<double> rc(acquire::kBlockFrames + 16, 1.0), rs(acquire::kBlockFrames + 16, 0.0);
+  std::vector<float> rc(acquire::kBlockFrames + 16, 1.0f), rs(acquire::kBlockFrames + 16, 0.0f);
   pipeline::Sums s;
   int k = 0;
   for (auto _ : state) {
@@ -177,6 +178,23 @@ void BM_Accumulate_Frame(benchmark::State& state) {
   state.SetLabel(pipeline::kernel_isa());
 }
 BENCHMARK(BM_Accumulate_Frame);
+
+// The DFT's reference phasor table alone, per frame (a block at a time).
+void BM_ReferenceTable_Frame(benchmark::State& state) {
+  std::vector<float> rc(acquire::kBlockFrames + 16), rs(acquire::kBlockFrames + 16);
+  double zc = 1, zs = 0;
+  const double step = 2 * 3.141592653589793 * 50 / 20000;
+  for (auto _ : state) {
+    pipeline::reference_table(zc, zs, std::cos(step), std::sin(step), acquire::kBlockFrames, rc.data(), rs.data());
+    const double norm = 1.0 / std::hypot(zc, zs);
+    zc *= norm, zs *= norm;
+    benchmark::DoNotOptimize(rc.data());
+  }
+  state.counters["ns_per_frame"] = benchmark::Counter(double(state.iterations() * acquire::kBlockFrames),
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.SetLabel(pipeline::kernel_isa());
+}
+BENCHMARK(BM_ReferenceTable_Frame);
 
 }  // namespace
 

@@ -30,11 +30,6 @@ WP_INLINE v4d load4f(const float* p) noexcept {
 }
 // All four lanes x: a broadcast (v4d{} + x would add to +0.0 first).
 WP_INLINE v4d splat4(double x) noexcept { return v4d{x, x, x, x}; }
-WP_INLINE v4d load4d(const double* p) noexcept {
-  v4d d;
-  std::memcpy(&d, p, sizeof d);
-  return d;
-}
 WP_INLINE void add_to(Sums::Lanes& a, v4d v) noexcept {
   for (int k = 0; k < 4; ++k) a[k] += v[k];
 }
@@ -67,35 +62,106 @@ struct Acc {
   }
 };
 
-// Three-phase layouts: lanes are channels. Two accumulator sets halve the
-// add-latency chains.
-template <std::size_t kStride, std::size_t kIOff, bool kMask>
-WP_AVX2 void kernel_3ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
-  const v4d mask = kMask ? v4d{1, 1, 1, 0} : v4d{1, 1, 1, 1};
-  // One set of nine accumulators: with two, 18 of them and the frames' four
-  // vectors do not fit in 16 registers, and the loop spilled to the stack.
-  Acc a;
-  std::size_t k = 0;
-  // AC3 reads one float past each frame's currents: stop a frame early so the
-  // last read stays inside the caller's buffer.
-  const std::size_t margin = kMask ? 1 : 0;
-  for (; k + 1 + margin <= n; ++k) {
-    const float* f0 = x + k * kStride;
+// Three-phase layouts, 256 bits: a frame is one register of eight floats
+// [U1 U2 U3 UN|0, I1 I2 I3 IN|0] (AC3: zero for the neutral).
+// - U^2, I^2 and U*I (RMS, P and the energy) are summed in double, from
+//   products that are exact there, a pair of frames at a time: the first
+//   frame's product, the second's fused onto it, then added to the sum. A
+//   sum that waited on the previous frame's fused multiply-add (4 cycles)
+//   every frame bounded the kernel.
+// - The means and the fundamental's single-bin DFT (Q1, the phase sequence)
+//   take the frame as it is, eight lanes at a time, in float, over runs of
+//   kRun frames: the DFT in two chains added at the run's end, the means a
+//   pair of frames at a time; each run then goes to the double sums. Their
+//   relative error is bounded by about kRun x 2^-24 of the sums of
+//   magnitudes (metrology_test.cpp holds it).
+// Eight accumulators and the temporaries fit the 16 registers of AVX2 (two
+// chains of each spilled two of them to the stack).
+// The kernel and its helpers carry the AVX2 target themselves: a baseline
+// helper's vectors are lowered to SSE2 halves before it is inlined.
+constexpr std::size_t kRun = 64;
+
+template <bool kAc3>
+WP_INLINE WP_AVX2 v8f load_frame8(const float* f) noexcept {
+  v8f x;
+  std::memcpy(&x, f, sizeof x);
+  if constexpr (kAc3) x = __builtin_shufflevector(x, v8f{}, 0, 1, 2, 8, 3, 4, 5, 8);
+  return x;
+}
+// Intrinsics on x86: GCC 12 lowers the generic four-float conversion into
+// two halves and an insert, and a broadcast into a load and inserts.
+WP_INLINE WP_AVX2 v4d lo4d(v8f x) noexcept {
 #if defined(__x86_64__)
-    // Intrinsics, in this AVX2 function itself: GCC 12 lowers the generic
-    // four-float conversion into two halves and an insert, and a broadcast
-    // into a load, a duplicate and an insert.
-    v4d u0 = v4d(_mm256_cvtps_pd(_mm_loadu_ps(f0))), i0 = v4d(_mm256_cvtps_pd(_mm_loadu_ps(f0 + kIOff)));
-    const v4d c = v4d(_mm256_broadcast_sd(rc + k)), s = v4d(_mm256_broadcast_sd(rs + k));
+  return v4d(_mm256_cvtps_pd(_mm256_castps256_ps128(__m256(x))));
 #else
-    v4d u0 = load4f(f0), i0 = load4f(f0 + kIOff);
-    const v4d c = splat4(rc[k]), s = splat4(rs[k]);
+  return __builtin_convertvector(__builtin_shufflevector(x, x, 0, 1, 2, 3), v4d);
 #endif
-    if constexpr (kMask) u0 *= mask, i0 *= mask;
-    a.step<true>(u0, i0, c, s);
+}
+WP_INLINE WP_AVX2 v4d hi4d(v8f x) noexcept {
+#if defined(__x86_64__)
+  return v4d(_mm256_cvtps_pd(_mm256_extractf128_ps(__m256(x), 1)));
+#else
+  return __builtin_convertvector(__builtin_shufflevector(x, x, 4, 5, 6, 7), v4d);
+#endif
+}
+WP_INLINE WP_AVX2 v4d cvt4d(const float* p) noexcept {
+#if defined(__x86_64__)
+  return v4d(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+#else
+  return load4f(p);
+#endif
+}
+WP_INLINE WP_AVX2 v8f splat8(const float* p) noexcept {
+#if defined(__x86_64__)
+  return v8f(_mm256_broadcast_ss(p));
+#else
+  return v8f{*p, *p, *p, *p, *p, *p, *p, *p};
+#endif
+}
+
+// a * b + c with one rounding (intrinsic on x86: the order is fixed, not left to contraction).
+WP_INLINE WP_AVX2 v4d fmadd(v4d a, v4d b, v4d c) noexcept {
+#if defined(__x86_64__)
+  return v4d(_mm256_fmadd_pd(__m256d(a), __m256d(b), __m256d(c)));
+#else
+  return a * b + c;
+#endif
+}
+
+template <bool kAc3>
+WP_INLINE WP_AVX2 void kernel_3ph(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
+  constexpr std::size_t kStride = kAc3 ? 6 : 8;
+  // AC3 reads two floats past a frame: stop a frame early so the last read
+  // stays inside the caller's buffer. Frames go in pairs.
+  const std::size_t margin = kAc3 ? 1 : 0;
+  const std::size_t paired = (n > margin ? n - margin : 0) & ~std::size_t{1};
+  v4d uu{}, ii{}, ui{};
+  std::size_t k = 0;
+  while (k < paired) {
+    const std::size_t end = std::min(paired, k + kRun);
+    v8f m{}, c0{}, s0{}, c1{}, s1{};
+    for (; k < end; k += 2) {
+      const float* fa = x + k * kStride;
+      const v8f a = load_frame8<kAc3>(fa), b = load_frame8<kAc3>(fa + kStride);
+      // AC3N: converted straight from memory (no extract of the upper half).
+      const v4d ua = kAc3 ? lo4d(a) : cvt4d(fa), ia = kAc3 ? hi4d(a) : cvt4d(fa + 4);
+      const v4d ub = kAc3 ? lo4d(b) : cvt4d(fa + kStride), ib = kAc3 ? hi4d(b) : cvt4d(fa + kStride + 4);
+      uu += fmadd(ub, ub, ua * ua), ii += fmadd(ib, ib, ia * ia), ui += fmadd(ub, ib, ua * ia);
+      m += a + b;
+      c0 += a * splat8(rc + k), s0 += a * splat8(rs + k);
+      c1 += b * splat8(rc + k + 1), s1 += b * splat8(rs + k + 1);
+    }
+    const v8f c = c0 + c1, s = s0 + s1;
+    for (int p = 0; p < 4; ++p) {
+      out.su[p] += double(m[p]), out.si[p] += double(m[4 + p]);
+      out.suc[p] += double(c[p]), out.sic[p] += double(c[4 + p]);
+      out.sus[p] += double(s[p]), out.sis[p] += double(s[4 + p]);
+    }
   }
-  a.store(out, double(k));
-  for (; k < n; ++k) accumulate_one(kStride == 8 ? Layout::ac3n : Layout::ac3, x + k * kStride, rc[k], rs[k], 1.0, out);
+  add_to(out.suu, uu), add_to(out.sii, ii), add_to(out.sui, ui);
+  out.w += double(k);
+  for (; k < n; ++k)
+    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, double(rc[k]), double(rs[k]), 1.0, out);
 }
 
 // Four interleaved (U, I) frames into a U vector and an I vector.
@@ -110,7 +176,7 @@ WP_INLINE void load_ui(const float* p, v4d& u, v4d& i) noexcept {
 
 // Single-phase layouts (U, I): lanes are four consecutive frames.
 template <bool kDft>
-WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_INLINE void kernel_1ph(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
   Acc a, b;
   std::size_t k = 0;
   for (; k + 8 <= n; k += 8) {
@@ -118,8 +184,8 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const
     load_ui(x + 2 * k, u0, i0);
     load_ui(x + 2 * k + 8, u1, i1);
     if constexpr (kDft) {
-      a.step<true>(u0, i0, load4d(rc + k), load4d(rs + k));
-      b.step<true>(u1, i1, load4d(rc + k + 4), load4d(rs + k + 4));
+      a.step<true>(u0, i0, load4f(rc + k), load4f(rs + k));
+      b.step<true>(u1, i1, load4f(rc + k + 4), load4f(rs + k + 4));
     } else {
       a.step<false>(u0, i0, v4d{}, v4d{});
       b.step<false>(u1, i1, v4d{}, v4d{});
@@ -132,9 +198,11 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const double* rc, const
 }
 
 // ---- two-lane kernels (x86-64 baseline, SSE2: 16 registers) ------------------
-// Nine four-lane accumulators would not fit in 16 XMM registers; pairs of
-// lanes do: three-phase frames are taken in two passes (L1 L2, then L3 N),
-// single-phase frames two at a time.
+// Three-phase frames as in kernel_3ph, in two passes over each run: the
+// float sums four lanes at a time, then the double sums two lanes at a time
+// (together they would not fit in 16 XMM registers). Each takes a pair of
+// frames, their two terms added before the sum (SSE2 has no fused
+// multiply-add: a multiply, then an add). Single-phase frames two at a time.
 
 using v2d = double __attribute__((vector_size(16)));
 using v2f = float __attribute__((vector_size(8)));
@@ -144,38 +212,62 @@ WP_INLINE v2d load2f(const float* p) noexcept {
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v2d);
 }
+WP_INLINE v4f splat4f(float x) noexcept { return v4f{x, x, x, x}; }
 WP_INLINE void add_pair(Sums::Lanes& a, std::size_t at, v2d v) noexcept {
   a[at] += v[0];
   a[at + 1] += v[1];
 }
 
-template <std::size_t kStride, std::size_t kIOff, bool kAc3>
-WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
-  const std::size_t margin = kAc3 ? 1 : 0;  // AC3's second pass reads a float past the frame
-  const std::size_t full = n > margin ? n - margin : 0;
-  for (std::size_t half = 0; half < 2; ++half) {
-    // AC3 has no neutral: its second pass masks the lane that would be UN/IN.
-    const v2d mask = kAc3 && half == 1 ? v2d{1, 0} : v2d{1, 1};
-    v2d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
-    for (std::size_t k = 0; k < full; ++k) {
-      const float* f = x + k * kStride + 2 * half;
-      const v2d u = load2f(f) * mask, i = load2f(f + kIOff) * mask;
-      const v2d c = v2d{} + rc[k], s = v2d{} + rs[k];
-      su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
-      suc += u * c, sus += u * s, sic += i * c, sis += i * s;
+template <bool kAc3>
+WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
+  constexpr std::size_t kStride = kAc3 ? 6 : 8, kIOff = kAc3 ? 3 : 4;
+  const std::size_t margin = kAc3 ? 1 : 0;  // AC3 reads a float past the frame (its currents' fourth lane)
+  const std::size_t paired = (n > margin ? n - margin : 0) & ~std::size_t{1};
+  // AC3 has no neutral: the lane that would be UN/IN is masked.
+  const v4f mask = kAc3 ? v4f{1, 1, 1, 0} : v4f{1, 1, 1, 1};
+  const v2d mask_hi = kAc3 ? v2d{1, 0} : v2d{1, 1};
+  auto frame4 = [&](const float* f, v4f& u, v4f& i) {
+    std::memcpy(&u, f, sizeof u);
+    std::memcpy(&i, f + kIOff, sizeof i);
+    if constexpr (kAc3) u *= mask, i *= mask;
+  };
+  v2d uu_lo{}, uu_hi{}, ii_lo{}, ii_hi{}, ui_lo{}, ui_hi{};
+  std::size_t k = 0;
+  while (k < paired) {
+    const std::size_t end = std::min(paired, k + kRun);
+    v4f mu{}, mi{}, uc{}, us{}, ic{}, is{};
+    for (std::size_t j = k; j < end; j += 2) {
+      v4f u0, i0, u1, i1;
+      frame4(x + j * kStride, u0, i0);
+      frame4(x + (j + 1) * kStride, u1, i1);
+      const v4f c0 = splat4f(rc[j]), s0 = splat4f(rs[j]), c1 = splat4f(rc[j + 1]), s1 = splat4f(rs[j + 1]);
+      mu += u0 + u1, mi += i0 + i1;
+      uc += u0 * c0 + u1 * c1, us += u0 * s0 + u1 * s1, ic += i0 * c0 + i1 * c1, is += i0 * s0 + i1 * s1;
     }
-    const std::size_t at = 2 * half;
-    add_pair(out.su, at, su), add_pair(out.si, at, si), add_pair(out.suu, at, suu), add_pair(out.sii, at, sii);
-    add_pair(out.sui, at, sui), add_pair(out.suc, at, suc), add_pair(out.sus, at, sus), add_pair(out.sic, at, sic);
-    add_pair(out.sis, at, sis);
+    for (std::size_t j = k; j < end; j += 2) {
+      const float* f = x + j * kStride;
+      const float* g = f + kStride;
+      const v2d ul0 = load2f(f), uh0 = load2f(f + 2) * mask_hi, il0 = load2f(f + kIOff), ih0 = load2f(f + kIOff + 2) * mask_hi;
+      const v2d ul1 = load2f(g), uh1 = load2f(g + 2) * mask_hi, il1 = load2f(g + kIOff), ih1 = load2f(g + kIOff + 2) * mask_hi;
+      uu_lo += ul0 * ul0 + ul1 * ul1, uu_hi += uh0 * uh0 + uh1 * uh1;
+      ii_lo += il0 * il0 + il1 * il1, ii_hi += ih0 * ih0 + ih1 * ih1;
+      ui_lo += ul0 * il0 + ul1 * il1, ui_hi += uh0 * ih0 + uh1 * ih1;
+    }
+    for (int p = 0; p < 4; ++p) {
+      out.su[p] += double(mu[p]), out.si[p] += double(mi[p]);
+      out.suc[p] += double(uc[p]), out.sus[p] += double(us[p]), out.sic[p] += double(ic[p]), out.sis[p] += double(is[p]);
+    }
+    k = end;
   }
-  out.w += double(full);
-  for (std::size_t k = full; k < n; ++k)
-    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, rc[k], rs[k], 1.0, out);
+  add_pair(out.suu, 0, uu_lo), add_pair(out.suu, 2, uu_hi), add_pair(out.sii, 0, ii_lo), add_pair(out.sii, 2, ii_hi);
+  add_pair(out.sui, 0, ui_lo), add_pair(out.sui, 2, ui_hi);
+  out.w += double(k);
+  for (; k < n; ++k)
+    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, double(rc[k]), double(rs[k]), 1.0, out);
 }
 
 template <bool kDft>
-WP_INLINE void kernel_1ph_x2(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_INLINE void kernel_1ph_x2(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
   v2d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
   std::size_t k = 0;
   for (; k + 2 <= n; k += 2) {
@@ -183,9 +275,7 @@ WP_INLINE void kernel_1ph_x2(const float* x, std::size_t n, const double* rc, co
     const v2d u = __builtin_shufflevector(a, b, 0, 2), i = __builtin_shufflevector(a, b, 1, 3);
     su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
     if constexpr (kDft) {
-      v2d c, s;
-      std::memcpy(&c, rc + k, sizeof c);
-      std::memcpy(&s, rs + k, sizeof s);
+      const v2d c = load2f(rc + k), s = load2f(rs + k);
       suc += u * c, sus += u * s, sic += i * c, sis += i * s;
     }
   }
@@ -206,56 +296,14 @@ WP_INLINE v8d load8f(const float* p) noexcept {
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v8d);
 }
-WP_INLINE v8d load8d(const double* p) noexcept {
-  v8d d;
-  std::memcpy(&d, p, sizeof d);
-  return d;
-}
-WP_INLINE void add_lo(Sums::Lanes& a, v8d v) noexcept {
-  for (int k = 0; k < 4; ++k) a[k] += v[k];
-}
-WP_INLINE void add_hi(Sums::Lanes& a, v8d v) noexcept {
-  for (int k = 0; k < 4; ++k) a[k] += v[4 + k];
-}
-
-// A three-phase frame as [U1 U2 U3 UN|0, I1 I2 I3 IN|0].
-template <bool kAc3>
-WP_INLINE v8d load_frame_x8(const float* f) noexcept {
-  v8d v = load8f(f);
-  if constexpr (kAc3) v = __builtin_shufflevector(v, v8d{}, 0, 1, 2, 8, 3, 4, 5, 8);
-  return v;
-}
-
 WP_INLINE void fold8(Sums::Lanes& a, v8d v) noexcept {
-  add_lo(a, v);
-  add_hi(a, v);
-}
-
-// Three-phase: a frame is one register [U1 U2 U3 UN|0, I1 I2 I3 IN|0], so
-// x*x gives U^2 and I^2 at once and x*swap(x) gives U*I.
-template <bool kAc3>
-WP_INLINE void kernel_3ph_x8(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
-  constexpr std::size_t kStride = kAc3 ? 6 : 8;
-  v8d s0{}, q0{}, p0{}, c0{}, n0{}, s1{}, q1{}, p1{}, c1{}, n1{};
-  std::size_t k = 0;
-  const std::size_t margin = kAc3 ? 1 : 0;  // AC3 reads two floats past a frame
-  for (; k + 2 + margin <= n; k += 2) {
-    const v8d a = load_frame_x8<kAc3>(x + k * kStride), b = load_frame_x8<kAc3>(x + (k + 1) * kStride);
-    const v8d as = __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3);
-    const v8d bs = __builtin_shufflevector(b, b, 4, 5, 6, 7, 0, 1, 2, 3);
-    s0 += a, q0 += a * a, p0 += a * as, c0 += a * rc[k], n0 += a * rs[k];
-    s1 += b, q1 += b * b, p1 += b * bs, c1 += b * rc[k + 1], n1 += b * rs[k + 1];
-  }
-  s0 += s1, q0 += q1, p0 += p1, c0 += c1, n0 += n1;
-  add_lo(out.su, s0), add_hi(out.si, s0), add_lo(out.suu, q0), add_hi(out.sii, q0), add_lo(out.sui, p0);
-  add_lo(out.suc, c0), add_hi(out.sic, c0), add_lo(out.sus, n0), add_hi(out.sis, n0);
-  out.w += double(k);
-  for (; k < n; ++k) accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, rc[k], rs[k], 1.0, out);
+  for (int k = 0; k < 4; ++k) a[k] += v[k];
+  for (int k = 0; k < 4; ++k) a[k] += v[4 + k];
 }
 
 // Single-phase: eight consecutive frames per register.
 template <bool kDft>
-WP_INLINE void kernel_1ph_x8(const float* x, std::size_t n, const double* rc, const double* rs, Sums& out) noexcept {
+WP_INLINE void kernel_1ph_x8(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
   using v16f = float __attribute__((vector_size(64)));
   v8d su{}, si{}, suu{}, sii{}, sui{}, suc{}, sus{}, sic{}, sis{};
   std::size_t k = 0;
@@ -266,7 +314,7 @@ WP_INLINE void kernel_1ph_x8(const float* x, std::size_t n, const double* rc, co
     const v8d i = __builtin_convertvector(__builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15), v8d);
     su += u, si += i, suu += u * u, sii += i * i, sui += u * i;
     if constexpr (kDft) {
-      const v8d c = load8d(rc + k), s = load8d(rs + k);
+      const v8d c = load8f(rc + k), s = load8f(rs + k);
       suc += u * c, sus += u * s, sic += i * c, sis += i * s;
     }
   }
@@ -283,36 +331,6 @@ WP_INLINE void kernel_1ph_x8(const float* x, std::size_t n, const double* rc, co
 // for AVX2+FMA, picked once by CPUID. (A plain function pointer rather than
 // an ifunc: ifunc resolvers run before sanitizer runtimes are up.)
 namespace {
-
-template <int kIsa>
-WP_INLINE void accumulate_impl(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
-                               Sums& s) noexcept {
-  if constexpr (kIsa == 2) {
-    switch (l) {
-      case Layout::ac3n: kernel_3ph_x8<false>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac3: kernel_3ph_x8<true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac1: kernel_1ph_x8<true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::dc: kernel_1ph_x8<false>(frames, n, nullptr, nullptr, s); break;
-      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
-    }
-  } else if constexpr (kIsa == 0) {
-    switch (l) {
-      case Layout::ac3n: kernel_3ph_x2<8, 4, false>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac3: kernel_3ph_x2<6, 3, true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac1: kernel_1ph_x2<true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::dc: kernel_1ph_x2<false>(frames, n, nullptr, nullptr, s); break;
-      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
-    }
-  } else {
-    switch (l) {
-      case Layout::ac3n: kernel_3ph<8, 4, false>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac3: kernel_3ph<6, 3, true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::ac1: kernel_1ph<true>(frames, n, ref_c, ref_s, s); break;
-      case Layout::dc: kernel_1ph<false>(frames, n, nullptr, nullptr, s); break;
-      case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
-    }
-  }
-}
 
 template <int kIsa>
 WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_t channels) noexcept {
@@ -334,16 +352,38 @@ WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_
   return sum;
 }
 
-void accumulate_portable(Layout l, const float* f, std::size_t n, const double* c, const double* s, Sums& out) noexcept {
-  accumulate_impl<0>(l, f, n, c, s, out);
+// Each entry point picks its kernels itself: a kernel with a target of its
+// own inlines only into a function of that target (or a wider one).
+void accumulate_portable(Layout l, const float* f, std::size_t n, const float* c, const float* s, Sums& out) noexcept {
+  switch (l) {
+    case Layout::ac3n: kernel_3ph_x2<false>(f, n, c, s, out); break;
+    case Layout::ac3: kernel_3ph_x2<true>(f, n, c, s, out); break;
+    case Layout::ac1: kernel_1ph_x2<true>(f, n, c, s, out); break;
+    case Layout::dc: kernel_1ph_x2<false>(f, n, nullptr, nullptr, out); break;
+    case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
+  }
 }
-WP_AVX2 void accumulate_avx2(Layout l, const float* f, std::size_t n, const double* c, const double* s,
+WP_AVX2 void accumulate_avx2(Layout l, const float* f, std::size_t n, const float* c, const float* s,
                              Sums& out) noexcept {
-  accumulate_impl<1>(l, f, n, c, s, out);
+  switch (l) {
+    case Layout::ac3n: kernel_3ph<false>(f, n, c, s, out); break;
+    case Layout::ac3: kernel_3ph<true>(f, n, c, s, out); break;
+    case Layout::ac1: kernel_1ph<true>(f, n, c, s, out); break;
+    case Layout::dc: kernel_1ph<false>(f, n, nullptr, nullptr, out); break;
+    case Layout::ac3n_dc: break;
+  }
 }
-WP_AVX512 void accumulate_avx512(Layout l, const float* f, std::size_t n, const double* c, const double* s,
+// Three phases: the 256-bit kernel, here with the 32 registers of AVX-512VL
+// (eight-lane frames were slower on AMD Zen 4, which splits 512-bit work).
+WP_AVX512 void accumulate_avx512(Layout l, const float* f, std::size_t n, const float* c, const float* s,
                                  Sums& out) noexcept {
-  accumulate_impl<2>(l, f, n, c, s, out);
+  switch (l) {
+    case Layout::ac3n: kernel_3ph<false>(f, n, c, s, out); break;
+    case Layout::ac3: kernel_3ph<true>(f, n, c, s, out); break;
+    case Layout::ac1: kernel_1ph_x8<true>(f, n, c, s, out); break;
+    case Layout::dc: kernel_1ph_x8<false>(f, n, nullptr, nullptr, out); break;
+    case Layout::ac3n_dc: break;
+  }
 }
 double plain_sum_portable(const float* f, std::size_t n, std::uint32_t ch) noexcept { return plain_sum_impl<0>(f, n, ch); }
 WP_AVX2 double plain_sum_avx2(const float* f, std::size_t n, std::uint32_t ch) noexcept {
@@ -377,7 +417,7 @@ Isa chosen_isa() noexcept {
 
 }  // namespace
 
-void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+void accumulate(Layout l, const float* frames, std::size_t n, const float* ref_c, const float* ref_s,
                 Sums& s) noexcept {
   static const auto fn = chosen_isa() == Isa::avx512 ? &accumulate_avx512
                          : chosen_isa() == Isa::avx2 ? &accumulate_avx2
@@ -420,47 +460,63 @@ double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noe
 }
 
 namespace {
-WP_INLINE void reference_table_impl(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
-                                    double* ref_s) noexcept {
-  // Seeds z * r^j for j = 0..7, then every chain steps by r^8.
-  v4d c0, s0, c1, s1;
-  double pc = zc, ps = zs;
-  for (int j = 0; j < 8; ++j) {
-    (j < 4 ? c0 : c1)[j & 3] = pc;
-    (j < 4 ? s0 : s1)[j & 3] = ps;
-    const double t = pc * rc - ps * rs;
-    ps = pc * rs + ps * rc;
-    pc = t;
+// The phasor turned by r^j, j = 0..15, in a few dependent steps (a chain of
+// fifteen products waited about a hundred cycles per call).
+WP_INLINE void powers16(double rc, double rs, double* pc, double* ps) noexcept {
+  pc[0] = 1, ps[0] = 0, pc[1] = rc, ps[1] = rs;
+  for (int m = 2; m < 16; m *= 2) {  // r^m = (r^(m/2))^2, then r^(m+j) = r^m x r^j
+    const int h = m / 2;
+    pc[m] = pc[h] * pc[h] - ps[h] * ps[h];
+    ps[m] = 2 * pc[h] * ps[h];
+    for (int j = 1; j < m; ++j) {
+      pc[m + j] = pc[m] * pc[j] - ps[m] * ps[j];
+      ps[m + j] = pc[m] * ps[j] + ps[m] * pc[j];
+    }
   }
-  // r^8 by squaring.
-  double r8c = rc, r8s = rs;
-  for (int j = 0; j < 3; ++j) {
-    const double t = r8c * r8c - r8s * r8s;
-    r8s = 2 * r8c * r8s;
-    r8c = t;
-  }
-  std::size_t k = 0;
-  for (; k <= n; k += 8) {  // one step past n, so entry n exists for the hand-back
-    std::memcpy(ref_c + k, &c0, 32), std::memcpy(ref_c + k + 4, &c1, 32);
-    std::memcpy(ref_s + k, &s0, 32), std::memcpy(ref_s + k + 4, &s1, 32);
-    const v4d nc0 = c0 * r8c - s0 * r8s, nc1 = c1 * r8c - s1 * r8s;
-    s0 = c0 * r8s + s0 * r8c, s1 = c1 * r8s + s1 * r8c;
-    c0 = nc0, c1 = nc1;
-  }
-  zc = ref_c[n];
-  zs = ref_s[n];
 }
-void reference_table_portable(double& zc, double& zs, double rc, double rs, std::size_t n, double* c, double* s) noexcept {
-  reference_table_impl(zc, zs, rc, rs, n, c, s);
+
+template <typename V>
+WP_INLINE void reference_table_impl(double& zc, double& zs, double rc, double rs, std::size_t n, float* ref_c,
+                                    float* ref_s) noexcept {
+  // An anchor every 16 frames, the phasor in double (its recurrence waits
+  // once per 16 frames); the frames from an anchor are the anchor turned by
+  // r^j, j = 0..15, in float (the table's precision), a vector at a time.
+  constexpr int kLanes = sizeof(V) / sizeof(float), kVecs = 16 / kLanes;
+  double pc[16], ps[16];
+  powers16(rc, rs, pc, ps);
+  const double r16c = pc[15] * rc - ps[15] * rs, r16s = pc[15] * rs + ps[15] * rc;
+  V qc[kVecs], qs[kVecs];
+  for (int j = 0; j < 16; ++j) qc[j / kLanes][j % kLanes] = float(pc[j]), qs[j / kLanes][j % kLanes] = float(ps[j]);
+  double ac = zc, as = zs;
+  for (std::size_t k = 0;; k += 16) {  // through entry n, for the hand-back
+    const V c = V{} + float(ac), s = V{} + float(as);
+    for (int q = 0; q < kVecs; ++q) {
+      const V tc = c * qc[q] - s * qs[q], ts = c * qs[q] + s * qc[q];
+      std::memcpy(ref_c + k + kLanes * q, &tc, sizeof tc);
+      std::memcpy(ref_s + k + kLanes * q, &ts, sizeof ts);
+    }
+    if (n < k + 16) {  // the phasor at n, in double
+      const std::size_t j = n - k;
+      zc = ac * pc[j] - as * ps[j];
+      zs = ac * ps[j] + as * pc[j];
+      return;
+    }
+    const double t = ac * r16c - as * r16s;
+    as = ac * r16s + as * r16c;
+    ac = t;
+  }
 }
-WP_AVX2 void reference_table_avx2(double& zc, double& zs, double rc, double rs, std::size_t n, double* c,
-                                  double* s) noexcept {
-  reference_table_impl(zc, zs, rc, rs, n, c, s);
+void reference_table_portable(double& zc, double& zs, double rc, double rs, std::size_t n, float* c, float* s) noexcept {
+  reference_table_impl<v4f>(zc, zs, rc, rs, n, c, s);
+}
+WP_AVX2 void reference_table_avx2(double& zc, double& zs, double rc, double rs, std::size_t n, float* c,
+                                  float* s) noexcept {
+  reference_table_impl<v8f>(zc, zs, rc, rs, n, c, s);
 }
 }  // namespace
 
-void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
-                     double* ref_s) noexcept {
+void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, float* ref_c,
+                     float* ref_s) noexcept {
   static const auto fn = chosen_isa() != Isa::portable ? &reference_table_avx2 : &reference_table_portable;
   fn(zc, zs, rc, rs, n, ref_c, ref_s);
 }

@@ -243,11 +243,11 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
   const bool dc = acquire::layout_info(b.layout).dc;
   if (!dc) {
     reference_table(zc_, zs_, rc_, rs_, e - a, ref_c_.data(), ref_s_.data());
-    const double norm = 1.0 / std::hypot(zc_, zs_);
+    const double norm = 1.0 / std::sqrt(zc_ * zc_ + zs_ * zs_);  // |z| ~ 1: no overflow to guard against
     zc_ *= norm, zs_ *= norm;
   }
-  const double* rc = dc ? nullptr : ref_c_.data();
-  const double* rs = dc ? nullptr : ref_s_.data();
+  const float* rc = dc ? nullptr : ref_c_.data();
+  const float* rs = dc ? nullptr : ref_s_.data();
   auto run = [&](std::size_t from, std::size_t to) {
     if (to > from) {
       accumulate(b.layout, base + from * ch, to - from, dc ? nullptr : rc + (from - a), dc ? nullptr : rs + (from - a),

@@ -35,8 +35,10 @@ struct Sums {
 
 // Accumulates frames [0, n) of `frames` (interleaved, layout `l`), each with
 // weight 1, against the reference phasor (ref_c[k], ref_s[k]) of frame k.
-// ref_c/ref_s may be null for DC (no DFT).
-void accumulate(Layout l, const float* frames, std::size_t n, const double* ref_c, const double* ref_s,
+// ref_c/ref_s may be null for DC (no DFT). Three-phase layouts sum U^2, I^2
+// and U*I in double and the means and the DFT in float over short runs
+// (metrology.cpp says how; their error is bounded, and tested).
+void accumulate(Layout l, const float* frames, std::size_t n, const float* ref_c, const float* ref_s,
                 Sums& s) noexcept;
 
 // Which kernel accumulate() runs on this CPU ("avx512", "avx2+fma" or "portable";
@@ -51,11 +53,12 @@ void accumulate_one(Layout l, const float* frame, double ref_c, double ref_s, do
 // Plain sum of every sample in [0, n) frames: the memory-speed baseline for benchmarks.
 double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noexcept;
 
-// Fills ref_c/ref_s[0..n) with cos/sin of a phasor (zc, zs) turning by (rc, rs)
-// per frame, and advances (zc, zs) by n steps. Eight interleaved chains keep
+// Fills ref_c/ref_s[0..n] with cos/sin of a phasor (zc, zs) turning by (rc, rs)
+// per frame (computed in double, stored in float; up to n + 15 may be
+// written), and advances (zc, zs) by n steps. Sixteen interleaved chains keep
 // the recurrence off the critical path; the caller renormalises per block.
-void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, double* ref_c,
-                     double* ref_s) noexcept;
+void reference_table(double& zc, double& zs, double rc, double rs, std::size_t n, float* ref_c,
+                     float* ref_s) noexcept;
 
 // The lanes folded into phases (index 3: the neutral of AC3N).
 struct PhaseSums {

@@ -47,29 +47,36 @@ class ZeroCrossingDetector {
     // The scan looks at every kStep-th sample: arming at -h can be a few
     // samples late without harm (the signal stays below -h for most of the
     // half cycle), and a hit at >= 0 is walked back to the first sample >= 0.
-    std::size_t j = 0;
-    for (; j < n; j += kStep) {
-      const float v = x[j * stride];
+    // Two tight loops, one per state, index and offset stepped together.
+    const std::size_t step = kStep * stride;
+    std::size_t j = 0, at = 0;  // at == j * stride
+    for (;;) {
       if (!armed) {
-        armed = v < h;
+        while (j < n && !(x[at] < h)) j += kStep, at += step;
+        if (j >= n) break;
+        armed = true;
+        j += kStep, at += step;
         continue;
       }
-      if (v < 0.0f) continue;
+      while (j < n && x[at] < 0.0f) j += kStep, at += step;
+      if (j >= n) break;
       const std::size_t lo = j >= kStep - 1 ? j - (kStep - 1) : 0;
       while (j > lo && x[(j - 1) * stride] >= 0.0f) --j;
       armed = false;
       const std::uint64_t c = pos_ + j;
-      if (pending_ != kNone) continue;  // one at a time (cannot happen above ~10 degrees)
-      if (c + k_ <= end) {
-        if (refine(c, t)) on_crossing(t);
-      } else {
-        pending_ = c;
+      if (pending_ == kNone) {  // one at a time (another cannot come within ~10 degrees)
+        if (c + k_ <= end) {
+          if (refine(c, t)) on_crossing(t);
+        } else {
+          pending_ = c;
+        }
       }
+      j += kStep, at = j * stride;
     }
     armed_ = armed;
     // Keep the last 2K samples for crossings that straddle this block's end.
     const std::size_t keep = std::min<std::size_t>(n, hist_.size());
-    for (std::size_t j = n - keep; j < n; ++j) hist_[(pos_ + j) & mask_] = x[j * stride];
+    for (std::size_t q = n - keep; q < n; ++q) hist_[(pos_ + q) & mask_] = x[q * stride];
     pos_ = end;
   }
   [[nodiscard]] std::uint64_t position() const noexcept { return pos_; }
@@ -79,10 +86,6 @@ class ZeroCrossingDetector {
   static constexpr std::size_t kStep = 4;
   bool refine(std::uint64_t c, double& t) const noexcept;
 
-  // Sample at stream position p: from the block being fed, or the history.
-  [[nodiscard]] float sample(std::uint64_t p) const noexcept {
-    return p >= start_ ? x_[(p - start_) * stride_] : hist_[p & mask_];
-  }
 
   unsigned k_;
   double h_ = 14.0;
