@@ -97,8 +97,12 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = -1;
-  if (posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  const int e = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  if (e != 0) {  // every part needs its program: waitpid(-1) would wait on the broker for ever
+    std::fprintf(stderr, "wattpipe-bench: cannot run %s: %s\n", args[0].c_str(), std::strerror(e));
+    std::exit(1);
+  }
   return pid;
 }
 

@@ -38,6 +38,22 @@ void sleep_on(Waker& w, std::int64_t ns) {
   w.drain();
 }
 
+// The header and only the frames in use (a block is mostly empty at low rates).
+void copy_block(const SampleBlock& b, SampleBlock& out) noexcept {
+  out.layout = b.layout;
+  out.channels = b.channels;
+  out.frames = b.frames;
+  out.sequence = b.sequence;
+  out.first_frame = b.first_frame;
+  out.t0_ns = b.t0_ns;
+  out.sample_rate_hz = b.sample_rate_hz;
+  out.lost_frames = b.lost_frames;
+  out.clock_synced = b.clock_synced;
+  out.has_ref_power = b.has_ref_power;
+  std::memcpy(out.data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
+  if (b.has_ref_power) std::memcpy(out.ref_power.data(), b.ref_power.data(), b.frames * sizeof(float));
+}
+
 }  // namespace
 
 bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out) {
@@ -114,6 +130,7 @@ struct PointFanout::Shared {
       if (find_part(pts, n) == nullptr)
         return finish(fmt::format("the stream ({}) has no measuring point '{}': it has {}", layout_name(out.layout),
                                   n, describe_points(out.layout)));
+    if (tap != nullptr) record(out);
     for (std::size_t k = 1; k < names.size(); ++k)
       if (!hand_over(out, *queues[k - 1], names[k])) return ReadStatus::timeout;  // stopping
     extract_point(out, names[0], out);  // last: the others read the whole frames
@@ -145,6 +162,19 @@ struct PointFanout::Shared {
     return true;
   }
 
+  // Reading thread: the whole block into the raw log's queue, or counted as lost there.
+  void record(const SampleBlock& whole) {
+    SampleBlock* slot = tap->claim();
+    if (slot == nullptr) {
+      tap_lost_blocks.fetch_add(1, std::memory_order_relaxed);
+      tap_lost_frames.fetch_add(whole.frames, std::memory_order_relaxed);
+      return;
+    }
+    copy_block(whole, *slot);
+    tap->publish();
+    if (tap_waker != nullptr) tap_waker->notify();
+  }
+
   ReadStatus finish(std::string why) {
     reason = std::move(why);
     ended.store(true, std::memory_order_release);  // after the last block and the reason
@@ -160,19 +190,7 @@ struct PointFanout::Shared {
       // Acquire: a point sees every block handed over before the end.
       const bool done = ended.load(std::memory_order_acquire);
       if (SampleBlock* b = q.blocks.front()) {
-        const std::size_t values = std::size_t{b->frames} * b->channels;
-        out.layout = b->layout;
-        out.channels = b->channels;
-        out.frames = b->frames;
-        out.sequence = b->sequence;
-        out.first_frame = b->first_frame;
-        out.t0_ns = b->t0_ns;
-        out.sample_rate_hz = b->sample_rate_hz;
-        out.lost_frames = b->lost_frames;
-        out.clock_synced = b->clock_synced;
-        out.has_ref_power = b->has_ref_power;
-        std::memcpy(out.data.data(), b->data.data(), values * sizeof(float));
-        if (b->has_ref_power) std::memcpy(out.ref_power.data(), b->ref_power.data(), b->frames * sizeof(float));
+        copy_block(*b, out);
         q.blocks.release();
         room.notify();
         return ReadStatus::ok;
@@ -195,6 +213,9 @@ struct PointFanout::Shared {
   Waker room;                                   // the reading thread sleeps on it while a queue is full
   std::atomic<bool> ended{false}, stop_{false};
   std::string reason;  // written before `ended`
+  SpscRing<SampleBlock>* tap = nullptr;  // the raw log's queue, or none
+  Waker* tap_waker = nullptr;
+  std::atomic<std::uint64_t> tap_lost_blocks{0}, tap_lost_frames{0};
 };
 
 namespace {
@@ -238,6 +259,16 @@ void PointFanout::stop() noexcept {
 }
 
 const Source& PointFanout::stream() const noexcept { return *shared_->stream; }
+
+void PointFanout::tap(SpscRing<SampleBlock>* ring, Waker* waker) noexcept {
+  shared_->tap = ring;
+  shared_->tap_waker = waker;
+}
+
+PointFanout::Lost PointFanout::tap_lost() const noexcept {
+  return {shared_->tap_lost_blocks.load(std::memory_order_relaxed),
+          shared_->tap_lost_frames.load(std::memory_order_relaxed)};
+}
 
 std::uint64_t PointFanout::blocks_dropped(std::size_t k) const noexcept {
   return k == 0 ? 0 : shared_->queues[k - 1]->dropped.load(std::memory_order_relaxed);

@@ -624,7 +624,7 @@ Config point_config(const Config& c, const std::string& name) {
   if (!c.store.empty()) p.store_spool_dir = (c.store_spool_dir.empty() ? p.state_dir : c.store_spool_dir) +
                                             (c.store_spool_dir.empty() ? "/store-spool" : "/" + name);
   p.log = with_point(c.log, name);
-  p.log_raw = with_point(c.log_raw, name);
+  p.log_raw.clear();  // the billing point's raw log records the whole stream
   p.meter_serial = c.meter_serial + "-" + name;
   if (!c.mqtt_client_id.empty()) p.mqtt_client_id = c.mqtt_client_id + "-" + name;
   p.zmq_pub.clear();

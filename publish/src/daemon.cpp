@@ -198,7 +198,10 @@ int Daemon::build(Run& r, Runs& runs) {
   if (log_windows) r.window_queue = std::make_unique<acquire::SpscRing<pipeline::WindowRecord>>(std::size_t(c.log_queue));
   if (log_raw) r.raw_queue = std::make_unique<acquire::SpscRing<acquire::SampleBlock>>(128);
   outs.window_log = r.window_queue.get();
-  outs.raw_log = r.raw_queue.get();
+  // A stream of several points is recorded whole, once, as it is read (the
+  // billing point's raw log; the others have none): it replays as the stream.
+  const bool tapped = log_raw && !cfg_.points.empty();
+  outs.raw_log = tapped ? nullptr : r.raw_queue.get();
   if (!cfg_.http.empty()) {  // the page: the billing point's, with every point's newest window
     outs.view = &r.view_latest;
     outs.view_interval_ns = web_interval_ns(c);
@@ -226,6 +229,7 @@ int Daemon::build(Run& r, Runs& runs) {
     if (!built([&] { r.logger = std::make_unique<WindowLogger>(lc, r.window_queue.get(), r.raw_queue.get()); }))
       return 2;
     outs.log_waker = &r.logger->waker();
+    if (tapped) runs.fanout->tap(r.raw_queue.get(), &r.logger->waker()), r.tap = runs.fanout.get();
   }
   // The database store, before the processing thread too (docs/store.md).
   if (!c.store.empty()) {

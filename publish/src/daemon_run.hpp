@@ -38,7 +38,8 @@ struct Daemon::Run {
   acquire::SpscRing<pipeline::StepEvent> step_events{256};
   pipeline::DemandInput demand;
   std::unique_ptr<acquire::SpscRing<pipeline::WindowRecord>> window_queue;  // log thread
-  std::unique_ptr<acquire::SpscRing<acquire::SampleBlock>> raw_queue;
+  std::unique_ptr<acquire::SpscRing<acquire::SampleBlock>> raw_queue;  // filled by the stream's tap instead, when set
+  const acquire::PointFanout* tap = nullptr;
   std::unique_ptr<acquire::SpscRing<pipeline::WindowRecord>> store_queue;  // database store
   pipeline::TripleBuffer<pipeline::WindowRecord> view_latest;  // web thread
   std::unique_ptr<pipeline::TripleBuffer<pipeline::ScopeSnapshot>> scope;

@@ -149,8 +149,9 @@ void point_stats(StatsWriter& s, const Daemon::Run& r) {
   s.add("events_published", mc.events_published.load());
   s.add("demands", mc.demands.load());
   s.add("demands_malformed", mc.demands_malformed.load());
-  s.add("raw_log_overflow_blocks", pcn.raw_log_overflow.load());
-  s.add("raw_log_overflow_frames", pcn.raw_log_overflow_frames.load());
+  const acquire::PointFanout::Lost tapped = r.tap != nullptr ? r.tap->tap_lost() : acquire::PointFanout::Lost{};
+  s.add("raw_log_overflow_blocks", pcn.raw_log_overflow.load() + tapped.blocks);
+  s.add("raw_log_overflow_frames", pcn.raw_log_overflow_frames.load() + tapped.frames);
   if (r.logger) {
     const auto& lg = r.logger->counters();
     s.add("log_windows_written", lg.windows_written.load());

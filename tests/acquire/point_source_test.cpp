@@ -209,6 +209,32 @@ TEST(PointFanout, ALiveStreamDropsForAFullPointAndCountsTheFramesInItsNextBlock)
   EXPECT_EQ(car->end_reason(), "");
 }
 
+// The raw log's tap: each block whole, as read, in order; a full tap loses
+// the block for the log alone and counts it, the points get it all the same.
+TEST(PointFanout, TheTapRecordsTheWholeStreamAndCountsWhatDidNotFit) {
+  constexpr int kBlocks = 10;
+  const auto blocks = charger_blocks(kBlocks, 100);
+  PointFanout fan(std::make_unique<LiveBlocks>(blocks), {"grid", "car"}, 16);
+  SpscRing<SampleBlock> tap(4);
+  Waker woken;
+  fan.tap(&tap, &woken);
+  auto grid = fan.source(0), car = fan.source(1);
+  SampleBlock b;
+  for (int k = 0; k < kBlocks; ++k) ASSERT_EQ(grid->read(b, std::chrono::seconds(1)), ReadStatus::ok);
+  int got = 0;
+  for (; const SampleBlock* t = tap.front(); tap.release(), ++got) {
+    ASSERT_EQ(t->layout, Layout::ac3n_dc);
+    ASSERT_EQ(t->sequence, blocks[std::size_t(got)].sequence);
+    ASSERT_EQ(std::memcmp(t->data.data(), blocks[std::size_t(got)].data.data(), 100 * 10 * sizeof(float)), 0);
+  }
+  EXPECT_EQ(got, 4);
+  EXPECT_EQ(fan.tap_lost().blocks, std::uint64_t{kBlocks - 4});
+  EXPECT_EQ(fan.tap_lost().frames, std::uint64_t{(kBlocks - 4) * 100});
+  int car_blocks = 0;
+  while (car->read(b, std::chrono::milliseconds(100)) == ReadStatus::ok) ++car_blocks;
+  EXPECT_EQ(car_blocks, kBlocks);
+}
+
 TEST(PointFanout, StopEndsTheWaitOfTheReadingSideAndOfTheOthers) {
   PointFanout fan(std::make_unique<Blocks>(charger_blocks(10, 64)), {"grid", "car"}, 2);
   auto grid = fan.source(0), car = fan.source(1);

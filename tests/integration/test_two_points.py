@@ -47,8 +47,10 @@ class TwoPoints(unittest.TestCase):
             # Both points in one daemon: the car side bills (--module-id), the grid side is its own module.
             log = os.path.join(tmp, "bench.jsonl")
             logs = {"car": log, "grid": os.path.join(tmp, "bench.grid.jsonl")}
+            raw = os.path.join(tmp, "bench-raw.wprb")
             d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--points", "grid,car", "--module-id",
-                                   "bench", "--grid-module-id", "bench_in", "--log", log], broker.port, name="both").start()
+                                   "bench", "--grid-module-id", "bench_in", "--log", log, "--log-raw", raw],
+                             broker.port, name="both").start()
             self.assertEqual(d.wait(60), 0, d.log())
             s = d.stats()
             self.assertEqual(s["stop_reason"], "source ended")
@@ -68,6 +70,17 @@ class TwoPoints(unittest.TestCase):
             self.assertNotIn("efficiency_map", s["points"]["grid"])
             self.assertTrue(os.path.exists(os.path.join(tmp, "state-both", "grid", "registers.snap")),
                             "the grid side's registers in its own state directory")
+            # The raw log records the stream once, whole, sample for sample; it replays as the stream.
+            self.assertFalse(os.path.exists(os.path.join(tmp, "bench-raw.grid.wprb")), "one raw log, not one per point")
+            header, recorded = wprb.read_file(raw)
+            self.assertEqual(header.layout, "AC3N_DC")
+            np.testing.assert_array_equal(recorded, wprb.read_file(path)[1])
+            self.assertEqual((s["log_raw_frames_written"], s["raw_log_overflow_blocks"]), (int(seconds * RATE), 0))
+            again = wplib.Daemon(tmp, ["--source", f"replay:{raw}", "--max-rate", "--points", "grid,car",
+                                       "--module-id", "again"], broker.port, name="again").start()
+            self.assertEqual(again.wait(60), 0, again.log())
+            for point in ("grid", "car"):
+                self.assertEqual(again.stats()["points"][point]["energy_Wh_import_total"], energy[point], point)
             # One daemon per point (--point) measures the same samples the same, to the last bit.
             for point in ("grid", "car"):
                 one = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--point", point, "--module-id",
@@ -132,6 +145,23 @@ class TwoPoints(unittest.TestCase):
             self.assertFalse(os.path.exists(csv_path + ".grid"))
             # One clock: both points' windows lie on the recording's time line.
             self.assertEqual(grid[0]["start_ns"] // 10**9, car[0]["start_ns"] // 10**9)
+            # The ten-channel recording exported as it is: CSV and HDF5 give back every sample of both points.
+            frames = wprb.read_file(path)[1]
+            names = wprb.CHANNELS["AC3N_DC"]
+            r = wplib.run([wplib.binary("wattpipe-export"), path, "-o", os.path.join(tmp, "raw.csv")])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(tmp, "raw.csv")) as f:
+                header = f.readline().strip().split(",")
+                raw = np.loadtxt(f, delimiter=",", usecols=range(3, 13))
+            self.assertEqual(header[3:], [n + ("_V" if n.startswith("U") else "_A") for n in names])
+            np.testing.assert_allclose(raw, frames, rtol=1e-8, atol=0)
+            r = wplib.run([wplib.binary("wattpipe-export"), path, "-f", "hdf5", "-o", os.path.join(tmp, "raw.h5")])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            import h5py
+            with h5py.File(os.path.join(tmp, "raw.h5"), "r") as h5:
+                self.assertEqual(h5.attrs["layout"], "AC3N_DC")
+                for k, n in enumerate(names):
+                    np.testing.assert_array_equal(h5["raw"][n][:], frames[:, k].astype(np.float32), n)
             # The recording through COMTRADE (both points' channels by name, or mapped) measures the same.
             base = os.path.join(tmp, "bench")
             r = wplib.run([wplib.binary("wattpipe-export"), path, "-f", "comtrade", "-o", base])

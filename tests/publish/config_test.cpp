@@ -43,7 +43,7 @@ TEST(PointConfig, TheCarSideBillsAndKeepsTheDaemonsOwnTheGridSideGetsItsOwn) {
   EXPECT_EQ(grid.module_id, "bench_in");
   EXPECT_EQ(grid.state_dir, "st/grid");
   EXPECT_EQ(grid.log, "run.grid.jsonl");
-  EXPECT_EQ(grid.log_raw, "raw.grid.wprb");
+  EXPECT_EQ(grid.log_raw, "") << "the car side's raw log records the whole stream";
   EXPECT_EQ(grid.meter_serial, "S1-grid");
   EXPECT_TRUE(grid.http.empty()) << "one page, the billing point's";
   EXPECT_TRUE(grid.stats_json.empty()) << "one stats file, every point in it";

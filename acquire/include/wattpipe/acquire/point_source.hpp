@@ -21,7 +21,7 @@
 // not have, or points on a stream of one end every point's source with the
 // reason (end_reason()): nothing is measured on another point's channels.
 //
-// Threading: construct and source() on the owner thread before the
+// Threading: construct, tap() and source() on the owner thread before the
 // acquisition threads start; each source() is then called by its own
 // acquisition thread only (see Source). stop() and counters from any thread.
 #pragma once
@@ -31,6 +31,8 @@
 #include <vector>
 
 #include "wattpipe/acquire/source.hpp"
+#include "wattpipe/acquire/spsc_ring.hpp"
+#include "wattpipe/acquire/waker.hpp"
 
 namespace wattpipe::acquire {
 
@@ -52,6 +54,19 @@ class PointFanout {
   [[nodiscard]] const Source& stream() const noexcept;
   // Any thread: blocks of point k dropped because its queue was full (real time).
   [[nodiscard]] std::uint64_t blocks_dropped(std::size_t k) const noexcept;
+
+  // Owner thread, before the acquisition threads start: every block of a
+  // stream of several points, whole (all its channels) and as read, before
+  // it is split and before any point's door (Acquisition), also goes into
+  // `ring` (the raw log's queue; `waker` wakes its consumer). So a raw log
+  // records the stream once and replays as the stream. A full ring loses
+  // the block for the log alone, counted by tap_lost().
+  void tap(SpscRing<SampleBlock>* ring, Waker* waker) noexcept;
+  struct Lost {
+    std::uint64_t blocks = 0, frames = 0;
+  };
+  // Any thread.
+  [[nodiscard]] Lost tap_lost() const noexcept;
 
   struct Shared;
 
