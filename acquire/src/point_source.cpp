@@ -56,7 +56,7 @@ void copy_block(const SampleBlock& b, SampleBlock& out) noexcept {
 
 }  // namespace
 
-bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out) {
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal) {
   const Points pts = points_of(in.layout);
   const PointPart* part = find_part(pts, point);
   if (part == nullptr) return false;
@@ -66,10 +66,18 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
   const bool ref = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
   if (ref) {
     const LayoutInfo g = layout_info(Layout::ac3n);
+    const bool plain = cal.identity();
     for (std::uint32_t f = 0; f < frames; ++f) {
       const float* x = in.data.data() + std::size_t{f} * stride;
       double p = 0;
-      for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
+      if (plain) {
+        for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
+      } else {
+        for (std::uint32_t k = 0; k < 3; ++k) {
+          const float u = cal.u_gain[k] * x[g.u[k]] + cal.u_offset[k], i = cal.i_gain[k] * x[g.i[k]] + cal.i_offset[k];
+          p += double(u) * double(i);
+        }
+      }
       out.ref_power[f] = float(p);
     }
   }
@@ -133,7 +141,7 @@ struct PointFanout::Shared {
     if (tap != nullptr) record(out);
     for (std::size_t k = 1; k < names.size(); ++k)
       if (!hand_over(out, *queues[k - 1], names[k])) return ReadStatus::timeout;  // stopping
-    extract_point(out, names[0], out);  // last: the others read the whole frames
+    extract_point(out, names[0], out, input_cal);  // last: the others read the whole frames
     return ReadStatus::ok;
   }
 
@@ -152,7 +160,7 @@ struct PointFanout::Shared {
       if (slot == nullptr) sleep_on(room, 10'000'000);
       else room.disarm();
     }
-    extract_point(whole, name, *slot);
+    extract_point(whole, name, *slot, input_cal);
     slot->lost_frames += q.carry_lost;
     q.carry_lost = 0;
     q.blocks.publish();
@@ -213,6 +221,7 @@ struct PointFanout::Shared {
   Waker room;                                   // the reading thread sleeps on it while a queue is full
   std::atomic<bool> ended{false}, stop_{false};
   std::string reason;  // written before `ended`
+  InputCal input_cal;
   SpscRing<SampleBlock>* tap = nullptr;  // the raw log's queue, or none
   Waker* tap_waker = nullptr;
   std::atomic<std::uint64_t> tap_lost_blocks{0}, tap_lost_frames{0};
@@ -264,6 +273,8 @@ void PointFanout::tap(SpscRing<SampleBlock>* ring, Waker* waker) noexcept {
   shared_->tap = ring;
   shared_->tap_waker = waker;
 }
+
+void PointFanout::calibrate_input(const InputCal& cal) noexcept { shared_->input_cal = cal; }
 
 PointFanout::Lost PointFanout::tap_lost() const noexcept {
   return {shared_->tap_lost_blocks.load(std::memory_order_relaxed),

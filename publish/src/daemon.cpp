@@ -123,6 +123,22 @@ std::int64_t web_interval_ns(const Config& c) {
   return std::clamp<std::int64_t>(c.publish_interval_ms, 50, 1000) * 1'000'000;
 }
 
+// The grid side's gains and offsets (by role, AC3N order) for the input
+// power the car side's efficiency takes; its delay-us is not applied there.
+acquire::InputCal input_cal(const std::array<pipeline::ChannelCal, acquire::kMaxChannels>& cal) {
+  acquire::InputCal in;
+  bool delayed = false;
+  for (std::size_t k = 0; k < 3; ++k) {
+    in.u_gain[k] = float(cal[k].gain), in.u_offset[k] = float(cal[k].offset);
+    in.i_gain[k] = float(cal[4 + k].gain), in.i_offset[k] = float(cal[4 + k].offset);
+    delayed = delayed || cal[k].delay_us != 0 || cal[4 + k].delay_us != 0;
+  }
+  if (delayed)
+    spdlog::warn("calibration: the grid side's delay-us is not applied to the input power of the car side's "
+                 "efficiency (its gains and offsets are)");
+  return in;
+}
+
 // Runs `build`; a configuration the user must fix (what it throws) is logged and false.
 template <typename F>
 bool built(F&& build) {
@@ -154,6 +170,8 @@ Daemon::~Daemon() = default;
 // per point in stream order: the first point's acquisition thread reads it.
 int Daemon::build(Runs& runs) {
   if (!built([&] { runs.fanout = std::make_unique<acquire::PointFanout>(make_stream(cfg_), cfg_.points); })) return 2;
+  if (std::find(cfg_.points.begin(), cfg_.points.end(), "car") != cfg_.points.end())
+    runs.fanout->calibrate_input(input_cal(point_config(cfg_, "grid").processor.cal));
   const std::vector<std::string> names = cfg_.points.empty() ? std::vector<std::string>{""} : cfg_.points;
   for (std::size_t k = 0; k < names.size(); ++k) {
     auto r = std::make_unique<Run>();

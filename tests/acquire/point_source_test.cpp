@@ -101,6 +101,29 @@ TEST(PointFanout, EachPointGetsItsOwnChannelsInItsOwnLayout) {
   }
 }
 
+// The car side's input power of calibrated grid samples: gain * raw + offset
+// in float per channel, as the grid side's processing calibrates them.
+TEST(PointFanout, TheInputPowerTakesTheGridSidesGainsAndOffsets) {
+  Simulator sim(charger());
+  SampleBlock whole, car;
+  sim.generate(whole, 200);
+  InputCal cal;
+  cal.u_gain = {1.02f, 1, 0.99f};
+  cal.i_gain = {1, 0.97f, 1};
+  cal.i_offset = {0, 0, 0.5f};
+  ASSERT_TRUE(extract_point(whole, "car", car, cal));
+  ASSERT_TRUE(car.has_ref_power);
+  for (std::uint32_t f = 0; f < 200; ++f) {
+    const float* x = whole.frame(f);
+    double p = 0;
+    for (int k = 0; k < 3; ++k) {
+      const float u = cal.u_gain[k] * x[k] + cal.u_offset[k], i = cal.i_gain[k] * x[4 + k] + cal.i_offset[k];
+      p += double(u) * double(i);
+    }
+    ASSERT_EQ(car.ref_power[f], float(p)) << "frame " << f;
+  }
+}
+
 TEST(PointFanout, NoPointOnTwoAndAPointOnOneEndTheSourceWithTheReason) {
   Simulator sim(charger());
   SampleBlock whole;

@@ -192,6 +192,34 @@ class TwoPoints(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(words, r.stderr)
 
+    def test_the_grid_sides_calibration_reaches_the_input_power_of_the_efficiency(self):
+        # Gains and offsets on the grid side's channels (a CT's ratio error): the car side's input power,
+        # loss and efficiency are those of the calibrated grid side, as its own power is.
+        gain_u1, gain_i2, offset_i3 = 1.02, 1.03, 0.5
+        p_cal = (gain_u1 * U_RMS[0] * I_RMS[0] + gain_i2 * U_RMS[1] * I_RMS[1] + U_RMS[2] * I_RMS[2]) * math.cos(PHI)
+        # (an offset on a current adds nothing to the mean power of whole cycles)
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            path = os.path.join(tmp, "bench.wprb")
+            wprb.write_file(path, charger_frames(int(2 * RATE)), "AC3N_DC", RATE, t0_ns=1_764_800_000_000_000_000)
+            config = os.path.join(tmp, "cal.yaml")
+            with open(config, "w") as f:
+                f.write(f"calibration:\n  U1: {{gain: {gain_u1}}}\n  I2: {{gain: {gain_i2}}}\n  I3: {{offset: {offset_i3}}}\n")
+            log = os.path.join(tmp, "cal.jsonl")
+            d = wplib.Daemon(tmp, ["--config", config, "--source", f"replay:{path}", "--max-rate", "--points",
+                                   "grid,car", "--log", log, "--state-dir", "none"], broker.port, name="cal").start()
+            self.assertEqual(d.wait(60), 0, d.log())
+            with open(os.path.join(tmp, "cal.grid.jsonl")) as f:
+                grid = [w for w in wplib.windows_of(f) if "start_ns" in w and not w["partial"]]
+            with open(log) as f:
+                car = [w for w in wplib.windows_of(f) if "start_ns" in w and not w["partial"]]
+            self.assertTrue(grid and car)
+            for w in grid:
+                self.assertAlmostEqual(w["power_W"]["total"], p_cal, delta=p_cal * 1e-4)
+            for w in car:
+                self.assertAlmostEqual(float(w["P_in_W"]), p_cal, delta=p_cal * 1e-4)
+                self.assertAlmostEqual(float(w["efficiency"]), P_CAR / p_cal, delta=1e-4)
+            self.assertGreater(abs(P_CAR / p_cal - P_CAR / P_GRID), 1e-3, "the calibration moves the efficiency")
+
     def test_one_stream_two_modules_independent_and_both_stalled(self):
         schema = wplib.Schema()  # the original API file and EVerest's 2026-08 one
         with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:

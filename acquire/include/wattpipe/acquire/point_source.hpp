@@ -26,6 +26,7 @@
 // acquisition thread only (see Source). stop() and counters from any thread.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,17 @@
 #include "wattpipe/acquire/waker.hpp"
 
 namespace wattpipe::acquire {
+
+// The grid side's calibration as its instantaneous power for the car side
+// takes it: per phase, calibrated = gain * raw + offset on U1..U3 and I1..I3
+// (in float, as the grid side's processing calibrates its samples).
+struct InputCal {
+  std::array<float, 3> u_gain{1, 1, 1}, u_offset{}, i_gain{1, 1, 1}, i_offset{};
+  [[nodiscard]] bool identity() const noexcept {
+    return u_gain == std::array<float, 3>{1, 1, 1} && i_gain == std::array<float, 3>{1, 1, 1} &&
+           u_offset == std::array<float, 3>{} && i_offset == std::array<float, 3>{};
+  }
+};
 
 class PointFanout {
  public:
@@ -62,6 +74,9 @@ class PointFanout {
   // records the stream once and replays as the stream. A full ring loses
   // the block for the log alone, counted by tap_lost().
   void tap(SpscRing<SampleBlock>* ring, Waker* waker) noexcept;
+  // Owner thread, before the acquisition threads start: the grid side's
+  // calibration, for the input power the car side carries.
+  void calibrate_input(const InputCal& cal) noexcept;
   struct Lost {
     std::uint64_t blocks = 0, frames = 0;
   };
@@ -79,8 +94,8 @@ std::string describe_points(Layout l);
 
 // The frames of one point of a block of several: header, the point's
 // channels compacted (`out` may be `in`: in place), and for the car side of
-// AC3N_DC the grid side's instantaneous power. False when `in` has no such
-// point.
-bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out);
+// AC3N_DC the grid side's instantaneous power, of its samples calibrated by
+// `cal`. False when `in` has no such point.
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal = {});
 
 }  // namespace wattpipe::acquire
