@@ -38,6 +38,15 @@ void sleep_on(Waker& w, std::int64_t ns) {
   w.drain();
 }
 
+// Frames of `stride` channels to frames of N (0: n) from channel `first`; in place too.
+template <std::uint32_t N>
+void compact(const float* s, float* d, std::uint32_t frames, std::uint32_t stride, std::uint32_t first,
+             std::uint32_t n = N) noexcept {
+  const std::size_t bytes = (N != 0 ? N : n) * sizeof(float);
+  for (std::uint32_t f = 0; f < frames; ++f)
+    std::memmove(d + std::size_t{f} * (N != 0 ? N : n), s + std::size_t{f} * stride + first, bytes);
+}
+
 // The header and only the frames in use (a block is mostly empty at low rates).
 void copy_block(const SampleBlock& b, SampleBlock& out) noexcept {
   out.layout = b.layout;
@@ -71,7 +80,8 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
       const float* x = in.data.data() + std::size_t{f} * stride;
       double p = 0;
       if (plain) {
-        for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
+        p = double(x[g.u[0]]) * double(x[g.i[0]]) + double(x[g.u[1]]) * double(x[g.i[1]]);  // = 0 + ... + ...: the loop's sum
+        p += double(x[g.u[2]]) * double(x[g.i[2]]);
       } else {
         for (std::uint32_t k = 0; k < 3; ++k) {
           const float u = cal.u_gain[k] * x[g.u[k]] + cal.u_offset[k], i = cal.i_gain[k] * x[g.i[k]] + cal.i_offset[k];
@@ -83,10 +93,11 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
   }
   // Frame f's n channels go to f * n, never past where they are read
   // (f * stride + first), so in place is safe.
-  const float* s = in.data.data();
-  float* d = out.data.data();
-  for (std::uint32_t f = 0; f < frames; ++f)
-    for (std::uint32_t c = 0; c < n; ++c) d[std::size_t{f} * n + c] = s[std::size_t{f} * stride + part->first + c];
+  switch (n) {  // a whole frame's channels in one move where the count is known
+    case 8: compact<8>(in.data.data(), out.data.data(), frames, stride, part->first); break;
+    case 2: compact<2>(in.data.data(), out.data.data(), frames, stride, part->first); break;
+    default: compact<0>(in.data.data(), out.data.data(), frames, stride, part->first, n); break;
+  }
   if (&out != &in) {
     out.frames = in.frames;
     out.sequence = in.sequence;

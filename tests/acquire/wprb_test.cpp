@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "wattpipe/acquire/simulator.hpp"
@@ -107,4 +108,29 @@ TEST(Wprb, NonFiniteSamplesFailDecoding) {
   std::vector<float> out(20);
   EXPECT_FALSE(wprb::decode_frames(h, std::span(buf).subspan(64), 0, 10, out.data(), err));
   EXPECT_NE(err.find("finite"), std::string::npos);
+  // Anywhere in a block (the vector body and the tail: 7 AC3 frames, 42
+  // samples), NaN and either infinity fail; the largest, the smallest and
+  // negative zero are copied bit for bit.
+  auto ac = sim_block("ac3", 7);
+  ac->layout = Layout::ac3;
+  ac->channels = 6;
+  const std::size_t n = 7 * 6;
+  const float finite[] = {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::denorm_min(), -0.0f};
+  for (std::size_t k = 0; k < n; ++k) {
+    for (const float v : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(), finite[k % 4]}) {
+      SampleBlock blk = *ac;
+      blk.data[k] = v;
+      buf.clear();
+      wprb::encode_block(blk, 0, buf);
+      ASSERT_TRUE(wprb::parse_header(buf, h, err));
+      std::vector<float> got(n);
+      const bool ok = wprb::decode_frames(h, std::span(buf).subspan(64), 0, 7, got.data(), err);
+      EXPECT_EQ(ok, std::isfinite(v)) << "sample " << k << " = " << v << ": " << err;
+      if (ok) {
+        EXPECT_EQ(std::memcmp(got.data(), blk.data.data(), n * sizeof(float)), 0) << "sample " << k;
+      }
+    }
+  }
 }
