@@ -42,9 +42,16 @@ void sleep_on(Waker& w, std::int64_t ns) {
 template <std::uint32_t N>
 void compact(const float* s, float* d, std::uint32_t frames, std::uint32_t stride, std::uint32_t first,
              std::uint32_t n = N) noexcept {
-  const std::size_t bytes = (N != 0 ? N : n) * sizeof(float);
-  for (std::uint32_t f = 0; f < frames; ++f)
-    std::memmove(d + std::size_t{f} * (N != 0 ? N : n), s + std::size_t{f} * stride + first, bytes);
+  if constexpr (N != 0) {
+    for (std::uint32_t f = 0; f < frames; ++f) {
+      float x[N];  // read whole, then written: in place, a frame may overlap its new place
+      std::memcpy(x, s + std::size_t{f} * stride + first, sizeof x);
+      std::memcpy(d + std::size_t{f} * N, x, sizeof x);
+    }
+  } else {
+    for (std::uint32_t f = 0; f < frames; ++f)
+      for (std::uint32_t c = 0; c < n; ++c) d[std::size_t{f} * n + c] = s[std::size_t{f} * stride + first + c];
+  }
 }
 
 // The header and only the frames in use (a block is mostly empty at low rates).
@@ -151,13 +158,13 @@ struct PointFanout::Shared {
                                   n, describe_points(out.layout)));
     if (tap != nullptr) record(out);
     for (std::size_t k = 1; k < names.size(); ++k)
-      if (!hand_over(out, *queues[k - 1], names[k])) return ReadStatus::timeout;  // stopping
+      if (!hand_over(out, *queues[k - 1])) return ReadStatus::timeout;  // stopping
     extract_point(out, names[0], out, input_cal);  // last: the others read the whole frames
     return ReadStatus::ok;
   }
 
-  // Reading thread: point k's channels of `whole` into its queue. False when stopped.
-  bool hand_over(const SampleBlock& whole, Queue& q, const std::string& name) {
+  // Reading thread: `whole` into point k's queue. False when stopped.
+  bool hand_over(const SampleBlock& whole, Queue& q) {
     SampleBlock* slot = q.blocks.claim();
     while (slot == nullptr) {
       if (stream->real_time()) {  // live data does not wait: the point loses this block
@@ -171,7 +178,7 @@ struct PointFanout::Shared {
       if (slot == nullptr) sleep_on(room, 10'000'000);
       else room.disarm();
     }
-    extract_point(whole, name, *slot, input_cal);
+    copy_block(whole, *slot);  // whole: the point's own thread takes its channels out (read_queue)
     slot->lost_frames += q.carry_lost;
     q.carry_lost = 0;
     q.blocks.publish();
@@ -209,7 +216,7 @@ struct PointFanout::Shared {
       // Acquire: a point sees every block handed over before the end.
       const bool done = ended.load(std::memory_order_acquire);
       if (SampleBlock* b = q.blocks.front()) {
-        copy_block(*b, out);
+        extract_point(*b, names[k], out, input_cal);  // on this point's thread: the reader only copies
         q.blocks.release();
         room.notify();
         return ReadStatus::ok;

@@ -7,9 +7,10 @@
 // README: both sides of a charger).
 //
 // Point 0's source reads the stream on its acquisition thread, keeps its own
-// channels in place and copies every other point's channels into that
-// point's queue (lock-free SPSC, one per point); the other points' sources
-// take their blocks from their queue. A queue that is full drops the block
+// channels in place and copies every block whole into each other point's
+// queue (lock-free SPSC, one per point); the other points' sources take
+// their channels out of their queue on their own threads (a plain copy is
+// the cheapest work for the thread that reads for all). A queue that is full drops the block
 // for its point when the stream is real time (counted in the point's next
 // block as lost frames, as a ring drop is) and otherwise waits for room, so
 // at --max-rate the slowest point sets the pace and nothing is dropped.
