@@ -339,6 +339,9 @@ std::string write_reply(const StopTransactionReply& r) {
       w.key("start_signed_meter_value");
       write_smv(w, *r.start_signed_meter_value);
     }
+    if (std::isfinite(r.energy_in_wh)) w.field_fixed("energy_in_Wh", r.energy_in_wh, 6);
+    if (std::isfinite(r.energy_out_wh)) w.field_fixed("energy_out_Wh", r.energy_out_wh, 6);
+    if (std::isfinite(r.efficiency)) w.field_fixed("efficiency", r.efficiency, 6);
     w.end_object();
   });
 }

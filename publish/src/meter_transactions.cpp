@@ -59,11 +59,16 @@ StartTransactionReply MeterTransactions::start(const StartTransactionRequest& re
 
 StopTransactionReply MeterTransactions::stop(const StopTransactionRequest& req, const legal::Reading& reading) {
   legal::StopResult res = meter_.stop_transaction(req.transaction_id, reading);
-  note_closed(res.closed, reading);
+  const std::vector<Balance> balances = note_closed(res.closed, reading);
   StopTransactionReply r;
   if (refused(res.error, r)) return r;
   if (res.end) r.signed_meter_value = smv(*res.end);
   if (res.begin) r.start_signed_meter_value = smv(*res.begin);
+  if (!balances.empty()) {  // the last closed: the one whose records the reply carries
+    r.energy_in_wh = balances.back().e_in_wh;
+    r.energy_out_wh = balances.back().e_out_wh;
+    r.efficiency = balances.back().efficiency;
+  }
   return r;
 }
 
@@ -96,13 +101,14 @@ MeterTransactions::Balance MeterTransactions::balance(const std::string& id, con
   return b;
 }
 
-void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed, const legal::Reading& at) {
+std::vector<MeterTransactions::Balance> MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>& closed,
+                                                                      const legal::Reading& at) {
   std::vector<Balance> balances;
   for (const auto& c : closed) {
     balances.push_back(balance(c.id, at));
     to_store(c.id, c.evse_id, c.begin, &c.end, &balances.back());
   }
-  if (!view_on_ || closed.empty()) return;
+  if (!view_on_ || closed.empty()) return balances;
   for (std::size_t k = 0; k < closed.size(); ++k) {
     const auto& c = closed[k];
     closed_.push_front({c.id, c.evse_id, checked_begin(c.id, c.begin.record), check(c.end.record), balances[k].e_in_wh,
@@ -110,6 +116,7 @@ void MeterTransactions::note_closed(const std::vector<legal::ClosedTransaction>&
     if (closed_.size() > kViewClosed) closed_.pop_back();
   }
   refresh_view();
+  return balances;
 }
 
 void MeterTransactions::refresh_view() {

@@ -283,6 +283,9 @@ class TwoPoints(unittest.TestCase):
             self.assertAlmostEqual(eff, e_out / e_in, delta=1e-4)
             self.assertGreater(eff, 0.7)
             self.assertNotIn("efficiency", stopped["signed_meter_value"]["signed_meter_data"])
+            # ... and in the stop reply EVerest receives, beside them (valid against both API files above).
+            self.assertEqual((stopped["energy_out_Wh"], stopped["energy_in_Wh"]), (e_out, e_in))
+            self.assertAlmostEqual(stopped["efficiency"], eff, delta=1e-4)
             s = d.stats()
             self.assertEqual(s["points"]["grid"]["transactions_open"], 1)
             self.assertEqual(s["transactions_open"], 0)

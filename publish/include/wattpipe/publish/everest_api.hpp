@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,6 +99,12 @@ struct StopTransactionReply {
   TransactionStatus status = TransactionStatus::ok;
   std::string error;
   std::optional<SignedMeterValue> signed_meter_value, start_signed_meter_value;
+  // Two points (the car side): the energy into and out of the charger over the
+  // transaction and their ratio, beside the signed records, never in them
+  // (the reply's schema takes additional properties). NaN: not sent.
+  double energy_in_wh = std::numeric_limits<double>::quiet_NaN();
+  double energy_out_wh = std::numeric_limits<double>::quiet_NaN();
+  double efficiency = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Bare reply objects (never wrapped) for the replyTo topic.

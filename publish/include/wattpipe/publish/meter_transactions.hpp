@@ -68,7 +68,8 @@ class MeterTransactions final : public TransactionHandler {
   Balance balance(const std::string& id, const legal::Reading& end);
   Checked check(const std::string& record) const;
   Checked checked_begin(const std::string& id, const std::string& record) const;
-  void note_closed(const std::vector<legal::ClosedTransaction>& closed, const legal::Reading& at);
+  // Each closed transaction's balance (two points), in the order closed.
+  std::vector<Balance> note_closed(const std::vector<legal::ClosedTransaction>& closed, const legal::Reading& at);
   void refresh_view();
   SignedMeterValue smv(const legal::SignedRecord& r) const;
 
