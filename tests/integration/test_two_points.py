@@ -192,6 +192,36 @@ class TwoPoints(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(words, r.stderr)
 
+    def test_each_point_gets_its_own_analysis(self):
+        # The grid side's currents carry a 5th harmonic of 10 %, the output's current a 300 Hz
+        # ripple of 2 A peak: the grid side finds the THD, the car side the ripple, neither the other's.
+        n = int(2 * RATE)
+        frames = charger_frames(n)
+        t = np.arange(n) / RATE
+        shift = np.array([0, -2 * np.pi / 3, 2 * np.pi / 3])
+        frames[:, 4:7] += 0.1 * np.sqrt(2) * np.array(I_RMS) * np.sin(5 * (2 * np.pi * 50 * t[:, None] + shift - PHI))
+        frames[:, 9] += 2.0 * np.sin(2 * np.pi * 300 * t)
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            path = os.path.join(tmp, "bench.wprb")
+            wprb.write_file(path, frames, "AC3N_DC", RATE, t0_ns=1_764_800_000_000_000_000)
+            log = os.path.join(tmp, "an.jsonl")
+            d = wplib.Daemon(tmp, ["--source", f"replay:{path}", "--max-rate", "--points", "grid,car", "--analysis",
+                                   "on", "--log", log, "--state-dir", "none"], broker.port, name="an").start()
+            self.assertEqual(d.wait(60), 0, d.log())
+            with open(os.path.join(tmp, "an.grid.jsonl")) as f:
+                grid = [w for w in wplib.windows_of(f) if "thd_I_percent" in w]
+            with open(log) as f:
+                car = [w for w in wplib.windows_of(f) if "ripple_I_rms_A" in w]
+            self.assertGreater(len(grid), 5)
+            self.assertGreater(len(car), 5)
+            for w in grid:
+                for ph in ("L1", "L2", "L3"):
+                    self.assertAlmostEqual(w["thd_I_percent"][ph], 10.0, delta=0.05, msg=ph)
+                self.assertNotIn("ripple_I_rms_A", w)
+            for w in car:
+                self.assertAlmostEqual(w["ripple_I_rms_A"], 2.0 / math.sqrt(2), delta=0.01)
+                self.assertNotIn("thd_I_percent", w)
+
     def test_the_grid_sides_calibration_reaches_the_input_power_of_the_efficiency(self):
         # Gains and offsets on the grid side's channels (a CT's ratio error): the car side's input power,
         # loss and efficiency are those of the calibrated grid side, as its own power is.
