@@ -54,22 +54,6 @@ void compact(const float* s, float* d, std::uint32_t frames, std::uint32_t strid
   }
 }
 
-// The header and only the frames in use (a block is mostly empty at low rates).
-void copy_block(const SampleBlock& b, SampleBlock& out) noexcept {
-  out.layout = b.layout;
-  out.channels = b.channels;
-  out.frames = b.frames;
-  out.sequence = b.sequence;
-  out.first_frame = b.first_frame;
-  out.t0_ns = b.t0_ns;
-  out.sample_rate_hz = b.sample_rate_hz;
-  out.lost_frames = b.lost_frames;
-  out.clock_synced = b.clock_synced;
-  out.has_ref_power = b.has_ref_power;
-  std::memcpy(out.data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
-  if (b.has_ref_power) std::memcpy(out.ref_power.data(), b.ref_power.data(), b.frames * sizeof(float));
-}
-
 }  // namespace
 
 bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal) {
@@ -178,7 +162,7 @@ struct PointFanout::Shared {
       if (slot == nullptr) sleep_on(room, 10'000'000);
       else room.disarm();
     }
-    copy_block(whole, *slot);  // whole: the point's own thread takes its channels out (read_queue)
+    whole.copy_to(*slot);  // whole: the point's own thread takes its channels out (read_queue)
     slot->lost_frames += q.carry_lost;
     q.carry_lost = 0;
     q.blocks.publish();
@@ -196,7 +180,7 @@ struct PointFanout::Shared {
       tap_lost_frames.fetch_add(whole.frames, std::memory_order_relaxed);
       return;
     }
-    copy_block(whole, *slot);
+    whole.copy_to(*slot);
     tap->publish();
     if (tap_waker != nullptr) tap_waker->notify();
   }

@@ -28,8 +28,6 @@ WP_INLINE v4d load4f(const float* p) noexcept {
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v4d);
 }
-// All four lanes x: a broadcast (v4d{} + x would add to +0.0 first).
-WP_INLINE v4d splat4(double x) noexcept { return v4d{x, x, x, x}; }
 WP_INLINE void add_to(Sums::Lanes& a, v4d v) noexcept {
   for (int k = 0; k < 4; ++k) a[k] += v[k];
 }

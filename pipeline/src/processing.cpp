@@ -90,17 +90,7 @@ void Processing::copy_raw(const acquire::SampleBlock& b) {
     counters_.raw_log_overflow_frames.fetch_add(b.frames, std::memory_order_relaxed);
     return;
   }
-  // The header fields and only the frames in use (a block is mostly empty at low rates).
-  slot->layout = b.layout;
-  slot->channels = b.channels;
-  slot->frames = b.frames;
-  slot->sequence = b.sequence;
-  slot->first_frame = b.first_frame;
-  slot->t0_ns = b.t0_ns;
-  slot->sample_rate_hz = b.sample_rate_hz;
-  slot->lost_frames = b.lost_frames;
-  slot->clock_synced = b.clock_synced;
-  std::memcpy(slot->data.data(), b.data.data(), std::size_t{b.frames} * b.channels * sizeof(float));
+  b.copy_to(*slot);
   out_.raw_log->publish();
   if (out_.log_waker != nullptr) out_.log_waker->notify();
 }

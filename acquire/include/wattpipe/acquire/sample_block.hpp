@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace wattpipe::acquire {
@@ -129,6 +130,23 @@ struct SampleBlock {
 
   float* frame(std::size_t f) noexcept { return data.data() + f * channels; }
   const float* frame(std::size_t f) const noexcept { return data.data() + f * channels; }
+
+  // The header and only the frames in use into `out` (a block is mostly
+  // empty at low rates; a whole copy would move 40 KiB every time).
+  void copy_to(SampleBlock& out) const noexcept {
+    out.layout = layout;
+    out.channels = channels;
+    out.frames = frames;
+    out.sequence = sequence;
+    out.first_frame = first_frame;
+    out.t0_ns = t0_ns;
+    out.sample_rate_hz = sample_rate_hz;
+    out.lost_frames = lost_frames;
+    out.clock_synced = clock_synced;
+    out.has_ref_power = has_ref_power;
+    std::memcpy(out.data.data(), data.data(), std::size_t{frames} * channels * sizeof(float));
+    if (has_ref_power) std::memcpy(out.ref_power.data(), ref_power.data(), frames * sizeof(float));
+  }
 };
 
 }  // namespace wattpipe::acquire
