@@ -56,7 +56,43 @@ void compact(const float* s, float* d, std::uint32_t frames, std::uint32_t strid
 
 }  // namespace
 
-bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal) {
+namespace {
+
+// The input power of calibrated and delay-corrected grid samples: each
+// channel as the grid side's processing makes it (gain and offset, then its
+// delay line), then the products in double.
+void input_power_delayed(const SampleBlock& in, const InputCal& cal, InputState& st, float* power) {
+  const LayoutInfo g = layout_info(Layout::ac3n);
+  const std::uint32_t stride = in.channels, frames = in.frames;
+  if (!st.started || in.first_frame != st.next_frame || in.sample_rate_hz != st.rate_hz) {
+    // A new stream, as the processing starts one: the history is the block's first raw sample.
+    for (std::uint32_t k = 0; k < 3; ++k) {
+      st.line[k].reset(in.data[g.u[k]]);
+      st.line[3 + k].reset(in.data[g.i[k]]);
+    }
+    st.started = true;
+  }
+  st.next_frame = in.first_frame + frames;
+  st.rate_hz = in.sample_rate_hz;
+  std::array<std::array<float, kBlockFrames>, 6> x;
+  for (std::uint32_t k = 0; k < 6; ++k) {
+    const std::uint32_t ch = k < 3 ? g.u[k] : g.i[k - 3];
+    const float gain = k < 3 ? cal.u_gain[k] : cal.i_gain[k - 3], offset = k < 3 ? cal.u_offset[k] : cal.i_offset[k - 3];
+    const double delay_us = k < 3 ? cal.u_delay_us[k] : cal.i_delay_us[k - 3];
+    for (std::uint32_t f = 0; f < frames; ++f) x[k][f] = gain * in.data[std::size_t{f} * stride + ch] + offset;
+    if (delay_us != 0) st.line[k].apply(x[k].data(), 1, frames, delay_us * 1e-6 * in.sample_rate_hz);
+  }
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    double p = 0;
+    for (std::uint32_t k = 0; k < 3; ++k) p += double(x[k][f]) * double(x[3 + k][f]);
+    power[f] = float(p);
+  }
+}
+
+}  // namespace
+
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal,
+                   InputState* state) {
   const Points pts = points_of(in.layout);
   const PointPart* part = find_part(pts, point);
   if (part == nullptr) return false;
@@ -64,7 +100,9 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
   // The car side is measured against the grid side on the same samples: the
   // grid's instantaneous power goes along (efficiency and loss per window).
   const bool ref = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
-  if (ref) {
+  if (ref && state != nullptr && cal.delayed()) {
+    input_power_delayed(in, cal, *state, out.ref_power.data());
+  } else if (ref) {
     const LayoutInfo g = layout_info(Layout::ac3n);
     const bool plain = cal.identity();
     for (std::uint32_t f = 0; f < frames; ++f) {
@@ -113,7 +151,7 @@ struct PointFanout::Shared {
     std::atomic<std::uint64_t> dropped{0};   // blocks dropped (statistics)
   };
   Shared(std::unique_ptr<Source> s, std::vector<std::string> p, std::size_t queue_blocks)
-      : stream(std::move(s)), names(std::move(p)) {
+      : stream(std::move(s)), names(std::move(p)), input_state(std::max<std::size_t>(names.size(), 1)) {
     for (std::size_t k = 1; k < std::max<std::size_t>(names.size(), 1); ++k)
       queues.push_back(std::make_unique<Queue>(queue_blocks));
   }
@@ -143,7 +181,7 @@ struct PointFanout::Shared {
     if (tap != nullptr) record(out);
     for (std::size_t k = 1; k < names.size(); ++k)
       if (!hand_over(out, *queues[k - 1])) return ReadStatus::timeout;  // stopping
-    extract_point(out, names[0], out, input_cal);  // last: the others read the whole frames
+    extract_point(out, names[0], out, input_cal, &input_state[0]);  // last: the others read the whole frames
     return ReadStatus::ok;
   }
 
@@ -200,7 +238,7 @@ struct PointFanout::Shared {
       // Acquire: a point sees every block handed over before the end.
       const bool done = ended.load(std::memory_order_acquire);
       if (SampleBlock* b = q.blocks.front()) {
-        extract_point(*b, names[k], out, input_cal);  // on this point's thread: the reader only copies
+        extract_point(*b, names[k], out, input_cal, &input_state[k]);  // on this point's thread: the reader only copies
         q.blocks.release();
         room.notify();
         return ReadStatus::ok;
@@ -224,6 +262,7 @@ struct PointFanout::Shared {
   std::atomic<bool> ended{false}, stop_{false};
   std::string reason;  // written before `ended`
   InputCal input_cal;
+  std::vector<InputState> input_state;  // per point, used by its extraction only
   SpscRing<SampleBlock>* tap = nullptr;  // the raw log's queue, or none
   Waker* tap_waker = nullptr;
   std::atomic<std::uint64_t> tap_lost_blocks{0}, tap_lost_frames{0};

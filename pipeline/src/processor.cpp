@@ -8,7 +8,6 @@
 namespace wattpipe::pipeline {
 namespace {
 constexpr std::size_t kMaxBoundaries = 4096;
-constexpr std::size_t kDelayHist = 64;
 }  // namespace
 
 Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t max_pending)
@@ -40,7 +39,7 @@ void Processor::start_stream(const SampleBlock& b) {
   locked_ = false;
   crossings_ = 0;
   next_pos_ = b.first_frame;
-  for (std::size_t c = 0; c < li_.channels; ++c) delay_hist_[c].fill(b.data[c]);
+  for (std::size_t c = 0; c < li_.channels; ++c) delay_[c].reset(b.data[c]);
   // Calibration roles (AC3N order) onto this layout's channels.
   chan_cal_ = {};
   for (std::uint32_t k = 0; k < li_.phases; ++k) {
@@ -91,20 +90,7 @@ void Processor::calibrate(SampleBlock& b) {
       const float g = static_cast<float>(cal.gain), o = static_cast<float>(cal.offset);
       for (std::size_t f = 0; f < n; ++f) x[f * ch] = g * x[f * ch] + o;
     }
-    if (cal.delay_us != 0) {
-      // Sampled `d` frames late: the value at frame n is read at n - d.
-      const double d = std::clamp(cal.delay_us * 1e-6 * fs_, 0.0, double(kDelayHist - 2));
-      const std::size_t whole = static_cast<std::size_t>(d);
-      const float a = static_cast<float>(d - double(whole));
-      std::array<float, kDelayHist + acquire::kBlockFrames> ext;
-      std::copy(delay_hist_[c].begin(), delay_hist_[c].end(), ext.begin());
-      for (std::size_t f = 0; f < n; ++f) ext[kDelayHist + f] = x[f * ch];
-      for (std::size_t f = 0; f < n; ++f) {
-        const std::size_t at = kDelayHist + f - whole;
-        x[f * ch] = (1.0f - a) * ext[at] + a * ext[at - 1];
-      }
-      std::copy(ext.begin() + n, ext.begin() + n + kDelayHist, delay_hist_[c].begin());
-    }
+    if (cal.delay_us != 0) delay_[c].apply(x, ch, n, cal.delay_us * 1e-6 * fs_);  // sampled late
   }
 }
 

@@ -123,19 +123,15 @@ std::int64_t web_interval_ns(const Config& c) {
   return std::clamp<std::int64_t>(c.publish_interval_ms, 50, 1000) * 1'000'000;
 }
 
-// The grid side's gains and offsets (by role, AC3N order) for the input
-// power the car side's efficiency takes; its delay-us is not applied there.
+// The grid side's calibration (by role, AC3N order) for the input power the
+// car side's efficiency takes: the same samples as the grid side's own.
 acquire::InputCal input_cal(const std::array<pipeline::ChannelCal, acquire::kMaxChannels>& cal) {
   acquire::InputCal in;
-  bool delayed = false;
   for (std::size_t k = 0; k < 3; ++k) {
-    in.u_gain[k] = float(cal[k].gain), in.u_offset[k] = float(cal[k].offset);
+    in.u_gain[k] = float(cal[k].gain), in.u_offset[k] = float(cal[k].offset), in.u_delay_us[k] = cal[k].delay_us;
     in.i_gain[k] = float(cal[4 + k].gain), in.i_offset[k] = float(cal[4 + k].offset);
-    delayed = delayed || cal[k].delay_us != 0 || cal[4 + k].delay_us != 0;
+    in.i_delay_us[k] = cal[4 + k].delay_us;
   }
-  if (delayed)
-    spdlog::warn("calibration: the grid side's delay-us is not applied to the input power of the car side's "
-                 "efficiency (its gains and offsets are)");
   return in;
 }
 

@@ -124,6 +124,33 @@ TEST(PointFanout, TheInputPowerTakesTheGridSidesGainsAndOffsets) {
   }
 }
 
+// Currents sampled one frame late (delay-us of a frame): with the delay
+// undone, the input power of every frame, across the blocks' boundary too,
+// is that of the current sampled on time.
+TEST(PointFanout, TheInputPowerUndoesTheGridCurrentsDelay) {
+  Simulator sim(charger());
+  std::vector<SampleBlock> on_time(2), late(2);
+  for (auto& b : on_time) sim.generate(b, 100);
+  late = on_time;
+  for (int k = 0; k < 2; ++k)  // a current sampled late shows at frame n what was there at n + 1
+    for (std::uint32_t f = 0; f < 100; ++f)
+      for (int c = 4; c < 7; ++c)
+        late[std::size_t(k)].frame(f)[c] = f + 1 < 100 ? on_time[std::size_t(k)].frame(f + 1)[c]
+                                           : (k == 0 ? on_time[1].frame(0)[c] : on_time[1].frame(99)[c]);
+  InputCal cal;
+  cal.i_delay_us = {50, 50, 50};  // one frame at 20 kS/s
+  InputState state;
+  SampleBlock car;
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_TRUE(extract_point(late[std::size_t(k)], "car", car, cal, &state));
+    for (std::uint32_t f = (k == 0 ? 1 : 0); f < 99; ++f) {  // frame 0 of the stream has no frame before it
+      const float* x = on_time[std::size_t(k)].frame(f);
+      const double p = double(x[0]) * double(x[4]) + double(x[1]) * double(x[5]) + double(x[2]) * double(x[6]);
+      ASSERT_EQ(car.ref_power[f], float(p)) << "block " << k << " frame " << f;
+    }
+  }
+}
+
 TEST(PointFanout, NoPointOnTwoAndAPointOnOneEndTheSourceWithTheReason) {
   Simulator sim(charger());
   SampleBlock whole;

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "wattpipe/acquire/delay_line.hpp"
 #include "wattpipe/acquire/source.hpp"
 #include "wattpipe/acquire/spsc_ring.hpp"
 #include "wattpipe/acquire/waker.hpp"
@@ -40,13 +41,28 @@ namespace wattpipe::acquire {
 
 // The grid side's calibration as its instantaneous power for the car side
 // takes it: per phase, calibrated = gain * raw + offset on U1..U3 and I1..I3
-// (in float, as the grid side's processing calibrates its samples).
+// (in float, as the grid side's processing calibrates its samples), then a
+// channel sampled late undone (delay-us, DelayLine, as the processing does).
 struct InputCal {
   std::array<float, 3> u_gain{1, 1, 1}, u_offset{}, i_gain{1, 1, 1}, i_offset{};
+  std::array<double, 3> u_delay_us{}, i_delay_us{};
+  [[nodiscard]] bool delayed() const noexcept {
+    return u_delay_us != std::array<double, 3>{} || i_delay_us != std::array<double, 3>{};
+  }
   [[nodiscard]] bool identity() const noexcept {
     return u_gain == std::array<float, 3>{1, 1, 1} && i_gain == std::array<float, 3>{1, 1, 1} &&
-           u_offset == std::array<float, 3>{} && i_offset == std::array<float, 3>{};
+           u_offset == std::array<float, 3>{} && i_offset == std::array<float, 3>{} && !delayed();
   }
+};
+
+// What the input power of one point keeps from block to block: the delay
+// lines of the grid side's U1..U3, I1..I3, and where the stream goes on.
+// One thread (the point's extraction).
+struct InputState {
+  std::array<DelayLine, 6> line{};
+  std::uint64_t next_frame = 0;
+  double rate_hz = 0;
+  bool started = false;
 };
 
 class PointFanout {
@@ -97,6 +113,8 @@ std::string describe_points(Layout l);
 // channels compacted (`out` may be `in`: in place), and for the car side of
 // AC3N_DC the grid side's instantaneous power, of its samples calibrated by
 // `cal`. False when `in` has no such point.
-bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal = {});
+// `state` carries the delays over blocks; without one, delays are not undone.
+bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& out, const InputCal& cal = {},
+                   InputState* state = nullptr);
 
 }  // namespace wattpipe::acquire

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "wattpipe/acquire/delay_line.hpp"
 #include "wattpipe/acquire/sample_block.hpp"
 #include "wattpipe/legal/legal.hpp"
 #include "wattpipe/pipeline/analyzer.hpp"
@@ -141,7 +142,7 @@ class Processor {
   // Calibration, by channel of the current layout
   bool cal_active_ = false;
   std::array<ChannelCal, acquire::kMaxChannels> chan_cal_{};
-  std::array<std::array<float, 64>, acquire::kMaxChannels> delay_hist_{};  // raw tail of the previous block
+  std::array<acquire::DelayLine, acquire::kMaxChannels> delay_{};
 
   // Windowing
   ZeroCrossingDetector det_{20000, 50};
