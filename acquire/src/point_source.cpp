@@ -245,7 +245,8 @@ struct PointFanout::Shared {
       }
       if (done) return ReadStatus::end;
       const std::int64_t left = deadline - steady_now_ns();
-      if (left <= 0 || stop_.load(std::memory_order_relaxed)) return ReadStatus::timeout;
+      // Not on stop(): at shutdown a point drains what it was handed until end_stream().
+      if (left <= 0) return ReadStatus::timeout;
       q.data.arm();
       if (q.blocks.front() != nullptr || ended.load(std::memory_order_acquire)) {
         q.data.disarm();
@@ -306,6 +307,10 @@ void PointFanout::stop() noexcept {
   shared_->stop_.store(true, std::memory_order_relaxed);
   shared_->room.wake();
   for (auto& q : shared_->queues) q->data.wake();
+}
+
+void PointFanout::end_stream() {
+  if (!shared_->ended.load(std::memory_order_acquire)) shared_->finish("stop requested");
 }
 
 const Source& PointFanout::stream() const noexcept { return *shared_->stream; }

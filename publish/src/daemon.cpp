@@ -454,8 +454,12 @@ std::string Daemon::main_loop(Runs& runs, int sig_fd) {
 // last windows, save the registers, then let the MQTT threads publish them
 // and say goodbye.
 void Daemon::shutdown(Runs& runs) {
-  runs.fanout->stop();  // ends a wait for a point's queue
-  for (const auto& r : runs.points) r->acq->stop();
+  // The point that reads the stream stops first; the others then take what
+  // it handed them and end by themselves, so all points end on one frame.
+  runs.fanout->stop();  // ends its wait for room in a point's queue
+  runs.points[0]->acq->stop();
+  runs.points[0]->acq->join();
+  runs.fanout->end_stream();
   for (const auto& r : runs.points) {
     r->acq->join();
     r->proc->join();

@@ -193,6 +193,20 @@ class TwoPoints(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(words, r.stderr)
 
+    def test_both_points_stop_on_the_same_frame(self):
+        # Stopped mid-stream (--duration): the grid side reads the stream, stops, and the car side takes
+        # what it was handed before it ends, so both registers cover the same samples.
+        with wplib.TempDir() as tmp, wplib.Broker(tmp) as broker:
+            d = wplib.Daemon(tmp, ["--sim-profile", "charger", "--duration", "2", "--state-dir", "none"],
+                             broker.port, name="stop").start()
+            self.assertEqual(d.wait(60), 0, d.log())
+            s = d.stats()
+            self.assertEqual(s["stop_reason"], "duration reached")
+            self.assertEqual(s["points"]["grid"]["point_queue_blocks_dropped"], 0)
+            self.assertEqual(s["points"]["car"]["point_queue_blocks_dropped"], 0)
+            self.assertGreater(s["frames_processed"], 0)
+            self.assertEqual(s["points"]["car"]["frames_processed"], s["points"]["grid"]["frames_processed"])
+
     def test_each_point_gets_its_own_analysis(self):
         # The grid side's currents carry a 5th harmonic of 10 %, the output's current a 300 Hz
         # ripple of 2 A peak: the grid side finds the THD, the car side the ripple, neither the other's.

@@ -79,6 +79,10 @@ class PointFanout {
   [[nodiscard]] std::size_t points() const noexcept;
   // Any thread: ends the waits of every point's source (shutdown).
   void stop() noexcept;
+  // Owner thread, once point 0's acquisition thread has ended: the stream
+  // ends there, so every other point takes what was handed to it, then
+  // ends too, and all points stop on the same frame.
+  void end_stream();
   // Any thread: the stream itself (its counters, its kind).
   [[nodiscard]] const Source& stream() const noexcept;
   // Any thread: blocks of point k dropped because its queue was full (real time).
