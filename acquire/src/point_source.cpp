@@ -54,33 +54,39 @@ void compact(const float* s, float* d, std::uint32_t frames, std::uint32_t strid
   }
 }
 
-}  // namespace
-
-namespace {
-
-// The input power of calibrated and delay-corrected grid samples: each
-// channel as the grid side's processing makes it (gain and offset, then its
-// delay line), then the products in double.
-void input_power_delayed(const SampleBlock& in, const InputCal& cal, InputState& st, float* power) {
+// The grid side's instantaneous power per frame, sum of u * i over its
+// phases in double: of the samples as they came, or calibrated as the grid
+// side's processing calibrates them (gain and offset in float, then, with a
+// state to carry them from block to block, the delays undone).
+void input_power(const SampleBlock& in, const InputCal& cal, InputState* st, float* power) {
   const LayoutInfo g = layout_info(Layout::ac3n);
   const std::uint32_t stride = in.channels, frames = in.frames;
-  if (!st.started || in.first_frame != st.next_frame || in.sample_rate_hz != st.rate_hz) {
+  if (cal.identity()) {
+    for (std::uint32_t f = 0; f < frames; ++f) {
+      const float* x = in.data.data() + std::size_t{f} * stride;
+      double p = 0;
+      for (std::uint32_t k = 0; k < 3; ++k) p += double(x[g.u[k]]) * double(x[g.i[k]]);
+      power[f] = float(p);
+    }
+    return;
+  }
+  const bool delays = st != nullptr && cal.delayed();
+  if (delays && (!st->started || in.first_frame != st->next_frame || in.sample_rate_hz != st->rate_hz)) {
     // A new stream, as the processing starts one: the history is the block's first raw sample.
     for (std::uint32_t k = 0; k < 3; ++k) {
-      st.line[k].reset(in.data[g.u[k]]);
-      st.line[3 + k].reset(in.data[g.i[k]]);
+      st->line[k].reset(in.data[g.u[k]]);
+      st->line[3 + k].reset(in.data[g.i[k]]);
     }
-    st.started = true;
+    st->started = true;
   }
-  st.next_frame = in.first_frame + frames;
-  st.rate_hz = in.sample_rate_hz;
-  std::array<std::array<float, kBlockFrames>, 6> x;
+  if (delays) st->next_frame = in.first_frame + frames, st->rate_hz = in.sample_rate_hz;
+  std::array<std::array<float, kBlockFrames>, 6> x;  // U1..U3, I1..I3 calibrated
   for (std::uint32_t k = 0; k < 6; ++k) {
     const std::uint32_t ch = k < 3 ? g.u[k] : g.i[k - 3];
     const float gain = k < 3 ? cal.u_gain[k] : cal.i_gain[k - 3], offset = k < 3 ? cal.u_offset[k] : cal.i_offset[k - 3];
     const double delay_us = k < 3 ? cal.u_delay_us[k] : cal.i_delay_us[k - 3];
     for (std::uint32_t f = 0; f < frames; ++f) x[k][f] = gain * in.data[std::size_t{f} * stride + ch] + offset;
-    if (delay_us != 0) st.line[k].apply(x[k].data(), 1, frames, delay_us * 1e-6 * in.sample_rate_hz);
+    if (delays && delay_us != 0) st->line[k].apply(x[k].data(), 1, frames, delay_us * 1e-6 * in.sample_rate_hz);
   }
   for (std::uint32_t f = 0; f < frames; ++f) {
     double p = 0;
@@ -100,26 +106,7 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
   // The car side is measured against the grid side on the same samples: the
   // grid's instantaneous power goes along (efficiency and loss per window).
   const bool ref = part->layout == Layout::dc && pts.part[0].layout == Layout::ac3n;
-  if (ref && state != nullptr && cal.delayed()) {
-    input_power_delayed(in, cal, *state, out.ref_power.data());
-  } else if (ref) {
-    const LayoutInfo g = layout_info(Layout::ac3n);
-    const bool plain = cal.identity();
-    for (std::uint32_t f = 0; f < frames; ++f) {
-      const float* x = in.data.data() + std::size_t{f} * stride;
-      double p = 0;
-      if (plain) {
-        p = double(x[g.u[0]]) * double(x[g.i[0]]) + double(x[g.u[1]]) * double(x[g.i[1]]);  // = 0 + ... + ...: the loop's sum
-        p += double(x[g.u[2]]) * double(x[g.i[2]]);
-      } else {
-        for (std::uint32_t k = 0; k < 3; ++k) {
-          const float u = cal.u_gain[k] * x[g.u[k]] + cal.u_offset[k], i = cal.i_gain[k] * x[g.i[k]] + cal.i_offset[k];
-          p += double(u) * double(i);
-        }
-      }
-      out.ref_power[f] = float(p);
-    }
-  }
+  if (ref) input_power(in, cal, state, out.ref_power.data());
   // Frame f's n channels go to f * n, never past where they are read
   // (f * stride + first), so in place is safe.
   switch (n) {  // a whole frame's channels in one move where the count is known
@@ -306,7 +293,6 @@ std::size_t PointFanout::points() const noexcept { return std::max<std::size_t>(
 void PointFanout::stop() noexcept {
   shared_->stop_.store(true, std::memory_order_relaxed);
   shared_->room.wake();
-  for (auto& q : shared_->queues) q->data.wake();
 }
 
 void PointFanout::end_stream() {

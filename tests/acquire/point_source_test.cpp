@@ -285,7 +285,9 @@ TEST(PointFanout, TheTapRecordsTheWholeStreamAndCountsWhatDidNotFit) {
   EXPECT_EQ(car_blocks, kBlocks);
 }
 
-TEST(PointFanout, StopEndsTheWaitOfTheReadingSideAndOfTheOthers) {
+// Shutdown: stop() ends the reading side's wait for room; the others take
+// every block handed to them, and end once end_stream() says the stream did.
+TEST(PointFanout, StopEndsTheReadingSidesWaitAndTheOthersTakeWhatTheyWereHandedThenEnd) {
   PointFanout fan(std::make_unique<Blocks>(charger_blocks(10, 64)), {"grid", "car"}, 2);
   auto grid = fan.source(0), car = fan.source(1);
   SampleBlock b;
@@ -298,6 +300,10 @@ TEST(PointFanout, StopEndsTheWaitOfTheReadingSideAndOfTheOthers) {
   t.join();
   SampleBlock c;
   EXPECT_EQ(car->read(c, std::chrono::milliseconds(1)), ReadStatus::ok);
+  EXPECT_EQ(car->read(c, std::chrono::milliseconds(1)), ReadStatus::ok) << "both blocks handed over";
+  EXPECT_EQ(car->read(c, std::chrono::milliseconds(20)), ReadStatus::timeout) << "stop() alone ends nothing for it";
+  fan.end_stream();
+  EXPECT_EQ(car->read(c, std::chrono::seconds(1)), ReadStatus::end);
 }
 
 TEST(PointFanout, Ac3nDcRoundTripsThroughWprbWithVoltsAndAmperesPerChannel) {

@@ -10,10 +10,11 @@
 // channels in place and copies every block whole into each other point's
 // queue (lock-free SPSC, one per point); the other points' sources take
 // their channels out of their queue on their own threads (a plain copy is
-// the cheapest work for the thread that reads for all). A queue that is full drops the block
-// for its point when the stream is real time (counted in the point's next
-// block as lost frames, as a ring drop is) and otherwise waits for room, so
-// at --max-rate the slowest point sets the pace and nothing is dropped.
+// the cheapest work for the thread that reads for all). A queue that is
+// full drops the block for its point when the stream is real time (counted
+// in the point's next block as lost frames, as a ring drop is) and
+// otherwise waits for room, so at --max-rate the slowest point sets the
+// pace and nothing is dropped.
 //
 // The car side of AC3N_DC carries the grid side's instantaneous power along
 // (SampleBlock::ref_power): efficiency and loss on the same samples.
@@ -22,9 +23,11 @@
 // not have, or points on a stream of one end every point's source with the
 // reason (end_reason()): nothing is measured on another point's channels.
 //
-// Threading: construct, tap() and source() on the owner thread before the
-// acquisition threads start; each source() is then called by its own
-// acquisition thread only (see Source). stop() and counters from any thread.
+// Threading: construct, tap(), calibrate_input() and source() on the owner
+// thread before the acquisition threads start; each source() is then called
+// by its own acquisition thread only (see Source); end_stream() on the owner
+// thread once point 0's acquisition thread has ended. stop() and counters
+// from any thread.
 #pragma once
 
 #include <array>
@@ -77,7 +80,8 @@ class PointFanout {
   // Owner thread, once per point: point k's source (it keeps the shared state alive).
   [[nodiscard]] std::unique_ptr<Source> source(std::size_t k);
   [[nodiscard]] std::size_t points() const noexcept;
-  // Any thread: ends the waits of every point's source (shutdown).
+  // Any thread: ends point 0's wait for room in a queue (shutdown); the
+  // other points go on taking what they were handed until end_stream().
   void stop() noexcept;
   // Owner thread, once point 0's acquisition thread has ended: the stream
   // ends there, so every other point takes what was handed to it, then
