@@ -67,7 +67,8 @@ Acquisition::Acquisition(Source& source, BlockRing& ring, RealTimeConfig rt, Inp
       limits_(limits),
       consumer_(consumer),
       finished_waker_(finished),
-      space_(space) {}
+      space_(space),
+      bounded_(source.peak_bound().v <= limits.full_scale_v && source.peak_bound().a <= limits.full_scale_a) {}
 
 Acquisition::~Acquisition() {
   stop();
@@ -194,7 +195,7 @@ bool Acquisition::admit(SampleBlock& b, std::int64_t now) {
   if (!(b.sample_rate_hz >= limits_.min_rate_hz && b.sample_rate_hz <= limits_.max_rate_hz)) {
     counters_.blocks_rejected_rate.fetch_add(1, std::memory_order_relaxed);
     last_reject_ = "sample rate outside [1 Hz, 1 GHz]";
-  } else if (!within_full_scale(b, limits_.full_scale_v, limits_.full_scale_a)) {
+  } else if (!bounded_ && !within_full_scale(b, limits_.full_scale_v, limits_.full_scale_a)) {
     counters_.blocks_rejected_full_scale.fetch_add(1, std::memory_order_relaxed);
     last_reject_ = "samples beyond full scale";
   } else {

@@ -268,6 +268,8 @@ class PointSource final : public Source {
   [[nodiscard]] bool real_time() const noexcept override { return s_->stream->real_time(); }
   [[nodiscard]] bool bursts() const noexcept override { return s_->stream->bursts(); }
   [[nodiscard]] bool wall_clock() const noexcept override { return s_->stream->wall_clock(); }
+  // A point's samples are copies of some of the stream's: its bound holds for them.
+  [[nodiscard]] PeakBound peak_bound() const noexcept override { return s_->stream->peak_bound(); }
   [[nodiscard]] std::string end_reason() const override {
     // Acquire: the reason was written before `ended`.
     return s_->ended.load(std::memory_order_acquire) ? s_->reason : std::string();

@@ -142,6 +142,43 @@ Simulator::Simulator(const SimConfig& cfg) : cfg_(cfg), li_(layout_info(cfg.layo
     }
 }
 
+PeakBound Simulator::peak_bound() const noexcept {
+  if (grid_ || any_noise_ || cfg_.dc_i_response.order > 0) return {};
+  // Each channel is a sum of sinusoids (or ramp and tones) and an offset: the
+  // sum of their amplitudes bounds it. The slack covers the rounding of the
+  // phasors and of the conversion to float (both far below 1e-6).
+  constexpr double kSlack = 1 + 1e-6;
+  PeakBound b{0, 0};
+  auto widen = [&](std::uint32_t c, double peak) {
+    double& x = is_voltage(cfg_.layout, c) ? b.v : b.a;
+    x = std::max(x, peak * kSlack);
+  };
+  if (li_.dc) {
+    auto level = [](double constant, const Ramp& r) {
+      double m = std::abs(constant);
+      if (!r.points.empty()) {
+        m = 0;
+        for (const auto& pt : r.points) m = std::max(m, std::abs(pt.second));
+      }
+      return m;
+    };
+    auto tones = [](const std::vector<Tone>& ts) {
+      double m = 0;
+      for (const Tone& t : ts) m += std::abs(t.amplitude);
+      return m;
+    };
+    widen(0, level(cfg_.dc_voltage_v, cfg_.dc_voltage_ramp) + tones(cfg_.dc_u_ripple) + std::abs(offset_[0]));
+    widen(1, level(cfg_.dc_current_a, cfg_.dc_current_ramp) + tones(cfg_.dc_i_ripple) + std::abs(offset_[1]));
+    return b;
+  }
+  for (std::uint32_t c = 0; c < li_.channels; ++c) {
+    double peak = std::abs(offset_[c]);
+    for (const Term& t : terms_) peak += std::hypot(t.c[c], t.s[c]);
+    widen(c, peak);
+  }
+  return b;
+}
+
 long double Simulator::cycles_at(std::uint64_t n) const noexcept {
   const long double t = static_cast<long double>(n) / cfg_.sample_rate_hz;
   const long double f0 = cfg_.frequency_hz;

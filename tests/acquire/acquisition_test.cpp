@@ -135,6 +135,38 @@ TEST(Acquisition, MaxRateWaitsForTheConsumerAndDropsNothing) {
   EXPECT_TRUE(d.consistent);
 }
 
+// A simulator that bounds its samples within full scale is not read back;
+// one whose bound is beyond it still has every block checked and refused.
+TEST(Acquisition, ASourceBoundBeyondFullScaleIsStillCheckedBlockByBlock) {
+  for (const double fs_v : {400.0, 300.0}) {  // the ac3 profile peaks at 325.3 V
+    SimConfig cfg = *sim_profile("ac3", 20000);
+    SimSource src(cfg, /*max_rate=*/true);
+    ASSERT_GT(src.peak_bound().v, 325.26);
+    ASSERT_LT(src.peak_bound().v, 325.3);
+    BlockRing ring(4);
+    InputLimits lim;
+    lim.full_scale_v = fs_v;
+    lim.full_scale_a = 100;
+    Acquisition acq(src, ring, {}, lim);
+    acq.start();
+    Drain d;
+    while (d.blocks + acq.counters().blocks_rejected_full_scale.load() < 50) {
+      d.take(ring);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    acq.stop();
+    acq.join();
+    d.take(ring);
+    if (fs_v > 326) {
+      EXPECT_EQ(acq.counters().blocks_rejected_full_scale.load(), 0u);
+      EXPECT_GE(d.blocks, 50u);
+    } else {
+      EXPECT_EQ(d.blocks, 0u) << "every block peaks above 300 V";
+      EXPECT_GE(acq.counters().blocks_rejected_full_scale.load(), 50u);
+    }
+  }
+}
+
 TEST(Clock, UtcFieldsAgreeWithGmtimeRoundDownAndGoBackThroughDaysFromCivil) {
   std::uint64_t seed = 7;
   auto next = [&] { return seed = seed * 6364136223846793005u + 1442695040888963407u; };

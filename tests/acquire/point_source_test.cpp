@@ -103,6 +103,16 @@ TEST(PointFanout, EachPointGetsItsOwnChannelsInItsOwnLayout) {
 
 // The car side's input power of calibrated grid samples: gain * raw + offset
 // in float per channel, as the grid side's processing calibrates them.
+// A point's samples are copies of the stream's: the stream's bound on them
+// (the acquisition thread trusts it instead of reading each sample back).
+TEST(PointFanout, APointHasTheBoundOfItsStream) {
+  PointFanout one(std::make_unique<SimSource>(*sim_profile("ac3", 20000), true), {});
+  EXPECT_NEAR(one.source(0)->peak_bound().v, 230 * std::sqrt(2.0), 1e-3);
+  EXPECT_NEAR(one.source(0)->peak_bound().a, 16 * std::sqrt(2.0), 1e-4);
+  PointFanout two(std::make_unique<SimSource>(charger(), true), {"grid", "car"});
+  for (std::size_t k = 0; k < 2; ++k) EXPECT_TRUE(std::isinf(two.source(k)->peak_bound().v)) << "the charger has none";
+}
+
 TEST(PointFanout, TheInputPowerTakesTheGridSidesGainsAndOffsets) {
   Simulator sim(charger());
   SampleBlock whole, car;

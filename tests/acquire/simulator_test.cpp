@@ -204,3 +204,48 @@ TEST(Simulator, DcRippleTonesMatchTheirClosedFormAcrossBlocks) {
   }
   EXPECT_LT(worst, 1e-4);  // float samples of 800 V: 6e-5 V resolution
 }
+
+// The bound the acquisition thread trusts instead of reading samples back:
+// every sample within it, for each profile that has one, and tight (the
+// peak comes within 0.1 %) where the terms peak together; none with noise or
+// the charger's load-following input.
+TEST(Simulator, PeakBoundHoldsForEverySampleAndIsTight) {
+  struct Case {
+    const char* profile;
+    bool harmonics = false;
+    double u_offset = 0, i_offset = 0;
+  };
+  for (const Case& cs : {Case{"ac3"}, Case{"ac1"}, Case{"dc"}, Case{"ac3", true, 3.0, -0.5}, Case{"ac1", true}}) {
+    SimConfig cfg = *sim_profile(cs.profile, 20000);
+    if (cs.harmonics) {
+      cfg.u_harmonics = {{3, 5.0, 30}, {5, 2.0, 0}};
+      cfg.i_harmonics = {{3, 20.0, 0}};
+      cfg.un_rms_v = 1.5;
+    }
+    cfg.u_offset_v = cs.u_offset, cfg.i_offset_a = cs.i_offset;
+    cfg.dc_u_ripple = {{300, 4.0, 0}};
+    Simulator sim(cfg);
+    const PeakBound pb = sim.peak_bound();
+    ASSERT_TRUE(std::isfinite(pb.v) && std::isfinite(pb.a)) << cs.profile;
+    double peak_v = 0, peak_a = 0;
+    auto b = std::make_unique<SampleBlock>();
+    for (int blk = 0; blk < 200; ++blk) {  // 2 s: every phase of the harmonics
+      sim.generate(*b, kBlockFrames);
+      for (std::uint32_t f = 0; f < b->frames; ++f)
+        for (std::uint32_t c = 0; c < b->channels; ++c) {
+          const double x = std::abs(double(b->frame(f)[c]));
+          double& peak = is_voltage(cfg.layout, c) ? peak_v : peak_a;
+          peak = std::max(peak, x);
+        }
+    }
+    EXPECT_LE(peak_v, pb.v) << cs.profile;
+    EXPECT_LE(peak_a, pb.a) << cs.profile;
+    EXPECT_GT(peak_v, pb.v * (cs.harmonics ? 0.7 : 0.999)) << cs.profile;
+    EXPECT_GT(peak_a, pb.a * (cs.harmonics ? 0.7 : 0.999)) << cs.profile;
+  }
+  SimConfig noisy = *sim_profile("ac3", 20000);
+  noisy.i_noise_a = 0.1;
+  EXPECT_TRUE(std::isinf(Simulator(noisy).peak_bound().a)) << "noise has no bound";
+  EXPECT_TRUE(std::isinf(Simulator(*sim_profile("charger", 20000)).peak_bound().v));
+  EXPECT_TRUE(std::isinf(Simulator(*sim_profile("dc-session", 20000)).peak_bound().a)) << "its current response overshoots";
+}

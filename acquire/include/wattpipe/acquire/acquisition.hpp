@@ -2,8 +2,10 @@
 // The acquisition thread: moves blocks from a Source into the block ring,
 // and is the door every sample passes: a block a meter cannot have (sample
 // rate outside [1 Hz, 1 GHz], a sample beyond full scale) is refused and
-// counted by cause; a t0 that goes backwards or strays from the wall clock is
-// replaced by the receive-time mapping (clock_synced false). It also owns the
+// counted by cause (samples are read back for it unless the source bounds
+// them within full scale by construction: Source::peak_bound); a t0 that
+// goes backwards or strays from the wall clock is replaced by the
+// receive-time mapping (clock_synced false). It also owns the
 // source's health (live, stalled, gone) and logs losses as they happen.
 //
 // Threading: start()/stop()/join() from the owning (main) thread. The thread
@@ -150,6 +152,7 @@ class Acquisition {
   Waker* consumer_;
   Waker* finished_waker_;
   Waker* space_;
+  const bool bounded_;  // the source's peak bound is within full scale: no sample needs reading back
   AcquisitionCounters counters_;
   std::atomic<SourceHealth> health_{SourceHealth::gone};
   std::atomic<bool> stop_{false};

@@ -107,6 +107,9 @@ class Simulator {
     cfg_.start_utc_ns = t;
     if (grid_) grid_->set_start_utc_ns(t), car_->set_start_utc_ns(t);
   }
+  // A bound on |sample| over the whole stream, from the amplitudes (none with
+  // noise, a DC current response or the charger's load-following input).
+  [[nodiscard]] PeakBound peak_bound() const noexcept;
   // Exact fundamental phase in cycles at stream frame n (for tests).
   [[nodiscard]] long double cycles_at(std::uint64_t n) const noexcept;
 
@@ -155,6 +158,7 @@ class SimSource final : public Source {
   ReadStatus read(SampleBlock& out, std::chrono::nanoseconds timeout) override;
   [[nodiscard]] bool real_time() const noexcept override { return !max_rate_; }
   [[nodiscard]] bool bursts() const noexcept override { return max_rate_; }
+  [[nodiscard]] PeakBound peak_bound() const noexcept override { return sim_.peak_bound(); }
   [[nodiscard]] std::uint32_t block_frames() const noexcept { return block_frames_; }
 
  private:

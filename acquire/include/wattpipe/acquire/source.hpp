@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "wattpipe/acquire/sample_block.hpp"
@@ -29,6 +30,13 @@ enum class ReadStatus {
   ok,        // `out` holds a block
   timeout,   // nothing arrived in time; call again
   end,       // finite source exhausted (or unrecoverable); no block
+};
+
+// A bound on |sample| that holds for every block a source will ever give:
+// volts on voltage channels, amperes on currents (infinity: none known).
+struct PeakBound {
+  double v = std::numeric_limits<double>::infinity();
+  double a = std::numeric_limits<double>::infinity();
 };
 
 class Source {
@@ -52,6 +60,10 @@ class Source {
   // (live data): the acquisition thread then checks t0 against it.
   [[nodiscard]] virtual bool wall_clock() const noexcept { return real_time(); }
 
+  // Any thread. A bound that holds by construction (a computed signal, not
+  // outside input). Within full scale, the acquisition thread skips reading
+  // every sample back to check it; beyond it, every block is checked.
+  [[nodiscard]] virtual PeakBound peak_bound() const noexcept { return {}; }
   // Any thread. Why a finite source ended ("" when it simply reached its end).
   [[nodiscard]] virtual std::string end_reason() const { return {}; }
 
