@@ -163,12 +163,16 @@ BENCHMARK_CAPTURE(BM_PlainSum_Frame, dc_2ch, "dc");
 // The accumulation kernel alone, for the record.
 void BM_Accumulate_Frame(benchmark::State& state) {
   auto blocks = make_blocks("ac3");
-  std::vector<float> rc(acquire::kBlockFrames + 16, 1.0f), rs(acquire::kBlockFrames + 16, 0.0f);
+  const double step = 2 * 3.141592653589793 * 50 / 20000;
+  pipeline::Phasor z;
+  const pipeline::Phasor r{std::cos(step), std::sin(step)};
   pipeline::Sums s;
   int k = 0;
   for (auto _ : state) {
     const acquire::SampleBlock& b = *blocks[k];
-    pipeline::accumulate(b.layout, b.data.data(), b.frames, rc.data(), rs.data(), s);
+    pipeline::accumulate(b.layout, b.data.data(), b.frames, z, r, s);
+    const double norm = 1.0 / std::hypot(z.c, z.s);
+    z.c *= norm, z.s *= norm;
     k = (k + 1) % int(blocks.size());
   }
   benchmark::DoNotOptimize(s.w);

@@ -62,22 +62,54 @@ struct Acc {
 
 // Three-phase layouts, 256 bits: a frame is one register of eight floats
 // [U1 U2 U3 UN|0, I1 I2 I3 IN|0] (AC3: zero for the neutral).
-// - U^2, I^2 and U*I (RMS, P and the energy) are summed in double, from
-//   products that are exact there, a pair of frames at a time: the first
-//   frame's product, the second's fused onto it, then added to the sum. A
-//   sum that waited on the previous frame's fused multiply-add (4 cycles)
-//   every frame bounded the kernel.
-// - The means and the fundamental's single-bin DFT (Q1, the phase sequence)
-//   take the frame as it is, eight lanes at a time, in float, over runs of
-//   kRun frames: the DFT in two chains added at the run's end, the means a
-//   pair of frames at a time; each run then goes to the double sums. Their
-//   relative error is bounded by about kRun x 2^-24 of the sums of
+// - U*I (P and the energy) is summed in double, from products that are
+//   exact there, a pair of frames at a time: the first frame's product, the
+//   second's fused onto it, then added to the sum. Every instruction set
+//   gives the same sum to the last bit (a pair's sum of two exact products
+//   rounds once, fused or not).
+// - The means, U^2 and I^2 (the RMS) take the frame as it is, eight lanes at
+//   a time, in float, over runs of kRun frames, each run then added to the
+//   double sums; so does the fundamental's single-bin DFT (Q1, the phase
+//   sequence), against a reference made here: a group of 16 frames is
+//   summed against r^j (j = 0..15, constants of the call), and the group's
+//   sums are turned by its first frame's phasor, z r^(16 g) in double. No
+//   table of the reference is written and read back. The float sums'
+//   relative error is bounded by about (kRun + 16) x 2^-24 of the sums of
 //   magnitudes (metrology_test.cpp holds it).
-// Eight accumulators and the temporaries fit the 16 registers of AVX2 (two
-// chains of each spilled two of them to the stack).
 // The kernel and its helpers carry the AVX2 target themselves: a baseline
 // helper's vectors are lowered to SSE2 halves before it is inlined.
-constexpr std::size_t kRun = 64;
+constexpr std::size_t kRun = 64, kGroup = 16;
+
+// The phasor turned by r^j, j = 0..15, in a few dependent steps (a chain of
+// fifteen products waited about a hundred cycles per call).
+WP_INLINE void powers16(double rc, double rs, double* pc, double* ps) noexcept {
+  pc[0] = 1, ps[0] = 0, pc[1] = rc, ps[1] = rs;
+  for (int m = 2; m < 16; m *= 2) {  // r^m = (r^(m/2))^2, then r^(m+j) = r^m x r^j
+    const int h = m / 2;
+    pc[m] = pc[h] * pc[h] - ps[h] * ps[h];
+    ps[m] = 2 * pc[h] * ps[h];
+    for (int j = 1; j < m; ++j) {
+      pc[m + j] = pc[m] * pc[j] - ps[m] * ps[j];
+      ps[m + j] = pc[m] * ps[j] + ps[m] * pc[j];
+    }
+  }
+}
+
+// The step's powers r^j (j = 0..16): in double to turn a phasor, in float
+// for a group's sums.
+struct Turns {
+  double pc[17], ps[17];
+  alignas(32) float qc[kGroup], qs[kGroup];
+  explicit Turns(Phasor r) noexcept {
+    powers16(r.c, r.s, pc, ps);
+    pc[16] = pc[15] * r.c - ps[15] * r.s, ps[16] = pc[15] * r.s + ps[15] * r.c;
+    for (std::size_t j = 0; j < kGroup; ++j) qc[j] = float(pc[j]), qs[j] = float(ps[j]);
+  }
+  // z turned by j steps.
+  Phasor turn(Phasor z, std::size_t j) const noexcept {
+    return {z.c * pc[j] - z.s * ps[j], z.c * ps[j] + z.s * pc[j]};
+  }
+};
 
 template <bool kAc3>
 WP_INLINE WP_AVX2 v8f load_frame8(const float* f) noexcept {
@@ -116,8 +148,9 @@ WP_INLINE WP_AVX2 v8f splat8(const float* p) noexcept {
   return v8f{*p, *p, *p, *p, *p, *p, *p, *p};
 #endif
 }
+WP_INLINE WP_AVX2 v8f splat8(float x) noexcept { return v8f{} + x; }
 
-// a * b + c with one rounding (intrinsic on x86: the order is fixed, not left to contraction).
+// a * b + c with one rounding (intrinsics on x86: the order is fixed, not left to contraction).
 WP_INLINE WP_AVX2 v4d fmadd(v4d a, v4d b, v4d c) noexcept {
 #if defined(__x86_64__)
   return v4d(_mm256_fmadd_pd(__m256d(a), __m256d(b), __m256d(c)));
@@ -125,41 +158,67 @@ WP_INLINE WP_AVX2 v4d fmadd(v4d a, v4d b, v4d c) noexcept {
   return a * b + c;
 #endif
 }
+WP_INLINE WP_AVX2 v8f fmadd(v8f a, v8f b, v8f c) noexcept {
+#if defined(__x86_64__)
+  return v8f(_mm256_fmadd_ps(__m256(a), __m256(b), __m256(c)));
+#else
+  return a * b + c;
+#endif
+}
+// c - a * b with one rounding.
+WP_INLINE WP_AVX2 v8f fnmadd(v8f a, v8f b, v8f c) noexcept {
+#if defined(__x86_64__)
+  return v8f(_mm256_fnmadd_ps(__m256(a), __m256(b), __m256(c)));
+#else
+  return c - a * b;
+#endif
+}
 
 template <bool kAc3>
-WP_INLINE WP_AVX2 void kernel_3ph(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
+WP_INLINE WP_AVX2 void kernel_3ph(const float* x, std::size_t n, Phasor& z, const Turns& t, Sums& out) noexcept {
   constexpr std::size_t kStride = kAc3 ? 6 : 8;
   // AC3 reads two floats past a frame: stop a frame early so the last read
   // stays inside the caller's buffer. Frames go in pairs.
   const std::size_t margin = kAc3 ? 1 : 0;
   const std::size_t paired = (n > margin ? n - margin : 0) & ~std::size_t{1};
-  v4d uu{}, ii{}, ui{};
+  v4d ui{};
   std::size_t k = 0;
   while (k < paired) {
-    const std::size_t end = std::min(paired, k + kRun);
-    v8f m{}, c0{}, s0{}, c1{}, s1{};
-    for (; k < end; k += 2) {
-      const float* fa = x + k * kStride;
-      const v8f a = load_frame8<kAc3>(fa), b = load_frame8<kAc3>(fa + kStride);
-      // AC3N: converted straight from memory (no extract of the upper half).
-      const v4d ua = kAc3 ? lo4d(a) : cvt4d(fa), ia = kAc3 ? hi4d(a) : cvt4d(fa + 4);
-      const v4d ub = kAc3 ? lo4d(b) : cvt4d(fa + kStride), ib = kAc3 ? hi4d(b) : cvt4d(fa + kStride + 4);
-      uu += fmadd(ub, ub, ua * ua), ii += fmadd(ib, ib, ia * ia), ui += fmadd(ub, ib, ua * ia);
-      m += a + b;
-      c0 += a * splat8(rc + k), s0 += a * splat8(rs + k);
-      c1 += b * splat8(rc + k + 1), s1 += b * splat8(rs + k + 1);
+    const std::size_t run_end = std::min(paired, k + kRun);
+    v8f m{}, sq{}, c{}, s{};
+    while (k < run_end) {
+      const std::size_t len = std::min(kGroup, run_end - k);  // even
+      const float* f = x + k * kStride;
+      v8f c0{}, s0{}, c1{}, s1{};
+      for (std::size_t j = 0; j < len; j += 2, f += 2 * kStride) {
+        const v8f a = load_frame8<kAc3>(f), b = load_frame8<kAc3>(f + kStride);
+        // AC3N: converted straight from memory (no extract of the upper half).
+        const v4d ua = kAc3 ? lo4d(a) : cvt4d(f), ia = kAc3 ? hi4d(a) : cvt4d(f + 4);
+        const v4d ub = kAc3 ? lo4d(b) : cvt4d(f + kStride), ib = kAc3 ? hi4d(b) : cvt4d(f + kStride + 4);
+        ui += fmadd(ub, ib, ua * ia);
+        sq += fmadd(b, b, a * a);
+        m += a + b;
+        c0 = fmadd(a, splat8(t.qc + j), c0), s0 = fmadd(a, splat8(t.qs + j), s0);
+        c1 = fmadd(b, splat8(t.qc + j + 1), c1), s1 = fmadd(b, splat8(t.qs + j + 1), s1);
+      }
+      // sum x (z r^j) = z (sum x r^j): the group's sums turned by its first phasor.
+      const v8f pc = c0 + c1, ps = s0 + s1, zc = splat8(float(z.c)), zs = splat8(float(z.s));
+      c = fnmadd(zs, ps, fmadd(zc, pc, c));
+      s = fmadd(zs, pc, fmadd(zc, ps, s));
+      z = t.turn(z, len);
+      k += len;
     }
-    const v8f c = c0 + c1, s = s0 + s1;
     for (int p = 0; p < 4; ++p) {
       out.su[p] += double(m[p]), out.si[p] += double(m[4 + p]);
+      out.suu[p] += double(sq[p]), out.sii[p] += double(sq[4 + p]);
       out.suc[p] += double(c[p]), out.sic[p] += double(c[4 + p]);
       out.sus[p] += double(s[p]), out.sis[p] += double(s[4 + p]);
     }
   }
-  add_to(out.suu, uu), add_to(out.sii, ii), add_to(out.sui, ui);
+  add_to(out.sui, ui);
   out.w += double(k);
-  for (; k < n; ++k)
-    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, double(rc[k]), double(rs[k]), 1.0, out);
+  for (; k < n; ++k, z = t.turn(z, 1))
+    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, z.c, z.s, 1.0, out);
 }
 
 // Four interleaved (U, I) frames into a U vector and an I vector.
@@ -196,11 +255,12 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const float* rc, const 
 }
 
 // ---- two-lane kernels (x86-64 baseline, SSE2: 16 registers) ------------------
-// Three-phase frames as in kernel_3ph, in two passes over each run: the
-// float sums four lanes at a time, then the double sums two lanes at a time
-// (together they would not fit in 16 XMM registers). Each takes a pair of
-// frames, their two terms added before the sum (SSE2 has no fused
-// multiply-add: a multiply, then an add). Single-phase frames two at a time.
+// Three-phase frames as in kernel_3ph, in two passes over each run (together
+// they would not fit in 16 XMM registers): the means and the DFT, four lanes
+// at a time; then U^2 and I^2 four lanes at a time and U*I in double, two
+// lanes at a time. Each takes a pair of frames, their two terms added
+// before the sum (SSE2 has no fused multiply-add: a multiply, then an add).
+// Single-phase frames two at a time.
 
 using v2d = double __attribute__((vector_size(16)));
 using v2f = float __attribute__((vector_size(8)));
@@ -210,6 +270,21 @@ WP_INLINE v2d load2f(const float* p) noexcept {
   std::memcpy(&f, p, sizeof f);
   return __builtin_convertvector(f, v2d);
 }
+// Two lanes of four in double (GCC 12 makes the generic form go through integer registers).
+WP_INLINE v2d lo2d(v4f x) noexcept {
+#if defined(__x86_64__)
+  return v2d(_mm_cvtps_pd(__m128(x)));
+#else
+  return __builtin_convertvector(__builtin_shufflevector(x, x, 0, 1), v2d);
+#endif
+}
+WP_INLINE v2d hi2d(v4f x) noexcept {
+#if defined(__x86_64__)
+  return v2d(_mm_cvtps_pd(_mm_movehl_ps(__m128(x), __m128(x))));
+#else
+  return __builtin_convertvector(__builtin_shufflevector(x, x, 2, 3), v2d);
+#endif
+}
 WP_INLINE v4f splat4f(float x) noexcept { return v4f{x, x, x, x}; }
 WP_INLINE void add_pair(Sums::Lanes& a, std::size_t at, v2d v) noexcept {
   a[at] += v[0];
@@ -217,51 +292,58 @@ WP_INLINE void add_pair(Sums::Lanes& a, std::size_t at, v2d v) noexcept {
 }
 
 template <bool kAc3>
-WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, const float* rc, const float* rs, Sums& out) noexcept {
+WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, Phasor& z, const Turns& t, Sums& out) noexcept {
   constexpr std::size_t kStride = kAc3 ? 6 : 8, kIOff = kAc3 ? 3 : 4;
   const std::size_t margin = kAc3 ? 1 : 0;  // AC3 reads a float past the frame (its currents' fourth lane)
   const std::size_t paired = (n > margin ? n - margin : 0) & ~std::size_t{1};
   // AC3 has no neutral: the lane that would be UN/IN is masked.
   const v4f mask = kAc3 ? v4f{1, 1, 1, 0} : v4f{1, 1, 1, 1};
-  const v2d mask_hi = kAc3 ? v2d{1, 0} : v2d{1, 1};
   auto frame4 = [&](const float* f, v4f& u, v4f& i) {
     std::memcpy(&u, f, sizeof u);
     std::memcpy(&i, f + kIOff, sizeof i);
     if constexpr (kAc3) u *= mask, i *= mask;
   };
-  v2d uu_lo{}, uu_hi{}, ii_lo{}, ii_hi{}, ui_lo{}, ui_hi{};
+  v2d ui_lo{}, ui_hi{};
   std::size_t k = 0;
   while (k < paired) {
     const std::size_t end = std::min(paired, k + kRun);
     v4f mu{}, mi{}, uc{}, us{}, ic{}, is{};
+    for (std::size_t g = k; g < end; g += kGroup) {
+      const std::size_t len = std::min(kGroup, end - g);
+      v4f puc{}, pus{}, pic{}, pis{};
+      for (std::size_t j = 0; j < len; j += 2) {
+        v4f u0, i0, u1, i1;
+        frame4(x + (g + j) * kStride, u0, i0);
+        frame4(x + (g + j + 1) * kStride, u1, i1);
+        const v4f c0 = splat4f(t.qc[j]), s0 = splat4f(t.qs[j]), c1 = splat4f(t.qc[j + 1]), s1 = splat4f(t.qs[j + 1]);
+        mu += u0 + u1, mi += i0 + i1;
+        puc += u0 * c0 + u1 * c1, pus += u0 * s0 + u1 * s1, pic += i0 * c0 + i1 * c1, pis += i0 * s0 + i1 * s1;
+      }
+      const v4f zc = splat4f(float(z.c)), zs = splat4f(float(z.s));
+      uc += zc * puc - zs * pus, us += zc * pus + zs * puc;
+      ic += zc * pic - zs * pis, is += zc * pis + zs * pic;
+      z = t.turn(z, len);
+    }
+    v4f squ{}, sqi{};
     for (std::size_t j = k; j < end; j += 2) {
       v4f u0, i0, u1, i1;
       frame4(x + j * kStride, u0, i0);
       frame4(x + (j + 1) * kStride, u1, i1);
-      const v4f c0 = splat4f(rc[j]), s0 = splat4f(rs[j]), c1 = splat4f(rc[j + 1]), s1 = splat4f(rs[j + 1]);
-      mu += u0 + u1, mi += i0 + i1;
-      uc += u0 * c0 + u1 * c1, us += u0 * s0 + u1 * s1, ic += i0 * c0 + i1 * c1, is += i0 * s0 + i1 * s1;
-    }
-    for (std::size_t j = k; j < end; j += 2) {
-      const float* f = x + j * kStride;
-      const float* g = f + kStride;
-      const v2d ul0 = load2f(f), uh0 = load2f(f + 2) * mask_hi, il0 = load2f(f + kIOff), ih0 = load2f(f + kIOff + 2) * mask_hi;
-      const v2d ul1 = load2f(g), uh1 = load2f(g + 2) * mask_hi, il1 = load2f(g + kIOff), ih1 = load2f(g + kIOff + 2) * mask_hi;
-      uu_lo += ul0 * ul0 + ul1 * ul1, uu_hi += uh0 * uh0 + uh1 * uh1;
-      ii_lo += il0 * il0 + il1 * il1, ii_hi += ih0 * ih0 + ih1 * ih1;
-      ui_lo += ul0 * il0 + ul1 * il1, ui_hi += uh0 * ih0 + uh1 * ih1;
+      squ += u0 * u0 + u1 * u1, sqi += i0 * i0 + i1 * i1;
+      ui_lo += lo2d(u0) * lo2d(i0) + lo2d(u1) * lo2d(i1);
+      ui_hi += hi2d(u0) * hi2d(i0) + hi2d(u1) * hi2d(i1);
     }
     for (int p = 0; p < 4; ++p) {
       out.su[p] += double(mu[p]), out.si[p] += double(mi[p]);
+      out.suu[p] += double(squ[p]), out.sii[p] += double(sqi[p]);
       out.suc[p] += double(uc[p]), out.sus[p] += double(us[p]), out.sic[p] += double(ic[p]), out.sis[p] += double(is[p]);
     }
     k = end;
   }
-  add_pair(out.suu, 0, uu_lo), add_pair(out.suu, 2, uu_hi), add_pair(out.sii, 0, ii_lo), add_pair(out.sii, 2, ii_hi);
   add_pair(out.sui, 0, ui_lo), add_pair(out.sui, 2, ui_hi);
   out.w += double(k);
-  for (; k < n; ++k)
-    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, double(rc[k]), double(rs[k]), 1.0, out);
+  for (; k < n; ++k, z = t.turn(z, 1))
+    accumulate_one(kAc3 ? Layout::ac3 : Layout::ac3n, x + k * kStride, z.c, z.s, 1.0, out);
 }
 
 template <bool kDft>
@@ -350,35 +432,57 @@ WP_INLINE double plain_sum_impl(const float* frames, std::size_t n, std::uint32_
   return sum;
 }
 
+// Single-phase AC kernels take the reference from a table, made a chunk at a time.
+template <typename Kernel>
+WP_INLINE void with_table(const float* f, std::size_t n, Phasor& z, Phasor r, Kernel&& kernel) noexcept {
+  constexpr std::size_t kChunk = 256;
+  alignas(32) float c[kChunk + 16], s[kChunk + 16];
+  for (std::size_t k = 0; k < n; k += kChunk) {
+    const std::size_t len = std::min(kChunk, n - k);
+    reference_table(z.c, z.s, r.c, r.s, len, c, s);
+    kernel(f + 2 * k, len, c, s);
+  }
+}
+
 // Each entry point picks its kernels itself: a kernel with a target of its
 // own inlines only into a function of that target (or a wider one).
-void accumulate_portable(Layout l, const float* f, std::size_t n, const float* c, const float* s, Sums& out) noexcept {
+void accumulate_portable(Layout l, const float* f, std::size_t n, Phasor& z, Phasor r, Sums& out) noexcept {
   switch (l) {
-    case Layout::ac3n: kernel_3ph_x2<false>(f, n, c, s, out); break;
-    case Layout::ac3: kernel_3ph_x2<true>(f, n, c, s, out); break;
-    case Layout::ac1: kernel_1ph_x2<true>(f, n, c, s, out); break;
+    case Layout::ac3n: kernel_3ph_x2<false>(f, n, z, Turns(r), out); break;
+    case Layout::ac3: kernel_3ph_x2<true>(f, n, z, Turns(r), out); break;
+    case Layout::ac1:
+      with_table(f, n, z, r, [&](const float* g, std::size_t m, const float* c, const float* s) {
+        kernel_1ph_x2<true>(g, m, c, s, out);
+      });
+      break;
     case Layout::dc: kernel_1ph_x2<false>(f, n, nullptr, nullptr, out); break;
     case Layout::ac3n_dc: break;  // never here: split into its points first (PointSource)
   }
 }
-WP_AVX2 void accumulate_avx2(Layout l, const float* f, std::size_t n, const float* c, const float* s,
-                             Sums& out) noexcept {
+WP_AVX2 void accumulate_avx2(Layout l, const float* f, std::size_t n, Phasor& z, Phasor r, Sums& out) noexcept {
   switch (l) {
-    case Layout::ac3n: kernel_3ph<false>(f, n, c, s, out); break;
-    case Layout::ac3: kernel_3ph<true>(f, n, c, s, out); break;
-    case Layout::ac1: kernel_1ph<true>(f, n, c, s, out); break;
+    case Layout::ac3n: kernel_3ph<false>(f, n, z, Turns(r), out); break;
+    case Layout::ac3: kernel_3ph<true>(f, n, z, Turns(r), out); break;
+    case Layout::ac1:
+      with_table(f, n, z, r, [&](const float* g, std::size_t m, const float* c, const float* s) WP_AVX2 {
+        kernel_1ph<true>(g, m, c, s, out);
+      });
+      break;
     case Layout::dc: kernel_1ph<false>(f, n, nullptr, nullptr, out); break;
     case Layout::ac3n_dc: break;
   }
 }
 // Three phases: the 256-bit kernel, here with the 32 registers of AVX-512VL
 // (eight-lane frames were slower on AMD Zen 4, which splits 512-bit work).
-WP_AVX512 void accumulate_avx512(Layout l, const float* f, std::size_t n, const float* c, const float* s,
-                                 Sums& out) noexcept {
+WP_AVX512 void accumulate_avx512(Layout l, const float* f, std::size_t n, Phasor& z, Phasor r, Sums& out) noexcept {
   switch (l) {
-    case Layout::ac3n: kernel_3ph<false>(f, n, c, s, out); break;
-    case Layout::ac3: kernel_3ph<true>(f, n, c, s, out); break;
-    case Layout::ac1: kernel_1ph_x8<true>(f, n, c, s, out); break;
+    case Layout::ac3n: kernel_3ph<false>(f, n, z, Turns(r), out); break;
+    case Layout::ac3: kernel_3ph<true>(f, n, z, Turns(r), out); break;
+    case Layout::ac1:
+      with_table(f, n, z, r, [&](const float* g, std::size_t m, const float* c, const float* s) WP_AVX512 {
+        kernel_1ph_x8<true>(g, m, c, s, out);
+      });
+      break;
     case Layout::dc: kernel_1ph_x8<false>(f, n, nullptr, nullptr, out); break;
     case Layout::ac3n_dc: break;
   }
@@ -415,12 +519,11 @@ Isa chosen_isa() noexcept {
 
 }  // namespace
 
-void accumulate(Layout l, const float* frames, std::size_t n, const float* ref_c, const float* ref_s,
-                Sums& s) noexcept {
+void accumulate(Layout l, const float* frames, std::size_t n, Phasor& z, Phasor r, Sums& s) noexcept {
   static const auto fn = chosen_isa() == Isa::avx512 ? &accumulate_avx512
                          : chosen_isa() == Isa::avx2 ? &accumulate_avx2
                                                      : &accumulate_portable;
-  fn(l, frames, n, ref_c, ref_s, s);
+  fn(l, frames, n, z, r, s);
 }
 
 const char* kernel_isa() noexcept {
@@ -458,21 +561,6 @@ double plain_sum(const float* frames, std::size_t n, std::uint32_t channels) noe
 }
 
 namespace {
-// The phasor turned by r^j, j = 0..15, in a few dependent steps (a chain of
-// fifteen products waited about a hundred cycles per call).
-WP_INLINE void powers16(double rc, double rs, double* pc, double* ps) noexcept {
-  pc[0] = 1, ps[0] = 0, pc[1] = rc, ps[1] = rs;
-  for (int m = 2; m < 16; m *= 2) {  // r^m = (r^(m/2))^2, then r^(m+j) = r^m x r^j
-    const int h = m / 2;
-    pc[m] = pc[h] * pc[h] - ps[h] * ps[h];
-    ps[m] = 2 * pc[h] * ps[h];
-    for (int j = 1; j < m; ++j) {
-      pc[m + j] = pc[m] * pc[j] - ps[m] * ps[j];
-      ps[m + j] = pc[m] * ps[j] + ps[m] * pc[j];
-    }
-  }
-}
-
 template <typename V>
 WP_INLINE void reference_table_impl(double& zc, double& zs, double rc, double rs, std::size_t n, float* ref_c,
                                     float* ref_s) noexcept {

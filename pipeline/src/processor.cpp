@@ -15,8 +15,6 @@ Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t m
       sink_(sink),
       pending_(std::max<std::size_t>(max_pending, 1)),
       bounds_(kMaxBoundaries),
-      ref_c_(acquire::kBlockFrames + 16),
-      ref_s_(acquire::kBlockFrames + 16),
       energy_(cfg.full_scale_v, cfg.full_scale_a),
       an_(cfg.analysis, cfg.window_cycles, cfg.nominal_hz, cfg.window_ms) {
   if (cfg_.window_cycles == 0) cfg_.window_cycles = 1;
@@ -227,17 +225,10 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
   const float* base = b.data.data();
   const std::size_t ch = b.channels;
   const bool dc = acquire::layout_info(b.layout).dc;
-  if (!dc) {
-    reference_table(zc_, zs_, rc_, rs_, e - a, ref_c_.data(), ref_s_.data());
-    const double norm = 1.0 / std::sqrt(zc_ * zc_ + zs_ * zs_);  // |z| ~ 1: no overflow to guard against
-    zc_ *= norm, zs_ *= norm;
-  }
-  const float* rc = dc ? nullptr : ref_c_.data();
-  const float* rs = dc ? nullptr : ref_s_.data();
+  const Phasor r{rc_, rs_};  // z_: the reference at the next frame to accumulate
   auto run = [&](std::size_t from, std::size_t to) {
     if (to > from) {
-      accumulate(b.layout, base + from * ch, to - from, dc ? nullptr : rc + (from - a), dc ? nullptr : rs + (from - a),
-                 sums_);
+      accumulate(b.layout, base + from * ch, to - from, z_, r, sums_);
       an_.accumulate(base + from * ch, to - from, unsigned(ch));
     }
   };
@@ -259,7 +250,7 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
     const std::size_t m = past ? k : std::size_t(mabs - first);
     run(k, m);
     const double w1 = past ? 0.0 : std::clamp(bd.pos - (mabs - 0.5), 0.0, 1.0);
-    const double c = dc ? 0.0 : rc[m - a], s = dc ? 0.0 : rs[m - a];
+    const double c = dc ? 0.0 : z_.c, s = dc ? 0.0 : z_.s;
     if (w1 > 0) {
       accumulate_one(b.layout, base + m * ch, c, s, w1, sums_);
       an_.accumulate(base + m * ch, 1, unsigned(ch));  // a split frame counts in both windows' extremes
@@ -272,7 +263,12 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
       accumulate_one(b.layout, base + m * ch, c, s, 1.0 - w1, sums_);
       an_.accumulate(base + m * ch, 1, unsigned(ch));
     }
+    if (!dc) z_ = Phasor{c * r.c - s * r.s, c * r.s + s * r.c};
     k = m + 1;
+  }
+  if (!dc) {
+    const double norm = 1.0 / std::sqrt(z_.c * z_.c + z_.s * z_.s);  // |z| ~ 1: no overflow to guard against
+    z_.c *= norm, z_.s *= norm;
   }
   acc_pos_ = first + double(e);
 }

@@ -402,29 +402,28 @@ namespace {
 
 // The three-phase kernels' sums, to the last bit, against the plain loops of
 // the order they keep (metrology.cpp, kernel_3ph and kernel_3ph_x2): frames
-// in pairs; U^2, I^2 and U*I in double, a pair's two terms first, then the
-// sum; the means and the DFT in float over runs of 64 frames, the means by
-// pairs, the DFT in two chains of even and odd frames (AVX2) or by pairs
-// (SSE2), each run then added in double. One rounding per operation: AVX2
-// fuses a multiply and an add, SSE2 has a multiply, then an add. Frames the
-// vectors do not take (AC3's last, an odd one) go one at a time
-// (accumulate_one: w * u * u, unfused, in double).
+// in pairs; U*I in double, a pair's two terms first, then the sum (the same
+// on every instruction set: the products are exact); the means, U^2 and I^2
+// in float over runs of 64 frames, by pairs, each run then added in double.
+// One rounding per operation: AVX2 fuses the second square onto the first,
+// SSE2 has a multiply, then an add. Frames the vectors do not take (AC3's
+// last, an odd one) go one at a time (accumulate_one, in double). The DFT's
+// sums are held to their bound below.
 TEST(Metrology, ThreePhaseSumsAreThoseOfTheirPlainLoopsToTheLastBit) {
   const std::string isa = pipeline::kernel_isa();
   const bool fused = isa != "portable";
   const std::size_t run = 64;
   std::mt19937_64 rng(7);
-  std::uniform_real_distribution<float> uv(-400, 400), iv(-60, 60), ph(-1, 1);
+  std::uniform_real_distribution<float> uv(-400, 400), iv(-60, 60);
   for (const acquire::Layout l : {acquire::Layout::ac3n, acquire::Layout::ac3}) {
     const auto li = acquire::layout_info(l);
     for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{63}, std::size_t{64},
-                                std::size_t{65}, std::size_t{1000}, std::size_t{4096}}) {
+                                std::size_t{65}, std::size_t{1000}, std::size_t{1024}}) {
       std::vector<float> x((n + 1) * li.channels);  // one frame more: AC3 reads past a frame
       for (std::size_t k = 0; k < n * li.channels; ++k) x[k] = (k % li.channels) < li.channels / 2 ? uv(rng) : iv(rng);
-      std::vector<float> c(n), s(n);
-      for (std::size_t k = 0; k < n; ++k) c[k] = ph(rng), s[k] = ph(rng);
       pipeline::Sums got;
-      pipeline::accumulate(l, x.data(), n, c.data(), s.data(), got);
+      pipeline::Phasor z{0.6, 0.8};
+      pipeline::accumulate(l, x.data(), n, z, pipeline::Phasor{std::cos(0.01), std::sin(0.01)}, got);
       const std::size_t margin = l == acquire::Layout::ac3 ? 1 : 0;
       const std::size_t full = n > margin ? n - margin : 0;
       const std::size_t vec = full & ~std::size_t{1};  // frames go in pairs
@@ -433,73 +432,71 @@ TEST(Metrology, ThreePhaseSumsAreThoseOfTheirPlainLoopsToTheLastBit) {
         if (p == 3 && !li.neutral) continue;
         auto u_at = [&](std::size_t k) { return x[k * li.channels + (p < 3 ? li.u[p] : li.un)]; };
         auto i_at = [&](std::size_t k) { return x[k * li.channels + (p < 3 ? li.i[p] : li.in)]; };
-        // A pair's two terms: the second's product fused onto the first's (AVX2), or both rounded, then added (SSE2).
-        auto pair = [&](double a0, double b0, double a1, double b1) { return fused ? std::fma(a1, b1, a0 * b0) : a0 * b0 + a1 * b1; };
-        double uu = 0, ii = 0, ui = 0;
-        for (std::size_t k = 0; k + 1 < vec; k += 2) {
-          const double u0 = u_at(k), i0 = i_at(k), u1 = u_at(k + 1), i1 = i_at(k + 1);
-          uu += pair(u0, u0, u1, u1), ii += pair(i0, i0, i1, i1), ui += pair(u0, i0, u1, i1);
-        }
+        auto square2 = [&](float a, float b) { return fused ? std::fma(b, b, a * a) : a * a + b * b; };
+        double ui = 0;
+        for (std::size_t k = 0; k + 1 < vec; k += 2)
+          ui += double(u_at(k)) * double(i_at(k)) + double(u_at(k + 1)) * double(i_at(k + 1));
         for (std::size_t r = 0; r < vec; r += run) {
-          float mu = 0, mi = 0, uc[2] = {}, us[2] = {}, ic[2] = {}, is[2] = {};
+          float mu = 0, mi = 0, uu = 0, ii = 0;
           for (std::size_t k = r; k < std::min(vec, r + run); k += 2) {
             const float u0 = u_at(k), i0 = i_at(k), u1 = u_at(k + 1), i1 = i_at(k + 1);
             mu += u0 + u1, mi += i0 + i1;
-            if (fused) {  // two chains: even and odd frames
-              uc[0] = std::fma(u0, c[k], uc[0]), us[0] = std::fma(u0, s[k], us[0]);
-              ic[0] = std::fma(i0, c[k], ic[0]), is[0] = std::fma(i0, s[k], is[0]);
-              uc[1] = std::fma(u1, c[k + 1], uc[1]), us[1] = std::fma(u1, s[k + 1], us[1]);
-              ic[1] = std::fma(i1, c[k + 1], ic[1]), is[1] = std::fma(i1, s[k + 1], is[1]);
-            } else {  // one chain of pairs
-              uc[0] += u0 * c[k] + u1 * c[k + 1], us[0] += u0 * s[k] + u1 * s[k + 1];
-              ic[0] += i0 * c[k] + i1 * c[k + 1], is[0] += i0 * s[k] + i1 * s[k + 1];
-            }
+            uu += square2(u0, u1), ii += square2(i0, i1);
           }
-          want.su[p] += double(mu), want.si[p] += double(mi);
-          want.suc[p] += double(uc[0] + uc[1]), want.sus[p] += double(us[0] + us[1]);
-          want.sic[p] += double(ic[0] + ic[1]), want.sis[p] += double(is[0] + is[1]);
+          want.su[p] += double(mu), want.si[p] += double(mi), want.suu[p] += double(uu), want.sii[p] += double(ii);
         }
-        want.suu[p] += uu, want.sii[p] += ii, want.sui[p] += ui;
+        want.sui[p] += ui;
         for (std::size_t k = vec; k < n; ++k) {
-          const double u = u_at(k), i = i_at(k), ck = c[k], sk = s[k];
+          const double u = u_at(k), i = i_at(k);
           want.su[p] += u, want.si[p] += i, want.suu[p] += u * u, want.sii[p] += i * i, want.sui[p] += u * i;
-          want.suc[p] += u * ck, want.sus[p] += u * sk, want.sic[p] += i * ck, want.sis[p] += i * sk;
         }
       }
       for (unsigned p = 0; p < 4; ++p) {
-        const double g[] = {got.su[p], got.si[p], got.suu[p], got.sii[p], got.sui[p], got.suc[p], got.sus[p], got.sic[p], got.sis[p]};
-        const double w[] = {want.su[p], want.si[p], want.suu[p], want.sii[p], want.sui[p], want.suc[p], want.sus[p], want.sic[p], want.sis[p]};
-        for (int q = 0; q < 9; ++q) EXPECT_EQ(g[q], w[q]) << isa << " n " << n << " lane " << p << " sum " << q;
+        const double g[] = {got.su[p], got.si[p], got.suu[p], got.sii[p], got.sui[p]};
+        const double w[] = {want.su[p], want.si[p], want.suu[p], want.sii[p], want.sui[p]};
+        for (int q = 0; q < 5; ++q) EXPECT_EQ(g[q], w[q]) << isa << " n " << n << " lane " << p << " sum " << q;
       }
       EXPECT_EQ(got.w, double(n));
+      // The phasor comes back turned by n frames.
+      EXPECT_NEAR(z.c, std::cos(0.01 * double(n) + std::atan2(0.8, 0.6)), 1e-12) << n;
+      EXPECT_NEAR(z.s, std::sin(0.01 * double(n) + std::atan2(0.8, 0.6)), 1e-12) << n;
     }
   }
 }
 
-// What the float sums cost: against the exact sums (long double of exact
-// products), the means and DFT sums of a 10-cycle window at full swing are
-// within 1e-6 of the sum of magnitudes, and the double sums within 1e-13.
+// What the float sums cost: against the exact sums (long double, exact
+// products, the reference phasor in long double), at full swing over a
+// block, the means, squares and DFT sums are within their bound, about
+// (64 + 16) x 2^-24 (5e-6) of the sums of magnitudes, and U*I within 1e-13.
 TEST(Metrology, ThreePhaseFloatSumsStayWithinTheirBound) {
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<float> uv(-1000, 1000), iv(-500, 500);
-  const std::size_t n = 4000;
-  std::vector<float> x((n + 1) * 8), c(n), s(n);
+  const std::size_t n = 1024;
+  const double w = 0.0157, a0 = 0.3;
+  std::vector<float> x((n + 1) * 8);
   for (std::size_t k = 0; k < n * 8; ++k) x[k] = k % 8 < 4 ? uv(rng) : iv(rng);
-  for (std::size_t k = 0; k < n; ++k) c[k] = float(std::cos(0.0157 * double(k))), s[k] = float(std::sin(0.0157 * double(k)));
-  pipeline::Sums got;
-  pipeline::accumulate(acquire::Layout::ac3n, x.data(), n, c.data(), s.data(), got);
-  for (unsigned p = 0; p < 4; ++p) {
-    long double su = 0, suc = 0, sis = 0, suu = 0, sui = 0, mag_u = 0, mag_uc = 0, mag_is = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-      const long double u = x[k * 8 + p], i = x[k * 8 + 4 + p];
-      su += u, suc += u * c[k], sis += i * s[k], suu += u * u, sui += u * i;
-      mag_u += std::fabs(u), mag_uc += std::fabs(u * c[k]), mag_is += std::fabs(i * s[k]);
+  for (const std::size_t piece : {std::size_t{n}, std::size_t{77}}) {  // whole, and in pieces that split groups
+    pipeline::Sums got;
+    pipeline::Phasor z{std::cos(a0), std::sin(a0)};
+    for (std::size_t k = 0; k < n; k += piece)
+      pipeline::accumulate(acquire::Layout::ac3n, x.data() + k * 8, std::min(piece, n - k), z,
+                           pipeline::Phasor{std::cos(w), std::sin(w)}, got);
+    for (unsigned p = 0; p < 4; ++p) {
+      long double su = 0, suc = 0, sis = 0, suu = 0, sii = 0, sui = 0, mag_u = 0, mag_uc = 0, mag_is = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        const long double u = x[k * 8 + p], i = x[k * 8 + 4 + p];
+        const long double c = std::cos(a0 + w * (long double)k), s = std::sin(a0 + w * (long double)k);
+        su += u, suc += u * c, sis += i * s, suu += u * u, sii += i * i, sui += u * i;
+        mag_u += std::fabs(u), mag_uc += std::fabs(u * c), mag_is += std::fabs(i * s);
+      }
+      const std::string at = std::string(pipeline::kernel_isa()) + " piece " + std::to_string(piece) + " lane " + std::to_string(p);
+      EXPECT_LE(std::fabs(got.su[p] - double(su)), 5e-6 * double(mag_u)) << at;
+      EXPECT_LE(std::fabs(got.suc[p] - double(suc)), 5e-6 * double(mag_uc)) << at;
+      EXPECT_LE(std::fabs(got.sis[p] - double(sis)), 5e-6 * double(mag_is)) << at;
+      EXPECT_LE(std::fabs(got.suu[p] - double(suu)), 5e-6 * double(suu)) << at;
+      EXPECT_LE(std::fabs(got.sii[p] - double(sii)), 5e-6 * double(sii)) << at;
+      EXPECT_LE(std::fabs(got.sui[p] - double(sui)), 1e-13 * double(suu)) << at;
     }
-    EXPECT_LE(std::fabs(got.su[p] - double(su)), 1e-6 * double(mag_u)) << pipeline::kernel_isa() << " lane " << p;
-    EXPECT_LE(std::fabs(got.suc[p] - double(suc)), 1e-6 * double(mag_uc)) << " lane " << p;
-    EXPECT_LE(std::fabs(got.sis[p] - double(sis)), 1e-6 * double(mag_is)) << " lane " << p;
-    EXPECT_LE(std::fabs(got.suu[p] - double(suu)), 1e-13 * double(suu)) << " lane " << p;
-    EXPECT_LE(std::fabs(got.sui[p] - double(sui)), 1e-13 * double(suu)) << " lane " << p;
   }
 }
 

@@ -3,9 +3,9 @@
 //
 // Window sums are kept in four lanes. Three-phase layouts put phase k (and
 // the neutral) in lane k; single-phase layouts (AC1, DC) put consecutive
-// frames in the four lanes and fold them when the window closes. Products
-// are formed in double from float samples, which is exact (24+24 bits < 53),
-// so only the additions round.
+// frames in the four lanes and fold them when the window closes. U*I is
+// formed in double from float samples, which is exact (24+24 bits < 53), so
+// only the additions of the energy's sum round.
 //
 // Threading: pure functions and plain values.
 #pragma once
@@ -33,13 +33,19 @@ struct Sums {
   void clear() noexcept { *this = Sums{}; }
 };
 
+// The DFT's reference: a unit phasor (cos, sin of the reference angle).
+struct Phasor {
+  double c = 1, s = 0;
+};
+
 // Accumulates frames [0, n) of `frames` (interleaved, layout `l`), each with
-// weight 1, against the reference phasor (ref_c[k], ref_s[k]) of frame k.
-// ref_c/ref_s may be null for DC (no DFT). Three-phase layouts sum U^2, I^2
-// and U*I in double and the means and the DFT in float over short runs
-// (metrology.cpp says how; their error is bounded, and tested).
-void accumulate(Layout l, const float* frames, std::size_t n, const float* ref_c, const float* ref_s,
-                Sums& s) noexcept;
+// weight 1, against the reference phasor z at frame 0, turning by r every
+// frame; z comes back turned by n frames (DC: no DFT, z untouched).
+// Three-phase layouts sum U*I (the energy) in double, the same to the last
+// bit on every instruction set, and the means, U^2, I^2 and the DFT in float
+// over short runs (metrology.cpp says how; their error is bounded, and
+// tested); single-phase layouts sum everything in double.
+void accumulate(Layout l, const float* frames, std::size_t n, Phasor& z, Phasor r, Sums& s) noexcept;
 
 // Which kernel accumulate() runs on this CPU ("avx512", "avx2+fma" or "portable";
 // the environment variable WATTPIPE_ISA=avx2|portable caps it).

@@ -165,8 +165,8 @@ class Processor {
   Sums sums_;
   std::uint64_t win_lost_ = 0;
   std::int64_t win_start_utc_ = 0;
-  double zc_ = 1, zs_ = 0, rc_ = 1, rs_ = 0;  // DFT reference phasor and its step
-  std::vector<float> ref_c_, ref_s_;
+  Phasor z_;                  // DFT reference phasor
+  double rc_ = 1, rs_ = 0;    // and its step per frame
   WindowRecord rec_;
   std::uint64_t win_seq_ = 0;
   legal::EnergyIntegrator energy_;  // the registers (legal part)
