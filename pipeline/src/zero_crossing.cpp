@@ -10,12 +10,15 @@ namespace wattpipe::pipeline {
 ZeroCrossingDetector::ZeroCrossingDetector(double sample_rate_hz, double nominal_hz) {
   const double per_cycle = sample_rate_hz / nominal_hz;
   k_ = static_cast<unsigned>(std::clamp(std::lround(per_cycle / 36.0), 2L, 512L));
+  step_ = static_cast<std::size_t>(std::clamp(std::lround(per_cycle / 50.0), 4L, 16L));
   hist_.assign(std::bit_ceil(std::size_t{2} * k_ + 2), 0.0f);
   mask_ = hist_.size() - 1;
   for (int j = -int(k_); j < int(k_); ++j) {
     const double s2 = (j + 0.5) * (j + 0.5);
     s0_ += 1, s2_ += s2, s4_ += s2 * s2, s6_ += s2 * s2 * s2;
   }
+  inv_de_ = 1 / (s0_ * s4_ - s2_ * s2_);
+  inv_dodd_ = 1 / (s2_ * s6_ - s4_ * s4_);
 }
 
 void ZeroCrossingDetector::reset(std::uint64_t pos) noexcept {
@@ -52,9 +55,8 @@ bool ZeroCrossingDetector::refine(std::uint64_t c, double& t) const noexcept {
     y3 += s2 * s * o;
   }
   // Even part: [N S2; S2 S4] [a; c2] = [y0; y2]. Odd part: [S2 S4; S4 S6] [b; c3] = [y1; y3].
-  const double de = s0_ * s4_ - s2_ * s2_, dodd = s2_ * s6_ - s4_ * s4_;
-  const double a = (y0 * s4_ - s2_ * y2) / de, c2 = (s0_ * y2 - s2_ * y0) / de;
-  const double b = (y1 * s6_ - s4_ * y3) / dodd, c3 = (s2_ * y3 - s4_ * y1) / dodd;
+  const double a = (y0 * s4_ - s2_ * y2) * inv_de_, c2 = (s0_ * y2 - s2_ * y0) * inv_de_;
+  const double b = (y1 * s6_ - s4_ * y3) * inv_dodd_, c3 = (s2_ * y3 - s4_ * y1) * inv_dodd_;
   if (!(b > 0)) return false;
   double x = -a / b;
   // Newton from the line's root; it converges in two or three steps, and

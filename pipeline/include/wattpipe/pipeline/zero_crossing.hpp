@@ -44,23 +44,23 @@ class ZeroCrossingDetector {
     }
     bool armed = armed_;
     const float h = static_cast<float>(-h_);
-    // The scan looks at every kStep-th sample: arming at -h can be a few
+    // The scan looks at every step_-th sample: arming at -h can be a few
     // samples late without harm (the signal stays below -h for most of the
     // half cycle), and a hit at >= 0 is walked back to the first sample >= 0.
     // Two tight loops, one per state, index and offset stepped together.
-    const std::size_t step = kStep * stride;
+    const std::size_t step = step_ * stride;
     std::size_t j = 0, at = 0;  // at == j * stride
     for (;;) {
       if (!armed) {
-        while (j < n && !(x[at] < h)) j += kStep, at += step;
+        while (j < n && !(x[at] < h)) j += step_, at += step;
         if (j >= n) break;
         armed = true;
-        j += kStep, at += step;
+        j += step_, at += step;
         continue;
       }
-      while (j < n && x[at] < 0.0f) j += kStep, at += step;
+      while (j < n && x[at] < 0.0f) j += step_, at += step;
       if (j >= n) break;
-      const std::size_t lo = j >= kStep - 1 ? j - (kStep - 1) : 0;
+      const std::size_t lo = j >= step_ - 1 ? j - (step_ - 1) : 0;
       while (j > lo && x[(j - 1) * stride] >= 0.0f) --j;
       armed = false;
       const std::uint64_t c = pos_ + j;
@@ -71,7 +71,7 @@ class ZeroCrossingDetector {
           pending_ = c;
         }
       }
-      j += kStep, at = j * stride;
+      j += step_, at = j * stride;
     }
     armed_ = armed;
     // Keep the last 2K samples for crossings that straddle this block's end.
@@ -83,11 +83,13 @@ class ZeroCrossingDetector {
 
  private:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};
-  static constexpr std::size_t kStep = 4;
   bool refine(std::uint64_t c, double& t) const noexcept;
 
 
   unsigned k_;
+  // Scan step: 4 samples, up to 16 at 800 samples per cycle and more (the
+  // signal stays below -h for about three quarters of a half cycle).
+  std::size_t step_;
   double h_ = 14.0;
   std::vector<float> hist_;  // the last samples before the current block
   std::uint64_t mask_;
@@ -99,6 +101,7 @@ class ZeroCrossingDetector {
   std::size_t stride_ = 1;
   std::uint64_t start_ = 0;   // its first position
   double s0_ = 0, s2_ = 0, s4_ = 0, s6_ = 0;  // sums of even powers of the fit's abscissae
+  double inv_de_ = 0, inv_dodd_ = 0;          // 1 / the determinants of the fit's even and odd parts
 };
 
 }  // namespace wattpipe::pipeline
