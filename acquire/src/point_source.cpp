@@ -114,15 +114,7 @@ bool extract_point(const SampleBlock& in, std::string_view point, SampleBlock& o
     case 2: compact<2>(in.data.data(), out.data.data(), frames, stride, part->first); break;
     default: compact<0>(in.data.data(), out.data.data(), frames, stride, part->first, n); break;
   }
-  if (&out != &in) {
-    out.frames = in.frames;
-    out.sequence = in.sequence;
-    out.first_frame = in.first_frame;
-    out.t0_ns = in.t0_ns;
-    out.sample_rate_hz = in.sample_rate_hz;
-    out.lost_frames = in.lost_frames;
-    out.clock_synced = in.clock_synced;
-  }
+  if (&out != &in) in.copy_header_to(out);
   out.has_ref_power = ref;
   out.layout = part->layout;
   out.channels = n;

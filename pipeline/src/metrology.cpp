@@ -165,14 +165,6 @@ WP_INLINE WP_AVX2 v8f fmadd(v8f a, v8f b, v8f c) noexcept {
   return a * b + c;
 #endif
 }
-// c - a * b with one rounding.
-WP_INLINE WP_AVX2 v8f fnmadd(v8f a, v8f b, v8f c) noexcept {
-#if defined(__x86_64__)
-  return v8f(_mm256_fnmadd_ps(__m256(a), __m256(b), __m256(c)));
-#else
-  return c - a * b;
-#endif
-}
 
 template <bool kAc3>
 WP_INLINE WP_AVX2 void kernel_3ph(const float* x, std::size_t n, Phasor& z, const Turns& t, Sums& out) noexcept {
@@ -203,7 +195,7 @@ WP_INLINE WP_AVX2 void kernel_3ph(const float* x, std::size_t n, Phasor& z, cons
       }
       // sum x (z r^j) = z (sum x r^j): the group's sums turned by its first phasor.
       const v8f pc = c0 + c1, ps = s0 + s1, zc = splat8(float(z.c)), zs = splat8(float(z.s));
-      c = fnmadd(zs, ps, fmadd(zc, pc, c));
+      c = fmadd(-zs, ps, fmadd(zc, pc, c));  // c - zs ps, one rounding: the negation is exact
       s = fmadd(zs, pc, fmadd(zc, ps, s));
       z = t.turn(z, len);
       k += len;

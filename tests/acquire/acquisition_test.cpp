@@ -150,7 +150,8 @@ TEST(Acquisition, ASourceBoundBeyondFullScaleIsStillCheckedBlockByBlock) {
     Acquisition acq(src, ring, {}, lim);
     acq.start();
     Drain d;
-    while (d.blocks + acq.counters().blocks_rejected_full_scale.load() < 50) {
+    const std::int64_t until = steady_now_ns() + 10'000'000'000;  // a bound on a hang, not a timing check
+    while (d.blocks + acq.counters().blocks_rejected_full_scale.load() < 50 && steady_now_ns() < until) {
       d.take(ring);
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }

@@ -131,9 +131,8 @@ struct SampleBlock {
   float* frame(std::size_t f) noexcept { return data.data() + f * channels; }
   const float* frame(std::size_t f) const noexcept { return data.data() + f * channels; }
 
-  // The header and only the frames in use into `out` (a block is mostly
-  // empty at low rates; a whole copy would move 40 KiB every time).
-  void copy_to(SampleBlock& out) const noexcept {
+  // The header alone (every field but the samples) into `out`.
+  void copy_header_to(SampleBlock& out) const noexcept {
     out.layout = layout;
     out.channels = channels;
     out.frames = frames;
@@ -144,6 +143,11 @@ struct SampleBlock {
     out.lost_frames = lost_frames;
     out.clock_synced = clock_synced;
     out.has_ref_power = has_ref_power;
+  }
+  // The header and only the frames in use into `out` (a block is mostly
+  // empty at low rates; a whole copy would move 40 KiB every time).
+  void copy_to(SampleBlock& out) const noexcept {
+    copy_header_to(out);
     std::memcpy(out.data.data(), data.data(), std::size_t{frames} * channels * sizeof(float));
     if (has_ref_power) std::memcpy(out.ref_power.data(), ref_power.data(), frames * sizeof(float));
   }
