@@ -252,6 +252,10 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const float* rc, const 
 // at a time; then U^2 and I^2 four lanes at a time and U*I in double, two
 // lanes at a time. Each takes a pair of frames, their two terms added
 // before the sum (SSE2 has no fused multiply-add: a multiply, then an add).
+// The FP add ports bound these loops (adds and conversions share them), so
+// nothing else goes there: the powers are broadcast once per call and
+// multiplied from memory, and AC3N's upper lanes are converted to double
+// straight from memory rather than shuffled down first.
 // Single-phase frames two at a time.
 
 using v2d = double __attribute__((vector_size(16)));
@@ -277,14 +281,30 @@ WP_INLINE v2d hi2d(v4f x) noexcept {
   return __builtin_convertvector(__builtin_shufflevector(x, x, 2, 3), v2d);
 #endif
 }
+// Floats p[0], p[1] in double, converted straight from memory.
+WP_INLINE v2d cvt2d(const float* p) noexcept {
+#if defined(__x86_64__)
+  return v2d(_mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)))));
+#else
+  return load2f(p);
+#endif
+}
 WP_INLINE v4f splat4f(float x) noexcept { return v4f{x, x, x, x}; }
+// The float powers broadcast to four lanes, to multiply from memory (SSE2
+// has no broadcast load: a splat in the loop is a shuffle on a busy port).
+struct Turns4 : Turns {
+  v4f qc4[kGroup], qs4[kGroup];
+  explicit Turns4(Phasor r) noexcept : Turns(r) {
+    for (std::size_t j = 0; j < kGroup; ++j) qc4[j] = splat4f(qc[j]), qs4[j] = splat4f(qs[j]);
+  }
+};
 WP_INLINE void add_pair(Sums::Lanes& a, std::size_t at, v2d v) noexcept {
   a[at] += v[0];
   a[at + 1] += v[1];
 }
 
 template <bool kAc3>
-WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, Phasor& z, const Turns& t, Sums& out) noexcept {
+WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, Phasor& z, const Turns4& t, Sums& out) noexcept {
   constexpr std::size_t kStride = kAc3 ? 6 : 8, kIOff = kAc3 ? 3 : 4;
   const std::size_t margin = kAc3 ? 1 : 0;  // AC3 reads a float past the frame (its currents' fourth lane)
   const std::size_t paired = (n > margin ? n - margin : 0) & ~std::size_t{1};
@@ -307,7 +327,7 @@ WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, Phasor& z, const Tur
         v4f u0, i0, u1, i1;
         frame4(x + (g + j) * kStride, u0, i0);
         frame4(x + (g + j + 1) * kStride, u1, i1);
-        const v4f c0 = splat4f(t.qc[j]), s0 = splat4f(t.qs[j]), c1 = splat4f(t.qc[j + 1]), s1 = splat4f(t.qs[j + 1]);
+        const v4f c0 = t.qc4[j], s0 = t.qs4[j], c1 = t.qc4[j + 1], s1 = t.qs4[j + 1];
         mu += u0 + u1, mi += i0 + i1;
         puc += u0 * c0 + u1 * c1, pus += u0 * s0 + u1 * s1, pic += i0 * c0 + i1 * c1, pis += i0 * s0 + i1 * s1;
       }
@@ -323,7 +343,12 @@ WP_INLINE void kernel_3ph_x2(const float* x, std::size_t n, Phasor& z, const Tur
       frame4(x + (j + 1) * kStride, u1, i1);
       squ += u0 * u0 + u1 * u1, sqi += i0 * i0 + i1 * i1;
       ui_lo += lo2d(u0) * lo2d(i0) + lo2d(u1) * lo2d(i1);
-      ui_hi += hi2d(u0) * hi2d(i0) + hi2d(u1) * hi2d(i1);
+      if constexpr (kAc3) {  // the masked neutral lane: from the register
+        ui_hi += hi2d(u0) * hi2d(i0) + hi2d(u1) * hi2d(i1);
+      } else {  // from memory: no shuffle on the busy port
+        const float* f = x + j * kStride;
+        ui_hi += cvt2d(f + 2) * cvt2d(f + 6) + cvt2d(f + kStride + 2) * cvt2d(f + kStride + 6);
+      }
     }
     for (int p = 0; p < 4; ++p) {
       out.su[p] += double(mu[p]), out.si[p] += double(mi[p]);
@@ -440,8 +465,8 @@ WP_INLINE void with_table(const float* f, std::size_t n, Phasor& z, Phasor r, Ke
 // own inlines only into a function of that target (or a wider one).
 void accumulate_portable(Layout l, const float* f, std::size_t n, Phasor& z, Phasor r, Sums& out) noexcept {
   switch (l) {
-    case Layout::ac3n: kernel_3ph_x2<false>(f, n, z, Turns(r), out); break;
-    case Layout::ac3: kernel_3ph_x2<true>(f, n, z, Turns(r), out); break;
+    case Layout::ac3n: kernel_3ph_x2<false>(f, n, z, Turns4(r), out); break;
+    case Layout::ac3: kernel_3ph_x2<true>(f, n, z, Turns4(r), out); break;
     case Layout::ac1:
       with_table(f, n, z, r, [&](const float* g, std::size_t m, const float* c, const float* s) {
         kernel_1ph_x2<true>(g, m, c, s, out);
