@@ -48,19 +48,20 @@ class ZeroCrossingDetector {
     // samples late without harm (the signal stays below -h for most of the
     // half cycle), and a hit at >= 0 is walked back to the first sample >= 0.
     // Two tight loops, one per state, index and offset stepped together.
-    const std::size_t step = step_ * stride;
+    // (Locals: the callback may alias the members, which a loop would reload.)
+    const std::size_t sj = step_, step = sj * stride;
     std::size_t j = 0, at = 0;  // at == j * stride
     for (;;) {
       if (!armed) {
-        while (j < n && !(x[at] < h)) j += step_, at += step;
+        while (j < n && !(x[at] < h)) j += sj, at += step;
         if (j >= n) break;
         armed = true;
-        j += step_, at += step;
+        j += sj, at += step;
         continue;
       }
-      while (j < n && x[at] < 0.0f) j += step_, at += step;
+      while (j < n && x[at] < 0.0f) j += sj, at += step;
       if (j >= n) break;
-      const std::size_t lo = j >= step_ - 1 ? j - (step_ - 1) : 0;
+      const std::size_t lo = j >= sj - 1 ? j - (sj - 1) : 0;
       while (j > lo && x[(j - 1) * stride] >= 0.0f) --j;
       armed = false;
       const std::uint64_t c = pos_ + j;
@@ -71,7 +72,7 @@ class ZeroCrossingDetector {
           pending_ = c;
         }
       }
-      j += step_, at = j * stride;
+      j += sj, at = j * stride;
     }
     armed_ = armed;
     // Keep the last 2K samples for crossings that straddle this block's end.
