@@ -3,8 +3,6 @@
 
 #include <limits>
 
-#include <cstdlib>
-
 #include <poll.h>
 #include <pthread.h>
 
@@ -24,7 +22,6 @@ Processing::Processing(const ProcessorConfig& cfg, acquire::BlockRing& ring, con
     : ring_(ring), acq_(acq), out_(out), rt_(rt), proc_(cfg, *this, ring.capacity()), no_map_(cfg.efficiency_bin_w) {
   proc_.set_demand(out_.demand);
   if (out_.scope != nullptr) scope_.emplace(out_.scope_cfg, *out_.scope);
-  if (const char* s = std::getenv("WATTPIPE_TEST_STALL_AFTER_FRAMES")) stall_after_ = std::strtoull(s, nullptr, 10);
 }
 
 Processing::~Processing() { join(); }

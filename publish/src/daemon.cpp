@@ -255,6 +255,7 @@ int Daemon::build(Run& r, Runs& runs) {
   acquire::RealTimeConfig proc_rt = c.proc_rt;
   proc_rt.fifo_priority = c.acq_rt.fifo_priority;
   r.proc = std::make_unique<pipeline::Processing>(c.processor, *r.ring, *r.acq, outs, proc_rt);
+  r.proc->stall_after(c.test_stall_after_frames);
   r.proc->restore(r.meter->restored_registers());
 
   // 4. The publishers: MQTT (values, transactions), the live page.
@@ -366,7 +367,7 @@ std::string Daemon::main_loop(Runs& runs, int sig_fd) {
     for (std::size_t k = 0; k < runs.points.size(); ++k) {
       const Run& r = *runs.points[k];
       const std::uint64_t frames = r.proc->counters().frames_processed.load(std::memory_order_relaxed);
-      const std::uint64_t loops = r.publisher->counters().loops.load(std::memory_order_relaxed);
+      const std::uint64_t loops = r.publisher->counters().mqtt_wakeups.load(std::memory_order_relaxed);
       if (loops != wd[k].loops) wd[k].loops = loops, wd[k].loops_moved_ns = now;
       // Processing: it moved, or it has nothing to do. MQTT: it wakes at least once a second.
       proc_ok = proc_ok && (frames != wd[k].frames || r.ring->size_approx() == 0 || r.acq->finished());

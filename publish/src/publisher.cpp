@@ -372,7 +372,7 @@ void Publisher::run() {
   mqtt_.set_handler(this);
   started_ns_ = steady_now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
-    counters_.loops.fetch_add(1, std::memory_order_relaxed);  // liveness for the service watchdog
+    counters_.mqtt_wakeups.fetch_add(1, std::memory_order_relaxed);  // liveness for the service watchdog
     std::int64_t now = steady_now_ns();
     if (!mqtt_.connected() && !connecting_ && now >= next_connect_ns_) try_connect(now);
     if (connecting_ && !mqtt_.connected() && (mqtt_.socket() < 0 || now > connect_deadline_ns_)) {

@@ -125,8 +125,8 @@ class Liveness(unittest.TestCase):
             self.assertEqual(log.count("EVerest is gone"), 1, log)
             self.assertEqual(log.count("EVerest is alive"), 2, log)
             s = m.daemon.stats()
-            self.assertEqual(s["heartbeats"], 12)
-            self.assertEqual(s["last_heartbeat_id"], 11)
+            self.assertEqual(s["everest_heartbeats"], 12)
+            self.assertEqual(s["everest_last_heartbeat_id"], 11)
             self.assertEqual(s["everest_lost"], 1)
             self.assertGreater(m.ev.values()[-1]["energy_Wh_import"]["total"], e_mid, "measuring went on")
         finally:
@@ -273,7 +273,7 @@ class Robustness(unittest.TestCase):
             self.assertEqual(m.finish(), 0)
             s = m.daemon.stats()
             self.assertGreaterEqual(s["requests_malformed"], 9)
-            self.assertEqual(s["heartbeats_malformed"], 1)
+            self.assertEqual(s["everest_heartbeats_malformed"], 1)
             log = m.daemon.log()
             self.assertLess(log.count("malformed"), len(MALFORMED), "log lines are rate-limited")
         finally:

@@ -560,7 +560,7 @@ class OtherWaysIn(unittest.TestCase):
             self.assertIsNone(d.proc.poll(), d.log())
             self.assertEqual(d.stop(), 0, d.log())
             s = d.stats()
-            self.assertEqual(s["heartbeats_malformed"], 1)
+            self.assertEqual(s["everest_heartbeats_malformed"], 1)
             self.assertEqual(s["requests_malformed"], 2)
             ev.close()
 

@@ -2,8 +2,8 @@
 """The daemon as a systemd service, against a stand-in for the service
 manager: a UNIX datagram socket named by NOTIFY_SOCKET receives READY=1 and
 then WATCHDOG=1 while the daemon runs, and no WATCHDOG=1 once its
-processing thread stalls (WATTPIPE_TEST_STALL_AFTER_FRAMES). SIGHUP reopens
-the log files (logrotate)."""
+processing thread stalls (WATTPIPE_TEST_STALL_AFTER_FRAMES, which the
+daemon's configuration reads). SIGHUP reopens the log files (logrotate)."""
 import json
 import os
 import signal

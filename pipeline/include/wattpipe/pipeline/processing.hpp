@@ -97,6 +97,9 @@ class Processing : private WindowSink {
   // ending at or after this UTC time (what its throttle will publish); the
   // rest it finds in `latest` anyway. Default: every window.
   void set_window_wake_from(const std::atomic<std::int64_t>* utc_ns) noexcept { wake_from_ = utc_ns; }
+  // Owner thread, before start(). Fault injection for the service watchdog's
+  // tests: after `frames` frames the thread stops working, as a hung one would.
+  void stall_after(std::uint64_t frames) noexcept { stall_after_ = frames; }
   // Owner thread.
   void start();
   // Owner thread. Returns once the acquisition has finished and every block
@@ -145,9 +148,7 @@ class Processing : private WindowSink {
   std::unique_ptr<AgainstInput> input_;  // blocks that carry another point's power (the car side)
   EfficiencyMap no_map_;                 // one point: an empty map (and the bin width)
   std::int64_t next_view_ns_ = 0;
-  // Tests of the service watchdog only: WATTPIPE_TEST_STALL_AFTER_FRAMES=N
-  // makes this thread stop working after N frames, as a hung one would.
-  std::uint64_t stall_after_ = 0;
+  std::uint64_t stall_after_ = 0;  // stall_after()
 };
 
 }  // namespace wattpipe::pipeline

@@ -43,6 +43,9 @@ struct Config {
   std::string sim_profile = "ac3";
   double sample_rate = 20000;
   bool max_rate = false;
+  // The service watchdog's tests only: the processing thread stops after this
+  // many frames (environment WATTPIPE_TEST_STALL_AFTER_FRAMES; 0: never).
+  std::uint64_t test_stall_after_frames = 0;
   double sim_session_s = 120;
   bool replay_loop = false;
   acquire::SimConfig sim;  // resolved from the profile plus the YAML `sim:` section

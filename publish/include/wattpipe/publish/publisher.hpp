@@ -89,7 +89,7 @@ struct PublisherCounters {
   std::atomic<std::uint64_t> demands_malformed{0};       // demand messages refused (not a finite number)
   std::atomic<bool> connected{false};                    // to the broker, now
   std::atomic<std::uint64_t> connect_attempts{0};
-  std::atomic<std::uint64_t> loops{0};                   // MQTT thread iterations (it wakes at least once a second)
+  std::atomic<std::uint64_t> mqtt_wakeups{0};            // MQTT thread iterations (it wakes at least once a second)
   std::atomic<std::int64_t> last_latency_ns{0};          // window close -> values handed to the broker, last one
 };
 
