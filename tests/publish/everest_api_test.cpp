@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "wattpipe/legal/legal.hpp"
+#include "wattpipe/publish/meter_transactions.hpp"
 #include "wattpipe/publish/schema.hpp"
 
 using namespace wattpipe;
@@ -299,4 +301,48 @@ TEST(JsonWriter, OverflowIsReportedNotWritten) {
   w.string("much too long for eight bytes");
   EXPECT_TRUE(w.overflow());
   EXPECT_LE(w.view().size(), 8u);
+}
+
+// A stop with no id closes every open transaction (EvseManager clears
+// dangling ones so at start-up). The reply carries one transaction: the last
+// closed, its records and its own energy balance, never another's.
+TEST(MeterTransactions, AStopThatClosesSeveralRepliesWithTheLastOnesRecordsAndBalance) {
+  legal::OpenError oe;
+  legal::MeterOptions mo;
+  mo.state_dir = "none";
+  const auto meter = legal::Meter::open(mo, oe);
+  ASSERT_NE(meter, nullptr) << oe.message;
+  MeterTransactions tx(*meter);
+  legal::Reading r;
+  r.utc_ns = 1'764'800'000'000'000'000;
+  r.clock_synced = true;
+  r.dc = true;
+  auto at = [&](std::int64_t out_uwh, double in_wh) {  // the car side's register, the grid side's energy
+    r.registers.import_total.uwh = out_uwh;
+    r.utc_ns += 1'000'000'000;
+    tx.input_energy(in_wh);
+    return r;
+  };
+  StartTransactionRequest a, b;
+  a.evse_id = "1", a.transaction_id = "tx-a", a.identification_status = "ASSIGNED";
+  b.evse_id = "2", b.transaction_id = "tx-b", b.identification_status = "ASSIGNED";
+  const StartTransactionReply ra = tx.start(a, at(1'000'000, 100));  // out 1 Wh, in 100 Wh
+  const StartTransactionReply rb = tx.start(b, at(3'000'000, 110));  // out 3 Wh, in 110 Wh
+  ASSERT_EQ(ra.status, TransactionStatus::ok) << ra.error;
+  ASSERT_EQ(rb.status, TransactionStatus::ok) << rb.error;
+  ASSERT_EQ(meter->open_transactions().size(), 2u);
+  const StopTransactionReply s = tx.stop(StopTransactionRequest{""}, at(43'000'000, 160));  // out 43 Wh, in 160 Wh
+  ASSERT_EQ(s.status, TransactionStatus::ok) << s.error;
+  EXPECT_TRUE(meter->open_transactions().empty()) << "both closed";
+  // Which one was closed last is the journal's order; the reply is that one's, whole.
+  const bool b_last = s.start_signed_meter_value->signed_meter_data == rb.signed_meter_value->signed_meter_data;
+  const bool a_last = s.start_signed_meter_value->signed_meter_data == ra.signed_meter_value->signed_meter_data;
+  ASSERT_NE(a_last, b_last) << "the reply's begin record is one of the two";
+  EXPECT_DOUBLE_EQ(s.energy_in_wh, b_last ? 50.0 : 60.0);
+  EXPECT_DOUBLE_EQ(s.energy_out_wh, b_last ? 40.0 : 42.0);
+  EXPECT_DOUBLE_EQ(s.efficiency, b_last ? 40.0 / 50 : 42.0 / 60);
+  // A second stop finds nothing open: refused, with its reason.
+  const StopTransactionReply again = tx.stop(StopTransactionRequest{""}, at(44'000'000, 161));
+  EXPECT_EQ(again.status, TransactionStatus::unexpected_error);
+  EXPECT_NE(again.error.find("no open transaction"), std::string::npos) << again.error;
 }
