@@ -472,6 +472,60 @@ void check_sim_plausible(const Config& c) {
   if (!peak_ok(s.un_rms_v, 0, 0, 0, c.full_scale_v)) throw ConfigError{"sim.un-rms-v: beyond full scale"};
 }
 
+// "--config FILE" or "--config=FILE": found before the flags are parsed,
+// since the file's values go in first and the flags override them.
+std::string config_arg(int argc, const char* const* argv) {
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) file = argv[i + 1];
+    if (a.starts_with("--config=")) file = a.substr(9);
+  }
+  return file;
+}
+
+// Runs f; what it throws comes out as one ConfigError that names the config
+// file, if there is one (once). A YAML construct the checks did not foresee
+// is still a clear error.
+template <typename F>
+void in_config_file(const std::string& file, F&& f) {
+  if (file.empty()) return f();
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    throw ConfigError{"config " + file + ": " + e.message};
+  } catch (const CLI::ParseError& e) {
+    throw ConfigError{"config " + file + ": " + e.what()};
+  } catch (const YAML::Exception& e) {
+    throw ConfigError{"config " + file + ": " + e.what()};
+  }
+}
+
+// The file's keys as flags, parsed into the app before the command line;
+// its `sim:` and `calibration:` sections are kept for later.
+void apply_config_file(const std::string& file, CLI::App& app, const char* argv0, std::optional<YAML::Node>& sim_yaml,
+                       std::optional<YAML::Node>& cal_yaml) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError{"--config: cannot read '" + file + "'"};
+  } catch (const YAML::Exception& e) {
+    throw ConfigError{"--config " + file + ": " + e.what()};
+  }
+  if (root.IsNull()) return;
+  in_config_file(file, [&] {
+    std::vector<std::string> old;
+    root = hyphenate(root, "", old);
+    for (const auto& o : old) std::cerr << "wattpipe: warning: config " << file << ": " << o << "\n";
+    const std::vector<std::string> args = yaml_to_args(root, app, sim_yaml, cal_yaml);
+    std::vector<const char*> av{argv0};
+    for (const auto& a : args) av.push_back(a.c_str());
+    app.parse(static_cast<int>(av.size()), av.data());
+  });
+  app.clear();
+}
+
 }  // namespace
 
 ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::string& error) {
@@ -481,43 +535,10 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
   bool print_config = false;
   app.add_flag("--print-config", print_config,
                "print a YAML config with every key commented out at its default (what /etc/wattpipe/wattpipe.yaml ships), and exit");
-  // Find --config first: the file's values go in before the flags, which override them.
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) config_file = argv[i + 1];
-    if (a.rfind("--config=", 0) == 0) config_file = a.substr(9);
-  }
+  config_file = config_arg(argc, argv);
   std::optional<YAML::Node> sim_yaml, cal_yaml;
   try {
-    if (!config_file.empty()) {
-      YAML::Node root;
-      try {
-        root = YAML::LoadFile(config_file);
-      } catch (const YAML::BadFile&) {
-        throw ConfigError{"--config: cannot read '" + config_file + "'"};
-      } catch (const YAML::Exception& e) {
-        throw ConfigError{"--config " + config_file + ": " + e.what()};
-      }
-      if (!root.IsNull()) {
-        std::vector<std::string> args;
-        try {
-          std::vector<std::string> old;
-          root = hyphenate(root, "", old);
-          for (const auto& o : old) std::cerr << "wattpipe: warning: config " << config_file << ": " << o << "\n";
-          args = yaml_to_args(root, app, sim_yaml, cal_yaml);
-        } catch (const ConfigError& e) {
-          throw ConfigError{"config " + config_file + ": " + e.message};
-        }
-        std::vector<const char*> av{argv[0]};
-        for (const auto& a : args) av.push_back(a.c_str());
-        try {
-          app.parse(static_cast<int>(av.size()), av.data());
-        } catch (const CLI::ParseError& e) {
-          throw ConfigError{"config " + config_file + ": " + e.what()};
-        }
-        app.clear();
-      }
-    }
+    if (!config_file.empty()) apply_config_file(config_file, app, argv[0], sim_yaml, cal_yaml);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -570,19 +591,15 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
         throw ConfigError{"--point" + std::string(c.point.empty() ? "s " : " ") + c.points[0] + ": --sim-profile " +
                           c.sim_profile + " has one measuring point"};
     }
-    try {
+    // The file's sections (no flags set them), then the simulator's signal
+    // against full scale (both may set either).
+    in_config_file(config_file, [&] {
       if (sim_yaml) apply_sim_yaml(*sim_yaml, c.sim);
       if (cal_yaml) apply_calibration_yaml(*cal_yaml, c.processor, c.cal_dc_u, c.cal_dc_i, c);
       check_sim_plausible(c);
-    } catch (const ConfigError& e) {
-      throw ConfigError{"config " + config_file + ": " + e.message};
-    }
+    });
   } catch (const ConfigError& e) {
     error = e.message;
-    return ParseOutcome::bad;
-  } catch (const YAML::Exception& e) {
-    // Any construct the checks above did not foresee: still a clear exit 2.
-    error = "config " + config_file + ": " + e.what();
     return ParseOutcome::bad;
   } catch (const std::exception& e) {
     error = e.what();

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Measuring points as rows of one configuration (--points): what each point
-// keeps of the daemon's, what it gets of its own, and the refusals.
+// keeps of the daemon's, what it gets of its own, and the refusals; and how
+// a configuration error names its source.
 #include "wattpipe/publish/config.hpp"
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -73,4 +75,25 @@ TEST(PointConfig, RefusesWhatNoLayoutHas) {
     EXPECT_EQ(p.outcome, ParseOutcome::bad) << words;
     EXPECT_NE(p.error.find(words), std::string::npos) << p.error;
   }
+}
+
+// An error names the config file only when there is one, and once.
+TEST(ConfigErrors, NameTheFileOnlyWhenThereIsOne) {
+  const Parsed flags = parse({"--full-scale-v", "100"});
+  EXPECT_EQ(flags.outcome, ParseOutcome::bad);
+  EXPECT_EQ(flags.error, "sim.phases[0].urms-v: peak beyond full scale 100 V (--full-scale-v)");
+  const std::string path = ::testing::TempDir() + "wattpipe-config-test.yaml";
+  for (const auto& [yaml, want] : std::vector<std::pair<std::string, std::string>>{
+           {"full-scale-v: 100\n", "sim.phases[0].urms-v: peak beyond full scale 100 V (--full-scale-v)"},
+           {"sim:\n  frequency_hz: high\n", "sim.frequency-hz: expected a number"},
+           {"bogus_key: 3\n", "bogus-key: unknown key"}}) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(yaml.c_str(), f);
+    std::fclose(f);
+    const Parsed p = parse({"--config", path.c_str()});
+    EXPECT_EQ(p.outcome, ParseOutcome::bad) << yaml;
+    EXPECT_EQ(p.error, "config " + path + ": " + want) << yaml;
+  }
+  std::remove(path.c_str());
 }
