@@ -42,8 +42,8 @@ done
 
 # The broker, the watcher and the daemon run in sessions of their own, so
 # Ctrl-C reaches only this script, which stops them in order: the daemon
-# first (its last values and its goodbye reach the watcher through the
-# broker), then the watcher, then the broker; then its temporary files go.
+# first (its last values reach the watcher through the broker), then the
+# watcher, then the broker; then its temporary files go.
 daemon="" watcher="" mosq="" conf="" watcher2=""
 stop_pid() {
   [ -n "$1" ] || return 0

@@ -343,9 +343,9 @@ int watch(const Common& c) {
       std::printf("%s\n", c.json ? m->payload.c_str() : compact_step(m->payload).c_str());
       std::fflush(stdout);
     } else if (m->topic.ends_with("/m2e/communication_check") && m->payload == "false") {
-      std::printf("meter says goodbye (communication_check false)\n");
+      // Valid by the contract, but EVerest's module then stops checking this meter for good.
+      std::printf("meter sent communication_check false: EVerest would stop checking it for good\n");
       std::fflush(stdout);
-      break;
     }
   }
   return v.problems == 0 ? 0 : 1;

@@ -438,11 +438,14 @@ void Publisher::run() {
       next_misc_ns_ = now + 1000 * kMs;
     }
   }
-  // Deliberate shutdown: the last values, then tell EVerest to stop its check.
+  // A stop: the last values go out, and no `false` on communication_check.
+  // EVerest ends its check for good on false, so neither the meter's absence
+  // nor a fault after its restart would be seen; without it, EVerest raises
+  // CommunicationFault while the meter is gone and clears it at the first
+  // check of the next run.
   serve_replies();
   publish_values(steady_now_ns(), true);  // the last window always goes out
   if (mqtt_.connected()) {
-    if (cfg_.communication_check_interval_ms > 0) send(cfg_.topics.communication_check, "false", 0);
     const std::int64_t deadline = steady_now_ns() + 1000 * kMs;
     while (mqtt_.connected() && mqtt_.want_write() && steady_now_ns() < deadline) {
       pollfd fd{mqtt_.socket(), POLLOUT, 0};

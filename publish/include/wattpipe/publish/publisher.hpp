@@ -3,8 +3,9 @@
 //  - m2e/powermeter_values: the newest window, throttled and conflated;
 //  - m2e/public_key_ocmf at connect and periodically;
 //  - m2e/communication_check: true every interval while the source is live,
-//    nothing while it is stalled or gone (EVerest then raises its
-//    CommunicationFault), false on shutdown;
+//    nothing while it is stalled or gone, nor after a stop (EVerest then
+//    raises its CommunicationFault until the checks come back); never false,
+//    which would end EVerest's check for good;
 //  - values only while the source is live: never a stale value;
 //  - e2m/heartbeat: liveness of EVerest (logged once when lost, once back);
 //  - e2m/start_transaction, e2m/stop_transaction: parsed (simdjson), a
@@ -126,8 +127,8 @@ class Publisher : private MqttTransport::Handler {
   }
   // Owner thread.
   void start();
-  // Owner thread: publish `false` on communication_check (deliberate
-  // shutdown), flush, disconnect, and end the thread.
+  // Owner thread: publish the last values, flush, disconnect, and end the
+  // thread.
   void stop();
   void join();
 
