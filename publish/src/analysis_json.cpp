@@ -112,6 +112,22 @@ void write_two_point_fields(const pipeline::WindowRecord& r, JsonWriter& w) {
   if (std::isfinite(r.efficiency)) w.field_fixed("efficiency", r.efficiency, 6);
 }
 
+void write_efficiency_bins(std::span<const pipeline::EfficiencyMap::Bin> bins, JsonWriter& w) {
+  w.begin_array();
+  for (const auto& b : bins) {
+    w.separator();
+    w.begin_object();
+    w.field_fixed("p_lo_W", b.p_lo_w, 0);
+    w.field_fixed("p_hi_W", b.p_hi_w, 0);
+    w.field_fixed("efficiency", b.efficiency(), 6);
+    w.field_fixed("E_in_Wh", b.e_in_wh, 6);
+    w.field_fixed("E_out_Wh", b.e_out_wh, 6);
+    w.field_uint("windows", b.windows);
+    w.end_object();
+  }
+  w.end_array();
+}
+
 std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id, JsonWriter& w) {
   w.reset();
   w.begin_object();

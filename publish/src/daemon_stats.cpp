@@ -5,6 +5,7 @@
 
 #include "daemon_run.hpp"
 #include "wattpipe/legal/json_writer.hpp"
+#include "wattpipe/publish/analysis_json.hpp"
 
 namespace wattpipe::publish {
 
@@ -222,21 +223,8 @@ void point_stats(StatsWriter& s, const Daemon::Run& r) {
   // Two points: efficiency by output power over the run, [{p_lo_W, p_hi_W, efficiency, E_in_Wh, E_out_Wh, windows}].
   const auto bins = r.proc->efficiency_map().bins();
   if (!bins.empty())
-    s.add_json("efficiency_map", legal::write_json(128 * bins.size() + 8, [&](legal::JsonWriter& w) {
-                 w.begin_array();
-                 for (const auto& b : bins) {
-                   w.separator();
-                   w.begin_object();
-                   w.field_fixed("p_lo_W", b.p_lo_w, 0);
-                   w.field_fixed("p_hi_W", b.p_hi_w, 0);
-                   w.field_fixed("efficiency", b.efficiency(), 6);
-                   w.field_fixed("E_in_Wh", b.e_in_wh, 6);
-                   w.field_fixed("E_out_Wh", b.e_out_wh, 6);
-                   w.field_uint("windows", b.windows);
-                   w.end_object();
-                 }
-                 w.end_array();
-               }));
+    s.add_json("efficiency_map", legal::write_json(128 * bins.size() + 8,
+                                                   [&](legal::JsonWriter& w) { write_efficiency_bins(bins, w); }));
 }
 
 }  // namespace

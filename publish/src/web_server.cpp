@@ -307,20 +307,7 @@ std::string WebServer::Impl::update_text() {
       w.begin_object();
       w.field_fixed("bin_W", map->bin_w, 3);
       w.key("bins");
-      w.begin_array();
-      for (std::uint32_t k = 0; k < map->count; ++k) {
-        const auto& b = map->bin[k];
-        w.separator();
-        w.begin_object();
-        w.field_fixed("p_lo_W", b.p_lo_w, 0);
-        w.field_fixed("p_hi_W", b.p_hi_w, 0);
-        w.field_fixed("efficiency", b.efficiency(), 6);
-        w.field_fixed("E_in_Wh", b.e_in_wh, 6);
-        w.field_fixed("E_out_Wh", b.e_out_wh, 6);
-        w.field_uint("windows", b.windows);
-        w.end_object();
-      }
-      w.end_array();
+      write_efficiency_bins(std::span(map->bin.data(), map->count), w);
       w.end_object();
     });
   pipeline::StepEvent e;

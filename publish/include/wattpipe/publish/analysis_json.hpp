@@ -7,9 +7,11 @@
 // Threading: pure functions over caller-owned writers.
 #pragma once
 
+#include <span>
 #include <string_view>
 
 #include "wattpipe/legal/json_writer.hpp"
+#include "wattpipe/pipeline/efficiency.hpp"
 #include "wattpipe/pipeline/window.hpp"
 
 namespace wattpipe::publish {
@@ -20,6 +22,9 @@ void write_analysis_fields(const pipeline::WindowRecord& r, legal::JsonWriter& w
 // The efficiency fields of a window measured against another point (P_in_W,
 // loss_W, efficiency; docs/wprb.md), inside an object the caller opened.
 void write_two_point_fields(const pipeline::WindowRecord& r, legal::JsonWriter& w);
+// The efficiency map's bins as an array: [{p_lo_W, p_hi_W, efficiency,
+// E_in_Wh, E_out_Wh, windows}, ...] (--stats-json and the live page).
+void write_efficiency_bins(std::span<const pipeline::EfficiencyMap::Bin> bins, legal::JsonWriter& w);
 
 // {prefix}wattpipe/{module}/analysis: the window's time, seq and analysis.
 std::string_view write_analysis_message(const pipeline::WindowRecord& r, std::string_view meter_id,
