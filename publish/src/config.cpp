@@ -576,7 +576,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, Config& c, std::str
       return ParseOutcome::exit_ok;
     }
     validate(c);
-    if (const char* s = std::getenv("WATTPIPE_TEST_STALL_AFTER_FRAMES")) c.test_stall_after_frames = std::strtoull(s, nullptr, 10);
+    if (const char* s = std::getenv("WATTPIPE_TEST_STALL_AFTER_FRAMES"))
+      c.test_stall_after_frames = std::strtoull(s, nullptr, 10);
     if (c.source == "sim") {
       auto profile = acquire::sim_profile(c.sim_profile, c.sample_rate, c.sim_session_s);
       if (!profile)
