@@ -252,8 +252,8 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const float* rc, const 
 // at a time; then U^2 and I^2 four lanes at a time and U*I in double, two
 // lanes at a time. Each takes a pair of frames, their two terms added
 // before the sum (SSE2 has no fused multiply-add: a multiply, then an add).
-// The FP add ports bound these loops (adds and conversions share them), so
-// nothing else goes there: the powers are broadcast once per call and
+// The FP add ports bound these loops (on AMD Zen 4, adds and conversions
+// share them), so nothing else goes there: the powers are broadcast once per call and
 // multiplied from memory, and AC3N's upper lanes are converted to double
 // straight from memory rather than shuffled down first.
 // Single-phase frames two at a time.
