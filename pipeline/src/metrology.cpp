@@ -100,13 +100,13 @@ WP_INLINE void powers16(double rc, double rs, double* pc, double* ps) noexcept {
 struct Turns {
   double pc[17], ps[17];
   alignas(32) float qc[kGroup], qs[kGroup];
-  explicit Turns(Phasor r) noexcept {
+  WP_INLINE explicit Turns(Phasor r) noexcept {
     powers16(r.c, r.s, pc, ps);
     pc[16] = pc[15] * r.c - ps[15] * r.s, ps[16] = pc[15] * r.s + ps[15] * r.c;
     for (std::size_t j = 0; j < kGroup; ++j) qc[j] = float(pc[j]), qs[j] = float(ps[j]);
   }
   // z turned by j steps.
-  Phasor turn(Phasor z, std::size_t j) const noexcept {
+  WP_INLINE Phasor turn(Phasor z, std::size_t j) const noexcept {
     return {z.c * pc[j] - z.s * ps[j], z.c * ps[j] + z.s * pc[j]};
   }
 };
@@ -253,9 +253,9 @@ WP_INLINE void kernel_1ph(const float* x, std::size_t n, const float* rc, const 
 // lanes at a time. Each takes a pair of frames, their two terms added
 // before the sum (SSE2 has no fused multiply-add: a multiply, then an add).
 // The FP add ports bound these loops (on AMD Zen 4, adds and conversions
-// share them), so nothing else goes there: the powers are broadcast once per call and
-// multiplied from memory, and AC3N's upper lanes are converted to double
-// straight from memory rather than shuffled down first.
+// share them), so nothing else goes there: the powers are broadcast once per
+// call and multiplied from memory, and AC3N's upper lanes are converted to
+// double straight from memory rather than shuffled down first.
 // Single-phase frames two at a time.
 
 using v2d = double __attribute__((vector_size(16)));
@@ -587,29 +587,25 @@ WP_INLINE void reference_table_impl(double& zc, double& zs, double rc, double rs
   // An anchor every 16 frames, the phasor in double (its recurrence waits
   // once per 16 frames); the frames from an anchor are the anchor turned by
   // r^j, j = 0..15, in float (the table's precision), a vector at a time.
-  constexpr int kLanes = sizeof(V) / sizeof(float), kVecs = 16 / kLanes;
-  double pc[16], ps[16];
-  powers16(rc, rs, pc, ps);
-  const double r16c = pc[15] * rc - ps[15] * rs, r16s = pc[15] * rs + ps[15] * rc;
+  constexpr int kLanes = sizeof(V) / sizeof(float), kVecs = kGroup / kLanes;
+  const Turns t(Phasor{rc, rs});
   V qc[kVecs], qs[kVecs];
-  for (int j = 0; j < 16; ++j) qc[j / kLanes][j % kLanes] = float(pc[j]), qs[j / kLanes][j % kLanes] = float(ps[j]);
-  double ac = zc, as = zs;
-  for (std::size_t k = 0;; k += 16) {  // through entry n, for the hand-back
-    const V c = V{} + float(ac), s = V{} + float(as);
+  std::memcpy(qc, t.qc, sizeof qc);
+  std::memcpy(qs, t.qs, sizeof qs);
+  Phasor a{zc, zs};
+  for (std::size_t k = 0;; k += kGroup) {  // through entry n, for the hand-back
+    const V c = V{} + float(a.c), s = V{} + float(a.s);
     for (int q = 0; q < kVecs; ++q) {
       const V tc = c * qc[q] - s * qs[q], ts = c * qs[q] + s * qc[q];
       std::memcpy(ref_c + k + kLanes * q, &tc, sizeof tc);
       std::memcpy(ref_s + k + kLanes * q, &ts, sizeof ts);
     }
-    if (n < k + 16) {  // the phasor at n, in double
-      const std::size_t j = n - k;
-      zc = ac * pc[j] - as * ps[j];
-      zs = ac * ps[j] + as * pc[j];
+    if (n < k + kGroup) {  // the phasor at n, in double
+      const Phasor at = t.turn(a, n - k);
+      zc = at.c, zs = at.s;
       return;
     }
-    const double t = ac * r16c - as * r16s;
-    as = ac * r16s + as * r16c;
-    ac = t;
+    a = t.turn(a, kGroup);
   }
 }
 void reference_table_portable(double& zc, double& zs, double rc, double rs, std::size_t n, float* c, float* s) noexcept {

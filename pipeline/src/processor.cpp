@@ -8,6 +8,11 @@
 namespace wattpipe::pipeline {
 namespace {
 constexpr std::size_t kMaxBoundaries = 4096;
+// The reference's turn per frame at frequency f, sampled at fs.
+Phasor turn_per_frame(double f_hz, double fs_hz) {
+  const double step = 2 * std::numbers::pi * f_hz / fs_hz;
+  return {std::cos(step), std::sin(step)};
+}
 }  // namespace
 
 Processor::Processor(const ProcessorConfig& cfg, WindowSink& sink, std::size_t max_pending)
@@ -53,8 +58,7 @@ void Processor::start_stream(const SampleBlock& b) {
     win_start_utc_ = b.t0_ns;
     acc_layout_ = b.layout;
     acc_fs_ = fs_;
-    const double step = 2 * std::numbers::pi * cfg_.nominal_hz / fs_;
-    rc_ = std::cos(step), rs_ = std::sin(step);
+    r_ = turn_per_frame(cfg_.nominal_hz, fs_);
   }
   started_ = true;
 }
@@ -187,8 +191,7 @@ void Processor::enter_block(const SampleBlock& b) {
     acc_layout_ = b.layout;
     if (b.sample_rate_hz != acc_fs_) {
       acc_fs_ = b.sample_rate_hz;
-      const double step = 2 * std::numbers::pi * cfg_.nominal_hz / acc_fs_;
-      rc_ = std::cos(step), rs_ = std::sin(step);
+      r_ = turn_per_frame(cfg_.nominal_hz, acc_fs_);
     }
   }
   utc_ref_ns_ = b.t0_ns;
@@ -225,7 +228,7 @@ void Processor::accumulate_range(const SampleBlock& b, std::size_t a, std::size_
   const float* base = b.data.data();
   const std::size_t ch = b.channels;
   const bool dc = acquire::layout_info(b.layout).dc;
-  const Phasor r{rc_, rs_};  // z_: the reference at the next frame to accumulate
+  const Phasor r = r_;  // z_: the reference at the next frame to accumulate
   auto run = [&](std::size_t from, std::size_t to) {
     if (to > from) {
       accumulate(b.layout, base + from * ch, to - from, z_, r, sums_);
@@ -319,8 +322,7 @@ void Processor::close_window(const Boundary& bd) {
   win_start_utc_ = r.end_utc_ns;
   last_urms1_ = r.ph[0].urms_v;
   if (r.frequency_valid) {
-    const double step = 2 * std::numbers::pi * r.frequency_hz / acc_fs_;
-    rc_ = std::cos(step), rs_ = std::sin(step);
+    r_ = turn_per_frame(r.frequency_hz, acc_fs_);
   }
   sink_.on_window(r);
 }

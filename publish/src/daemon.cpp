@@ -453,7 +453,7 @@ std::string Daemon::main_loop(Runs& runs, int sig_fd) {
 
 // Order, every point alike: stop the sources, drain the rings, close the
 // last windows, save the registers, then let the MQTT threads publish them
-// and say goodbye.
+// (no communication_check false: EVerest would end its check for good).
 void Daemon::shutdown(Runs& runs) {
   // The point that reads the stream stops first; the others then take what
   // it handed them and end by themselves, so all points end on one frame.

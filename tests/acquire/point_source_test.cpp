@@ -101,8 +101,6 @@ TEST(PointFanout, EachPointGetsItsOwnChannelsInItsOwnLayout) {
   }
 }
 
-// The car side's input power of calibrated grid samples: gain * raw + offset
-// in float per channel, as the grid side's processing calibrates them.
 // A point's samples are copies of the stream's: the stream's bound on them
 // (the acquisition thread trusts it instead of reading each sample back).
 TEST(PointFanout, APointHasTheBoundOfItsStream) {
@@ -113,6 +111,8 @@ TEST(PointFanout, APointHasTheBoundOfItsStream) {
   for (std::size_t k = 0; k < 2; ++k) EXPECT_TRUE(std::isinf(two.source(k)->peak_bound().v)) << "the charger has none";
 }
 
+// The car side's input power of calibrated grid samples: gain * raw + offset
+// in float per channel, as the grid side's processing calibrates them.
 TEST(PointFanout, TheInputPowerTakesTheGridSidesGainsAndOffsets) {
   Simulator sim(charger());
   SampleBlock whole, car;

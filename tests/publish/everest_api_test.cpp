@@ -335,6 +335,7 @@ TEST(MeterTransactions, AStopThatClosesSeveralRepliesWithTheLastOnesRecordsAndBa
   ASSERT_EQ(s.status, TransactionStatus::ok) << s.error;
   EXPECT_TRUE(meter->open_transactions().empty()) << "both closed";
   // Which one was closed last is the journal's order; the reply is that one's, whole.
+  ASSERT_TRUE(s.start_signed_meter_value && ra.signed_meter_value && rb.signed_meter_value);
   const bool b_last = s.start_signed_meter_value->signed_meter_data == rb.signed_meter_value->signed_meter_data;
   const bool a_last = s.start_signed_meter_value->signed_meter_data == ra.signed_meter_value->signed_meter_data;
   ASSERT_NE(a_last, b_last) << "the reply's begin record is one of the two";

@@ -165,8 +165,8 @@ class Processor {
   Sums sums_;
   std::uint64_t win_lost_ = 0;
   std::int64_t win_start_utc_ = 0;
-  Phasor z_;                  // DFT reference phasor
-  double rc_ = 1, rs_ = 0;    // and its step per frame
+  Phasor z_;  // DFT reference phasor
+  Phasor r_;  // and its turn per frame
   WindowRecord rec_;
   std::uint64_t win_seq_ = 0;
   legal::EnergyIntegrator energy_;  // the registers (legal part)
